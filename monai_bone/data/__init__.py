@@ -1,0 +1,1 @@
+"""Data sources, synthetic cohort, DICOM header reading and datalist indexing."""
