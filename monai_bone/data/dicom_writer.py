@@ -1,0 +1,326 @@
+"""Write single-frame DX (Digital X-Ray, For Presentation) DICOM files with pydicom.
+
+Used by the synthetic cohort (:mod:`monai_bone.data.synth`) and by tests that need real DICOM files with a known
+pixel content (for example the MONOCHROME1 / MONOCHROME2 equivalence of the X-ray normaliser).
+
+Pixel convention of :func:`write_dx` (the one thing callers must know):
+
+* ``pixels`` is always given in the **MONOCHROME2 convention** -- high value = high attenuation = bone bright --
+  as unsigned integers in ``[0, 2**bits_stored - 1]``.
+* For ``photometric="MONOCHROME2"`` the stored values are ``pixels``.
+  For ``photometric="MONOCHROME1"`` the stored values are ``(2**bits_stored - 1) - pixels``, so a viewer that honours
+  MONOCHROME1 (minimum = white) displays the same picture, and ``stored_MONO1 + stored_MONO2 == 2**bits_stored - 1``
+  element-wise for the same ``pixels``.
+* The modality LUT is ``modality = stored * RescaleSlope + RescaleIntercept`` (slope must be positive). With the default
+  identity rescale (slope 1, intercept 0, ``RescaleType`` "US", as the DX IOD requires) the modality values of a
+  MONOCHROME2 file equal ``pixels``; the modality values of a MONOCHROME1 file equal the stored (inverted) values.
+  A non-identity ``rescale`` (as CR files carry) is supported for tests; it leaves the stored values unchanged.
+* ``window`` is given in the units of ``pixels`` (MONOCHROME2 convention, before rescale); the writer converts it to
+  the file's modality units: WindowCenter = ``c'`` * slope + intercept with ``c' = c`` (MONOCHROME2) or
+  ``c' = 2**bits_stored - 1 - c`` (MONOCHROME1), WindowWidth = ``w`` * slope. The same ``window`` therefore selects
+  the same tissue in both photometric variants of one image.
+
+Every file is written atomically (:func:`monai_bone.utils.io.atomic_write_bytes`) as explicit VR little endian with a
+file meta header (Part 10), SOP Class "Digital X-Ray Image Storage - For Presentation". UIDs are derived
+deterministically from ``uid_seed`` and ``patient_id`` (``pydicom.uid.generate_uid(entropy_srcs=...)``) and dates are
+fixed, so the same inputs give byte-identical files. PatientName and PatientBirthDate are always empty.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.datadict import tag_for_keyword
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence as DicomSequence
+from pydicom.uid import DigitalXRayImageStorageForPresentation, ExplicitVRLittleEndian, generate_uid
+
+from monai_bone.constants import SYNTHETIC_NOTE
+from monai_bone.utils.io import atomic_write_bytes
+
+__all__ = ["ANATOMIC_REGION_CODES", "DEFAULT_DATE", "PHOTOMETRIC_VALUES", "dicom_age", "dx_uids", "write_dx"]
+
+logger = logging.getLogger(__name__)
+
+#: Photometric interpretations that :func:`write_dx` accepts.
+PHOTOMETRIC_VALUES: tuple[str, ...] = ("MONOCHROME1", "MONOCHROME2")
+
+#: Fixed study/content date written to every file (no wall clock: outputs must be reproducible).
+DEFAULT_DATE: str = "20000101"
+_DEFAULT_TIME = "120000"
+
+#: SNOMED CT codes for AnatomicRegionSequence, by BodyPartExamined.
+ANATOMIC_REGION_CODES: dict[str, tuple[str, str]] = {
+    "HIP": ("24136001", "Hip joint"),
+    "KNEE": ("72696002", "Knee"),
+    "PELVIS": ("12921003", "Pelvis"),
+    "FEMUR": ("71341001", "Femur"),
+}
+
+
+def dicom_age(age_years: float) -> str:
+    """Format an age in years as a DICOM AS string (completed years, ``"075Y"``; months below 1 year).
+
+    Args:
+        age_years: age in years, ``0 <= age_years < 1000``.
+
+    Returns:
+        The 4-character age string.
+
+    Raises:
+        ValueError: when the age is negative, not finite or too large for the AS format.
+    """
+    age = float(age_years)
+    if not math.isfinite(age) or age < 0 or age >= 1000:
+        raise ValueError(f"age {age_years!r} cannot be written as a DICOM age string (0 <= age < 1000 years)")
+    if age < 1.0:
+        return f"{int(age * 12):03d}M"
+    return f"{int(age):03d}Y"
+
+
+def dx_uids(patient_id: str, uid_seed: str | int = "monai-bone") -> dict[str, str]:
+    """Deterministic Study/Series/SOP Instance UIDs for one patient's single DX image.
+
+    Args:
+        patient_id: patient identifier (part of the entropy).
+        uid_seed: any string or integer that distinguishes cohorts (e.g. ``"synth-hip-seed0"``).
+
+    Returns:
+        ``{"StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"}``.
+    """
+    base = [str(uid_seed), str(patient_id)]
+    return {
+        "StudyInstanceUID": str(generate_uid(entropy_srcs=[*base, "study"])),
+        "SeriesInstanceUID": str(generate_uid(entropy_srcs=[*base, "series"])),
+        "SOPInstanceUID": str(generate_uid(entropy_srcs=[*base, "instance"])),
+    }
+
+
+def _ds(value: float, digits: int = 6) -> str:
+    """Format a float as a DICOM DS string (at most 16 characters)."""
+    text = f"{float(value):.{digits}g}"
+    if len(text) > 16:
+        text = f"{float(value):.6e}"
+    return text
+
+
+def write_dx(
+    path: str | os.PathLike,
+    pixels: np.ndarray,
+    *,
+    patient_id: str,
+    body_part: str,
+    sex: str | None = None,
+    age_years: float | None = None,
+    height_m: float | None = None,
+    weight_kg: float | None = None,
+    photometric: str = "MONOCHROME2",
+    bits_stored: int = 12,
+    pixel_spacing_mm: Sequence[float] = (0.15, 0.15),
+    uid_seed: str | int = "monai-bone",
+    laterality: str | None = None,
+    rescale: tuple[float, float] | None = (1.0, 0.0),
+    window: tuple[float, float] | None = None,
+    study_date: str = DEFAULT_DATE,
+    synthetic: bool = True,
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write one single-frame DX "For Presentation" DICOM file (explicit VR little endian, Part 10 file meta).
+
+    Args:
+        path: destination ``.dcm`` file; parent folders are created; written atomically.
+        pixels: 2-D array ``(rows, cols)`` in the **MONOCHROME2 convention** (bone bright), unsigned integer values in
+            ``[0, 2**bits_stored - 1]`` (any integer dtype or an integral float array).
+        patient_id: PatientID (never a name; PatientName and PatientBirthDate are written empty).
+        body_part: BodyPartExamined, e.g. ``"HIP"`` or ``"KNEE"`` (upper-cased).
+        sex: PatientSex ``"F"``, ``"M"`` or ``"O"``; ``None`` writes the tag empty (unknown).
+        age_years: PatientAge in years, written as completed years ``"075Y"``; ``None`` writes it empty.
+        height_m: PatientSize in metres; ``None`` omits the value (tag empty).
+        weight_kg: PatientWeight in kg; ``None`` omits the value (tag empty).
+        photometric: ``"MONOCHROME2"`` (stored = ``pixels``) or ``"MONOCHROME1"``
+            (stored = ``2**bits_stored - 1 - pixels``; PresentationLUTShape ``"INVERSE"``).
+        bits_stored: BitsStored, 8 to 16 (BitsAllocated is always 16, HighBit = BitsStored - 1, unsigned).
+        pixel_spacing_mm: (row spacing, column spacing) in mm, written as PixelSpacing and ImagerPixelSpacing.
+        uid_seed: entropy for the deterministic UIDs (:func:`dx_uids`); give each cohort its own seed.
+        laterality: ImageLaterality ``"R"``, ``"L"`` or ``None`` (written ``"U"``, unpaired/unknown).
+        rescale: ``(RescaleSlope, RescaleIntercept)`` with a positive slope, written with RescaleType ``"US"``;
+            ``None`` omits the three tags. Stored values do not depend on it.
+        window: optional ``(center, width)`` in ``pixels`` units (MONOCHROME2 convention), converted to the file's
+            WindowCenter/WindowWidth as described in the module docstring.
+        study_date: StudyDate/ContentDate (``YYYYMMDD``), fixed for reproducibility.
+        synthetic: write :data:`~monai_bone.constants.SYNTHETIC_NOTE` into ImageComments and mark the equipment as
+            the monai-bone phantom. Set ``False`` only for files that are not synthetic images.
+        extra: further ``{DICOM keyword: value}`` elements to set last (e.g. ``{"KVP": "70"}``).
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: naming ``path`` when the pixels, a tag value or an ``extra`` keyword is invalid.
+    """
+    path = Path(path)
+    where = f"cannot write DX file {path}"
+    arr = np.asarray(pixels)
+    if arr.ndim != 2 or min(arr.shape) < 1:
+        raise ValueError(f"{where}: pixels must be a non-empty 2-D array (rows, cols), got shape {arr.shape}")
+    if not (isinstance(bits_stored, (int, np.integer)) and 8 <= int(bits_stored) <= 16):
+        raise ValueError(f"{where}: bits_stored must be an integer in [8, 16], got {bits_stored!r}")
+    bits_stored = int(bits_stored)
+    max_value = (1 << bits_stored) - 1
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)) or not np.array_equal(arr, np.round(arr)):
+            raise ValueError(f"{where}: float pixels must hold finite integral values")
+    elif arr.dtype.kind not in "ui":
+        raise ValueError(f"{where}: pixels must be integers, got dtype {arr.dtype}")
+    lo, hi = (float(arr.min()), float(arr.max()))
+    if lo < 0 or hi > max_value:
+        raise ValueError(
+            f"{where}: pixel values [{lo:g}, {hi:g}] outside [0, {max_value}] for BitsStored {bits_stored}"
+        )
+    photometric = str(photometric).upper()
+    if photometric not in PHOTOMETRIC_VALUES:
+        raise ValueError(f"{where}: photometric must be one of {PHOTOMETRIC_VALUES}, got {photometric!r}")
+    if sex is not None and sex not in ("F", "M", "O"):
+        raise ValueError(f"{where}: sex must be 'F', 'M', 'O' or None, got {sex!r}")
+    if laterality is not None and laterality not in ("R", "L"):
+        raise ValueError(f"{where}: laterality must be 'R', 'L' or None, got {laterality!r}")
+    spacing = [float(s) for s in pixel_spacing_mm]
+    if len(spacing) != 2 or not all(math.isfinite(s) and s > 0 for s in spacing):
+        raise ValueError(f"{where}: pixel_spacing_mm must be two positive numbers, got {pixel_spacing_mm!r}")
+    if rescale is not None and not (len(rescale) == 2 and float(rescale[0]) > 0 and math.isfinite(float(rescale[1]))):
+        raise ValueError(f"{where}: rescale must be (positive slope, finite intercept), got {rescale!r}")
+    if window is not None and not (len(window) == 2 and float(window[1]) >= 1):
+        raise ValueError(f"{where}: window must be (center, width >= 1), got {window!r}")
+    for name, value, ok in (
+        ("height_m", height_m, lambda v: 0 < v < 3),
+        ("weight_kg", weight_kg, lambda v: 0 < v < 1000),
+    ):
+        if value is not None and not (math.isfinite(float(value)) and ok(float(value))):
+            raise ValueError(f"{where}: {name}={value!r} is not plausible")
+    try:
+        age_text = "" if age_years is None else dicom_age(age_years)
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from None
+    body_part = str(body_part).upper()
+    if not body_part or len(body_part) > 16:
+        raise ValueError(f"{where}: body_part must be a non-empty code string of at most 16 characters")
+
+    stored = (
+        arr.astype(np.uint16) if photometric == "MONOCHROME2" else (max_value - arr.astype(np.int64)).astype(np.uint16)
+    )
+    uids = dx_uids(patient_id, uid_seed)
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = DigitalXRayImageStorageForPresentation
+    meta.MediaStorageSOPInstanceUID = uids["SOPInstanceUID"]
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+
+    ds = Dataset()
+    ds.file_meta = meta
+    # SOP common
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.SOPClassUID = DigitalXRayImageStorageForPresentation
+    ds.SOPInstanceUID = uids["SOPInstanceUID"]
+    ds.InstanceCreationDate = study_date
+    ds.InstanceCreationTime = _DEFAULT_TIME
+    # patient (no names, no birth date)
+    ds.PatientName = ""
+    ds.PatientID = str(patient_id)
+    ds.PatientBirthDate = ""
+    ds.PatientSex = sex or ""
+    ds.PatientAge = age_text
+    ds.PatientSize = _ds(height_m, 4) if height_m is not None else None
+    ds.PatientWeight = _ds(weight_kg, 5) if weight_kg is not None else None
+    # study / series / equipment
+    ds.StudyInstanceUID = uids["StudyInstanceUID"]
+    ds.StudyDate = study_date
+    ds.StudyTime = _DEFAULT_TIME
+    ds.ReferringPhysicianName = ""
+    ds.StudyID = "1"
+    ds.AccessionNumber = ""
+    ds.StudyDescription = f"{body_part} AP" + (" (SYNTHETIC)" if synthetic else "")
+    ds.Modality = "DX"
+    ds.SeriesInstanceUID = uids["SeriesInstanceUID"]
+    ds.SeriesNumber = 1
+    ds.SeriesDate = study_date
+    ds.SeriesTime = _DEFAULT_TIME
+    ds.PresentationIntentType = "FOR PRESENTATION"
+    ds.Manufacturer = "monai-bone synthetic phantom" if synthetic else ""
+    ds.ManufacturerModelName = "monai-bone phantom" if synthetic else ""
+    from monai_bone import __version__
+
+    ds.SoftwareVersions = f"monai-bone {__version__}"
+    # general image / DX image
+    ds.InstanceNumber = 1
+    ds.ContentDate = study_date
+    ds.ContentTime = _DEFAULT_TIME
+    ds.AcquisitionDate = study_date
+    ds.AcquisitionTime = _DEFAULT_TIME
+    ds.ImageType = ["DERIVED", "PRIMARY"] if synthetic else ["ORIGINAL", "PRIMARY"]
+    ds.PatientOrientation = ["L", "F"] if laterality != "L" else ["R", "F"]
+    ds.BurnedInAnnotation = "NO"
+    ds.LossyImageCompression = "00"
+    ds.CalibrationImage = "NO"
+    if synthetic:
+        ds.ImageComments = SYNTHETIC_NOTE
+    ds.PixelIntensityRelationship = "LOG"
+    # +1: higher stored value = more X-ray intensity reaching the detector (dark in MONOCHROME2 terms).
+    ds.PixelIntensityRelationshipSign = 1 if photometric == "MONOCHROME1" else -1
+    if rescale is not None:
+        ds.RescaleIntercept = _ds(rescale[1])
+        ds.RescaleSlope = _ds(rescale[0])
+        ds.RescaleType = "US"
+    ds.PresentationLUTShape = "INVERSE" if photometric == "MONOCHROME1" else "IDENTITY"
+    if window is not None:
+        slope, intercept = (1.0, 0.0) if rescale is None else (float(rescale[0]), float(rescale[1]))
+        center = float(window[0]) if photometric == "MONOCHROME2" else max_value - float(window[0])
+        ds.WindowCenter = _ds(center * slope + intercept)
+        ds.WindowWidth = _ds(float(window[1]) * slope)
+        ds.WindowCenterWidthExplanation = "DEFAULT"
+        ds.VOILUTFunction = "LINEAR"
+    # anatomy / positioning / detector
+    ds.BodyPartExamined = body_part
+    ds.ViewPosition = "AP"
+    ds.ImageLaterality = laterality or "U"
+    if body_part in ANATOMIC_REGION_CODES:
+        code, meaning = ANATOMIC_REGION_CODES[body_part]
+        item = Dataset()
+        item.CodeValue = code
+        item.CodingSchemeDesignator = "SCT"
+        item.CodeMeaning = meaning
+        ds.AnatomicRegionSequence = DicomSequence([item])
+    ds.PixelSpacing = [_ds(s) for s in spacing]
+    ds.ImagerPixelSpacing = [_ds(s) for s in spacing]
+    ds.DetectorType = "SCINTILLATOR" if synthetic else ""
+    # image pixel
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = photometric
+    ds.Rows, ds.Columns = int(arr.shape[0]), int(arr.shape[1])
+    ds.BitsAllocated = 16
+    ds.BitsStored = bits_stored
+    ds.HighBit = bits_stored - 1
+    ds.PixelRepresentation = 0
+    ds.PixelData = np.ascontiguousarray(stored, dtype="<u2").tobytes()
+    ds["PixelData"].VR = "OW"
+
+    for keyword, value in (extra or {}).items():
+        if tag_for_keyword(keyword) is None:
+            raise ValueError(f"{where}: extra keyword {keyword!r} is not a DICOM keyword")
+        setattr(ds, keyword, value)
+
+    buf = io.BytesIO()
+    try:
+        pydicom.dcmwrite(buf, ds, enforce_file_format=True)
+    except (ValueError, TypeError, OverflowError) as err:
+        raise ValueError(f"{where}: {err}") from err
+    atomic_write_bytes(path, buf.getvalue())
+    logger.debug("wrote %s (%s, %d-bit, %dx%d)", path, photometric, bits_stored, arr.shape[0], arr.shape[1])
+    return path
