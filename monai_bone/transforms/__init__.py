@@ -1,1 +1,52 @@
-"""monai_bone.transforms"""
+"""monai_bone.transforms: X-ray loading and normalisation, clinical vector (array and dictionary versions)."""
+
+from __future__ import annotations
+
+from monai_bone.transforms.array import (
+    DICOM_PLAIN_TAGS,
+    IMAGE_SUFFIXES,
+    LUMINANCE_WEIGHTS,
+    XRAY_META_KEYS,
+    ClinicalVector,
+    LoadXray,
+    XrayNormalise,
+    XrayPydicomReader,
+    XrayReadError,
+)
+from monai_bone.transforms.clinical_stats import STATS_FORMAT, ClinicalStats, check_fields, encode_field
+from monai_bone.transforms.dictionary import (
+    ClinicalVectorD,
+    ClinicalVectord,
+    ClinicalVectorDict,
+    LoadXrayD,
+    LoadXrayd,
+    LoadXrayDict,
+    XrayNormaliseD,
+    XrayNormalised,
+    XrayNormaliseDict,
+)
+
+__all__ = [
+    "DICOM_PLAIN_TAGS",
+    "IMAGE_SUFFIXES",
+    "LUMINANCE_WEIGHTS",
+    "STATS_FORMAT",
+    "XRAY_META_KEYS",
+    "ClinicalStats",
+    "ClinicalVector",
+    "ClinicalVectorD",
+    "ClinicalVectorDict",
+    "ClinicalVectord",
+    "LoadXray",
+    "LoadXrayD",
+    "LoadXrayDict",
+    "LoadXrayd",
+    "XrayNormalise",
+    "XrayNormaliseD",
+    "XrayNormaliseDict",
+    "XrayNormalised",
+    "XrayPydicomReader",
+    "XrayReadError",
+    "check_fields",
+    "encode_field",
+]
