@@ -1,0 +1,78 @@
+"""``monai-bone index``: scan a DICOM or KOP image folder into a MONAI datalist with folds, rejects and warnings.
+
+Example::
+
+    monai-bone index cohort/dicom --out cohort/datalist.json \\
+        --clinical cohort/clinical.csv --clinical cohort/ground_truth.csv --task hip --folds 10 --seed 0
+
+prints ``files seen N = used U + rejected R`` with the count per reject reason, and writes ``rejects.csv`` and
+``warnings.csv`` beside the datalist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from monai_bone.data.datalist import TASKS, build_datalist
+from monai_bone.data.sources import SOURCE_KINDS
+
+__all__ = ["add_parser", "run"]
+
+logger = logging.getLogger(__name__)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register the ``index`` sub-command.
+
+    Args:
+        subparsers: the object returned by ``ArgumentParser.add_subparsers``.
+
+    Returns:
+        The sub-command parser (``func`` set to :func:`run`).
+    """
+    parser = subparsers.add_parser(
+        "index",
+        help="index a DICOM or KOP image folder into a MONAI datalist (folds, rejects.csv, warnings.csv)",
+        description=(
+            "Header-only scan of SOURCE (DICOM DX/CR files with any names, or KOP-style class folders of PNG/JPEG), "
+            "joined with clinical CSV(s) on --key; writes the datalist JSON plus rejects.csv and warnings.csv "
+            "beside it. Without --task (or without a label column) unlabelled records are kept (inference)."
+        ),
+    )
+    parser.add_argument("source", help="DICOM folder or KOP image folder (class sub-folders normal/, osteoporosis/...)")
+    parser.add_argument("--out", required=True, help="datalist JSON to write (rejects.csv/warnings.csv go beside it)")
+    parser.add_argument(
+        "--clinical",
+        action="append",
+        default=None,
+        metavar="CSV",
+        help="clinical CSV keyed by --key (repeatable; files are merged on the key; bmd/label columns are labels)",
+    )
+    parser.add_argument("--key", default="PatientID", help="join key: DICOM keyword = CSV column (default PatientID)")
+    parser.add_argument("--task", choices=TASKS, default=None, help="hip (label bmd) or knee (label class)")
+    parser.add_argument("--folds", type=int, default=10, help="patient-disjoint stratified folds (default 10)")
+    parser.add_argument("--seed", type=int, default=0, help="fold shuffling seed (default 0)")
+    parser.add_argument(
+        "--source-kind", choices=SOURCE_KINDS, default=None, help="source layout (default: auto-detect)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``index`` with parsed arguments; prints the summary and returns the exit code (0)."""
+    summary = build_datalist(
+        args.source,
+        args.out,
+        clinical=args.clinical,
+        key=args.key,
+        task=args.task,
+        folds=args.folds,
+        seed=args.seed,
+        progress=not args.no_progress,
+        source_kind=args.source_kind,
+    )
+    print(summary)
+    return 0

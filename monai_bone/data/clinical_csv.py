@@ -1,0 +1,335 @@
+"""Read clinical CSV files keyed by a column (default ``PatientID``) into typed values per key.
+
+One or more CSV files are merged on the key. Reading is forgiving about format and strict about meaning:
+
+* lines starting with ``#`` are comments (a comment containing :data:`~monai_bone.constants.SYNTHETIC_NOTE` marks the
+  file as synthetic); blank lines are skipped;
+* the delimiter is sniffed from the header line (``,``, ``;``, tab or ``|``); with ``;``/tab/``|`` a decimal comma
+  (``1,62``) is read as a decimal point;
+* the encoding is UTF-8 (with or without BOM), falling back to Latin-1 with a logged warning;
+* column names match case-insensitively (``PatientID`` = ``patientid``; ``AGE_XRAY`` = ``age_xray``); the columns the
+  index understands are :data:`~monai_bone.constants.CLINICAL_FIELDS` plus ``bmd`` (g/cm², hip) and ``label`` (knee:
+  class index or name) -- others are kept as text but not used;
+* numeric fields are parsed to float (``""``, ``NA``, ``nan``, ``null``, ``-``, ``?`` = missing); ``sex`` is normalised
+  by :func:`~monai_bone.data.dicom_header.normalise_sex`, ``smoking`` by :func:`normalise_smoking`; values that do not
+  parse become ``None`` with a :class:`~monai_bone.data.dicom_header.FieldWarning`;
+* one record per line (quoted cells must not contain line breaks);
+* a key that appears more than once (in one file or across files) is merged: missing values are filled from the other
+  row, equal values are fine, and *conflicting* values are set to ``None`` and reported (never silently picked).
+
+Unit fixes and plausibility checks are applied by the index (:mod:`monai_bone.data.datalist`), where header and CSV
+values meet.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from monai_bone.constants import CATEGORICAL_CODES, CLINICAL_FIELDS, NUMERIC_FIELDS, SYNTHETIC_NOTE
+from monai_bone.data.dicom_header import FieldWarning, normalise_sex
+
+__all__ = [
+    "LABEL_COLUMNS",
+    "MISSING_TOKENS",
+    "ClinicalTable",
+    "normalise_smoking",
+    "parse_number",
+    "read_clinical_csv",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Label columns understood besides the clinical fields: ``bmd`` (g/cm², hip) and ``label`` (knee class).
+LABEL_COLUMNS: tuple[str, ...] = ("bmd", "label")
+
+#: Cell values read as "missing" (case-insensitive, after stripping).
+MISSING_TOKENS: frozenset[str] = frozenset({"", "na", "n/a", "nan", "none", "null", "missing", "-", ".", "?"})
+
+_DELIMITERS = (",", ";", "\t", "|")
+_DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+$")
+_SMOKING_ALIASES = {
+    "never": "never",
+    "no": "never",
+    "non-smoker": "never",
+    "nonsmoker": "never",
+    "non smoker": "never",
+    "former": "former",
+    "ex": "former",
+    "ex-smoker": "former",
+    "past": "former",
+    "current": "current",
+    "yes": "current",
+    "smoker": "current",
+    "current smoker": "current",
+}
+
+
+def parse_number(text: Any, decimal_comma: bool = False) -> float | None:
+    """Parse a CSV cell as a float.
+
+    Args:
+        text: the cell (string or number).
+        decimal_comma: also accept ``1,62`` for 1.62 (set when the delimiter is not a comma).
+
+    Returns:
+        The value, or ``None`` for a missing token (:data:`MISSING_TOKENS`).
+
+    Raises:
+        ValueError: when the cell is neither missing nor a finite number.
+    """
+    if text is None:
+        return None
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        value = float(text)
+    else:
+        cell = str(text).strip()
+        if cell.lower() in MISSING_TOKENS:
+            return None
+        if decimal_comma and _DECIMAL_COMMA.match(cell):
+            cell = cell.replace(",", ".")
+        try:
+            value = float(cell)
+        except ValueError:
+            raise ValueError(f"{cell!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r} is not a finite number")
+    return value
+
+
+def normalise_smoking(value: Any) -> str | None:
+    """Normalise a smoking status to ``never`` / ``former`` / ``current`` (:data:`CATEGORICAL_CODES` ``smoking``).
+
+    Accepts the codes themselves, common words (``no``, ``ex``, ``ex-smoker``, ``yes``, ``smoker``) and the numeric
+    codes (0 = never, 1 = former, 2 = current).
+
+    Args:
+        value: the cell, or empty/``None``.
+
+    Returns:
+        The code or ``None`` when missing.
+
+    Raises:
+        ValueError: for an unknown code.
+    """
+    if value is None:
+        return None
+    text = str(value).strip().lower()
+    if text in MISSING_TOKENS:
+        return None
+    if text in _SMOKING_ALIASES:
+        return _SMOKING_ALIASES[text]
+    try:
+        number = float(text)
+    except ValueError:
+        number = None
+    if number is not None:
+        for code, code_number in CATEGORICAL_CODES["smoking"].items():
+            if number == code_number:
+                return code
+    raise ValueError(f"smoking status {str(value).strip()!r} is not never/former/current (or 0/1/2)")
+
+
+@dataclass
+class ClinicalTable:
+    """Clinical values per key, merged from one or more CSV files.
+
+    Attributes:
+        key: the key column name as asked for (matched case-insensitively).
+        paths: the files read.
+        columns: canonical names of the understood columns present in at least one file
+            (subset of ``CLINICAL_FIELDS + ("bmd", "label")``).
+        rows: ``{key value: {column: value}}`` -- floats for numeric fields and ``bmd``, codes for ``sex`` and
+            ``smoking``, stripped text for ``label`` and other columns; ``None`` when missing, unparseable or
+            conflicting.
+        origins: ``{key value: "file:line, file:line"}`` -- where each key's row(s) came from.
+        warnings: ``{key value: [FieldWarning, ...]}`` -- unparseable cells and conflicting duplicates.
+        synthetic_files: files with a ``#`` comment line containing :data:`~monai_bone.constants.SYNTHETIC_NOTE`.
+    """
+
+    key: str
+    paths: list[Path]
+    columns: list[str]
+    rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    origins: dict[str, str] = field(default_factory=dict)
+    warnings: dict[str, list[FieldWarning]] = field(default_factory=dict)
+    synthetic_files: list[Path] = field(default_factory=list)
+
+    @property
+    def synthetic(self) -> bool:
+        """Every file read carries the synthetic-data note."""
+        return bool(self.paths) and len(self.synthetic_files) == len(self.paths)
+
+    def has_column(self, name: str) -> bool:
+        """Whether a canonical column (e.g. ``"bmd"``) is present in any file."""
+        return name in self.columns
+
+    def get(self, key_value: str | None) -> dict[str, Any] | None:
+        """The merged row of a key value, or ``None`` when there is none."""
+        if key_value is None:
+            return None
+        return self.rows.get(str(key_value).strip())
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def describe(self) -> str:
+        """Short description for messages: file names and the number of keys."""
+        return f"{', '.join(p.name for p in self.paths)} ({len(self.rows)} keys)"
+
+
+def _decode(path: Path) -> str:
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        logger.warning("%s is not valid UTF-8; reading it as Latin-1", path)
+        return raw.decode("latin-1")
+
+
+def _sniff_delimiter(header_line: str) -> str:
+    """Pick the delimiter that splits the header line into the most columns (quotes respected)."""
+    best, best_count = ",", 0
+    for delim in _DELIMITERS:
+        count = len(next(csv.reader([header_line], delimiter=delim)))
+        if count > best_count:
+            best, best_count = delim, count
+    return best
+
+
+def _parse_cell(column: str, cell: str, decimal_comma: bool) -> Any:
+    """Typed value of one cell of an understood column; raises ValueError when it does not parse."""
+    if column in NUMERIC_FIELDS or column == "bmd":
+        return parse_number(cell, decimal_comma=decimal_comma)
+    if column == "sex":
+        return None if cell.strip().lower() in MISSING_TOKENS else normalise_sex(cell)
+    if column == "smoking":
+        return normalise_smoking(cell)
+    text = cell.strip()
+    return None if text.lower() in MISSING_TOKENS else text
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+    return a == b
+
+
+def read_clinical_csv(paths: str | os.PathLike | Iterable[str | os.PathLike], key: str = "PatientID") -> ClinicalTable:
+    """Read and merge clinical CSV file(s) on a key column.
+
+    Args:
+        paths: one path or several; all must have the key column.
+        key: key column name, matched case-insensitively (default ``PatientID``).
+
+    Returns:
+        The merged :class:`ClinicalTable`.
+
+    Raises:
+        FileNotFoundError: when a file does not exist.
+        ValueError: naming the file when it has no header, no key column, or a column name twice.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    path_list = [Path(p) for p in paths]
+    if not path_list:
+        raise ValueError("no clinical CSV file given")
+    table = ClinicalTable(key=key, paths=path_list, columns=[])
+    conflicted: dict[str, set[str]] = {}
+    sources: dict[str, dict[str, str]] = {}
+    row_counts: dict[str, int] = {}
+    understood = set(CLINICAL_FIELDS) | set(LABEL_COLUMNS)
+    for path in path_list:
+        if not path.is_file():
+            raise FileNotFoundError(f"clinical CSV {path} does not exist")
+        text = _decode(path)
+        lines = text.splitlines()
+        data_lines: list[tuple[int, str]] = []
+        for number, line in enumerate(lines, start=1):
+            stripped = line.strip()
+            if not stripped:
+                continue
+            if stripped.startswith("#"):
+                if SYNTHETIC_NOTE in stripped and path not in table.synthetic_files:
+                    table.synthetic_files.append(path)
+                continue
+            data_lines.append((number, line))
+        if not data_lines:
+            raise ValueError(f"clinical CSV {path} has no header line")
+        delimiter = _sniff_delimiter(data_lines[0][1])
+        decimal_comma = delimiter != ","
+        header = [h.strip() for h in next(csv.reader([data_lines[0][1]], delimiter=delimiter))]
+        lowered = [h.lower() for h in header]
+        duplicates = sorted({h for h in lowered if lowered.count(h) > 1 and h})
+        if duplicates:
+            raise ValueError(f"clinical CSV {path}: column(s) {duplicates} appear more than once (case-insensitive)")
+        if key.lower() not in lowered:
+            raise ValueError(
+                f"clinical CSV {path}: key column {key!r} not found (columns: {', '.join(header)}); "
+                "pass the right --key or rename the column"
+            )
+        key_index = lowered.index(key.lower())
+        columns = {i: name for i, name in enumerate(lowered) if i != key_index and name}
+        for name in columns.values():
+            if name in understood and name not in table.columns:
+                table.columns.append(name)
+        reader = csv.reader([line for _, line in data_lines[1:]], delimiter=delimiter)
+        for (line_number, _), cells in zip(data_lines[1:], reader):
+            where = f"{path.name}:{line_number}"
+            if len(cells) != len(header):
+                logger.warning(
+                    "%s: %d cells but the header has %d columns; line skipped", where, len(cells), len(header)
+                )
+                continue
+            key_value = cells[key_index].strip()
+            if not key_value:
+                logger.warning("%s: empty key %r; line skipped", where, key)
+                continue
+            row = table.rows.setdefault(key_value, {})
+            row_counts[key_value] = row_counts.get(key_value, 0) + 1
+            row_sources = sources.setdefault(key_value, {})
+            bad = conflicted.setdefault(key_value, set())
+            table.origins[key_value] = f"{table.origins[key_value]}, {where}" if key_value in table.origins else where
+            for index, column in columns.items():
+                cell = cells[index]
+                try:
+                    value = _parse_cell(column, cell, decimal_comma) if column in understood else cell.strip() or None
+                except ValueError as err:
+                    table.warnings.setdefault(key_value, []).append(
+                        FieldWarning(column, "unparseable", cell.strip(), None, f"{err}; set to null", f"csv:{where}")
+                    )
+                    value = None
+                if column in bad or value is None:
+                    row.setdefault(column, None)
+                    continue
+                previous = row.get(column)
+                if previous is None:
+                    row[column] = value
+                    row_sources[column] = where
+                elif not _same(previous, value):
+                    bad.add(column)
+                    row[column] = None
+                    table.warnings.setdefault(key_value, []).append(
+                        FieldWarning(
+                            column,
+                            "conflict",
+                            f"{previous} | {value}",
+                            None,
+                            f"{key} {key_value}: {column!r} is {previous} in {row_sources[column]} but {value} in "
+                            f"{where}; set to null",
+                            f"csv:{where}",
+                        )
+                    )
+    table.columns = [c for c in (*CLINICAL_FIELDS, *LABEL_COLUMNS) if c in table.columns]
+    duplicated = [k for k, n in row_counts.items() if n > 1]
+    if duplicated:
+        logger.info("%d key(s) appear in more than one CSV row; rows merged (conflicts reported)", len(duplicated))
+    logger.debug("read clinical CSV(s) %s", table.describe())
+    return table

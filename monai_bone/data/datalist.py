@@ -1,0 +1,742 @@
+"""Build a MONAI datalist from an image source: header scan, clinical CSV join, labels, patient-disjoint folds, rejects.
+
+:func:`build_datalist` is the library side of ``monai-bone index``. It writes three files:
+
+* the datalist JSON (``{"task", "synthetic", "num_folds", "seed", "clinical_fields", "labels", "source", "key",
+  "training": [...]}``; see ``docs/interfaces.md``), loadable by
+  ``monai.data.load_decathlon_datalist(path, data_list_key="training")``; ``image`` paths are relative to the
+  datalist's folder and every record has the same keys (clinical fields are ``null`` when missing);
+* ``rejects.csv`` beside it: ``path, reason, detail`` -- one row per file seen but not used (reasons:
+  :data:`~monai_bone.data.dicom_header.REJECT_REASONS`);
+* ``warnings.csv`` beside it: ``path, patient_id, field, code, source, original, corrected, detail`` -- field-level
+  corrections and disagreements of the *used* files.
+
+Clinical values (:data:`~monai_bone.constants.CLINICAL_FIELDS`) come from the clinical CSV(s), joined on ``key``
+(default ``PatientID``), and fall back to the DICOM header for ``age_xray``, ``sex``, ``height``, ``weight``
+(:data:`~monai_bone.constants.DICOM_FIELDS`). When both are present the CSV wins and a disagreement is recorded.
+A height above 3 is taken as centimetres (converted, with a warning); a value outside
+:data:`~monai_bone.constants.PLAUSIBLE_RANGES` is set to null with a warning; ``bmi`` is derived from height and
+weight when missing.
+
+Labels: ``bmd`` (hip) from the CSV column ``bmd``; ``label`` (knee) from the CSV column ``label`` (class index or name
+of :data:`~monai_bone.constants.KNEE_LABELS_BINARY`/``KNEE_LABELS_THREE``) or from the class folder of an image-folder
+source (the CSV wins when both are present). With ``task`` set and a label source available, a file without a usable
+label is rejected (``missing_label``); without ``task`` or without a label source, unlabelled records are allowed
+(an inference datalist).
+
+Folds: :class:`sklearn.model_selection.StratifiedGroupKFold` with the patient as group (one patient is never in two
+folds), stratified by BMD quantile bins (hip) or class (knee).
+
+No PatientName, PatientBirthDate or other direct identifier is read, written or logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import warnings as _warnings
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from monai_bone.constants import (
+    CLINICAL_FIELDS,
+    DICOM_FIELDS,
+    KNEE_LABELS_BINARY,
+    KNEE_LABELS_THREE,
+    PLAUSIBLE_RANGES,
+    SYNTHETIC_NOTE,
+)
+from monai_bone.data.clinical_csv import ClinicalTable, read_clinical_csv
+from monai_bone.data.dicom_header import REJECT_REASONS, FieldWarning, RejectError
+from monai_bone.data.sources import ImageSource, SourceImage, open_source
+from monai_bone.utils.io import atomic_write_csv, atomic_write_text
+
+__all__ = [
+    "DATALIST_KEY",
+    "DIRECT_IDENTIFIERS",
+    "PLAUSIBLE_BMD",
+    "REJECT_COLUMNS",
+    "TASKS",
+    "WARNING_COLUMNS",
+    "IndexSummary",
+    "assign_folds",
+    "bmd_strata",
+    "build_datalist",
+    "resolve_label",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Key of the record list in the datalist JSON (``load_decathlon_datalist(..., data_list_key=DATALIST_KEY)``).
+DATALIST_KEY: str = "training"
+
+#: Tasks the index knows: ``hip`` (BMD regression, label column ``bmd``), ``knee`` (classification, ``label``).
+TASKS: tuple[str, ...] = ("hip", "knee")
+
+#: Columns of ``rejects.csv`` and ``warnings.csv``.
+REJECT_COLUMNS: tuple[str, ...] = ("path", "reason", "detail")
+WARNING_COLUMNS: tuple[str, ...] = ("path", "patient_id", "field", "code", "source", "original", "corrected", "detail")
+
+#: Plausible areal BMD in g/cm² (DXA femoral neck values lie well inside); outside → null with a warning.
+PLAUSIBLE_BMD: tuple[float, float] = (0.1, 2.5)
+
+#: DICOM keywords that identify a person directly; refused as join keys (and never read by the index).
+DIRECT_IDENTIFIERS: frozenset[str] = frozenset(
+    {
+        "PatientName",
+        "PatientBirthDate",
+        "PatientBirthTime",
+        "PatientBirthName",
+        "PatientMotherBirthName",
+        "OtherPatientNames",
+        "PatientAddress",
+        "PatientTelephoneNumbers",
+        "ResponsiblePerson",
+        "ReferringPhysicianName",
+    }
+)
+
+#: How far header and CSV values may differ before a disagreement is recorded.
+_AGREEMENT_TOLERANCE = {"age_xray": 1.0, "height": 0.02, "weight": 1.0}
+_BMI_TOLERANCE = 1.0
+_BODY_PARTS = {
+    "hip": ("HIP", "PELVIS", "FEMUR", "LEG", "LOWER LIMB", "LOWLIMB", "EXTREMITY"),
+    "knee": ("KNEE", "LEG", "LOWER LIMB", "LOWLIMB", "EXTREMITY", "TIBIA", "FEMUR"),
+}
+_MAX_BMD_BINS = 5
+
+
+@dataclass
+class IndexSummary:
+    """What :func:`build_datalist` did: ``seen == used + rejected`` always.
+
+    Attributes:
+        seen: files found in the source (the index's own outputs and input CSVs excluded).
+        used: records written to the datalist.
+        rejected: rows written to ``rejects.csv``.
+        reasons: reject count per reason code.
+        warnings: rows written to ``warnings.csv``.
+        patients: distinct patients (fold groups) among the used records.
+        task: ``"hip"``, ``"knee"`` or ``None``.
+        labelled: whether records are required to carry a label.
+        synthetic: every used file is labelled synthetic.
+        num_folds: number of folds.
+        fold_sizes: records per fold.
+        source: the source folder; source_kind: ``"dicom"`` or ``"kop"``.
+        datalist, rejects_csv, warnings_csv: the files written.
+    """
+
+    seen: int
+    used: int
+    rejected: int
+    reasons: dict[str, int]
+    warnings: int
+    patients: int
+    task: str | None
+    labelled: bool
+    synthetic: bool
+    num_folds: int
+    fold_sizes: dict[int, int]
+    source: Path
+    source_kind: str
+    datalist: Path
+    rejects_csv: Path
+    warnings_csv: Path
+
+    def __post_init__(self) -> None:
+        if self.seen != self.used + self.rejected or sum(self.reasons.values()) != self.rejected:
+            raise RuntimeError(
+                f"index accounting is off: seen {self.seen} != used {self.used} + rejected {self.rejected} "
+                f"(reasons {self.reasons})"
+            )
+
+    def lines(self) -> list[str]:
+        """Human-readable summary lines."""
+        out = [
+            f"index of {self.source} ({self.source_kind}): files seen {self.seen} = used {self.used} "
+            f"+ rejected {self.rejected}"
+        ]
+        if self.reasons:
+            out.append("  rejected by reason: " + ", ".join(f"{k} {v}" for k, v in sorted(self.reasons.items())))
+        out.append(f"  warnings: {self.warnings} (field corrections/disagreements, see {self.warnings_csv.name})")
+        folds = ", ".join(str(self.fold_sizes.get(i, 0)) for i in range(self.num_folds))
+        out.append(f"  patients: {self.patients}; {self.num_folds} fold(s) of sizes [{folds}]")
+        task = self.task or "none (inference datalist)"
+        out.append(f"  task: {task}; labelled: {'yes' if self.labelled else 'no'}; synthetic: {self.synthetic}")
+        out.append(f"  wrote {self.datalist}, {self.rejects_csv.name}, {self.warnings_csv.name}")
+        return out
+
+    def one_line(self) -> str:
+        """The accounting in one line: ``files seen N = used U + rejected R (reason counts); W warnings``."""
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(self.reasons.items()))
+        return (
+            f"index of {self.source}: files seen {self.seen} = used {self.used} + rejected {self.rejected}"
+            + (f" ({reasons})" if reasons else "")
+            + f"; {self.warnings} warning(s); wrote {self.datalist}"
+        )
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dictionary."""
+        return {
+            "seen": self.seen,
+            "used": self.used,
+            "rejected": self.rejected,
+            "reasons": dict(self.reasons),
+            "warnings": self.warnings,
+            "patients": self.patients,
+            "task": self.task,
+            "labelled": self.labelled,
+            "synthetic": self.synthetic,
+            "num_folds": self.num_folds,
+            "fold_sizes": {str(k): v for k, v in self.fold_sizes.items()},
+            "source": os.fspath(self.source),
+            "source_kind": self.source_kind,
+            "datalist": os.fspath(self.datalist),
+            "rejects_csv": os.fspath(self.rejects_csv),
+            "warnings_csv": os.fspath(self.warnings_csv),
+        }
+
+
+def resolve_label(value: Any, labels: Sequence[str]) -> int:
+    """Turn a class index or class name into an index into ``labels``.
+
+    Args:
+        value: integer (or integral text/float such as ``"1"``/``1.0``) or class name (case-insensitive).
+        labels: class names, e.g. :data:`~monai_bone.constants.KNEE_LABELS_BINARY`.
+
+    Returns:
+        The class index.
+
+    Raises:
+        ValueError: when the value is neither a valid index nor one of the names.
+    """
+    text = str(value).strip()
+    lowered = [name.lower() for name in labels]
+    if text.lower() in lowered:
+        return lowered.index(text.lower())
+    try:
+        number = float(text)
+    except ValueError:
+        raise ValueError(f"label {text!r} is not a class index or one of {list(labels)}") from None
+    if not number.is_integer() or not 0 <= number < len(labels):
+        raise ValueError(f"label {text!r} is not a class index in [0, {len(labels) - 1}] ({list(labels)})")
+    return int(number)
+
+
+def bmd_strata(values: Sequence[float | None], n_bins: int) -> list[int]:
+    """Quantile bins of BMD values for stratification (``-1`` for a missing value).
+
+    Args:
+        values: BMD per record (``None`` when unknown).
+        n_bins: number of quantile bins (1 = a single stratum).
+
+    Returns:
+        Bin index per record.
+    """
+    known = np.asarray([v for v in values if v is not None], dtype=float)
+    if n_bins <= 1 or known.size == 0:
+        return [0 if v is not None else -1 for v in values]
+    edges = np.quantile(known, np.linspace(0.0, 1.0, n_bins + 1)[1:-1])
+    return [int(np.searchsorted(edges, v, side="right")) if v is not None else -1 for v in values]
+
+
+def _stratified_group_kfold(n_splits: int, seed: int):
+    """``StratifiedGroupKFold`` whose inner fold scoring is vectorised.
+
+    scikit-learn's ``StratifiedGroupKFold`` scores every candidate fold of every group with a few NumPy calls on tiny
+    arrays (~1 ms per patient on a small machine -- more than reading that patient's DICOM header). The subclass
+    keeps sklearn's validation, shuffling, group ordering and fold construction and only replaces
+    ``_find_best_fold`` with one array operation per group computing the same criterion (mean over classes of the
+    across-fold std of the class fractions) and the same tie-break (``np.isclose`` → fewer samples, then lower fold
+    index). If a future sklearn renames the private hook, the stock method runs instead (same result, slower).
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    class _VectorisedStratifiedGroupKFold(StratifiedGroupKFold):
+        def _find_best_fold(self, y_counts_per_fold, y_cnt, group_y_counts):
+            k = y_counts_per_fold.shape[0]
+            candidates = y_counts_per_fold[None, :, :] + np.eye(k)[:, :, None] * group_y_counts[None, None, :]
+            evals = np.mean(np.std(candidates / y_cnt.reshape(1, 1, -1), axis=1), axis=1)
+            samples = y_counts_per_fold.sum(axis=1)
+            best_fold, min_eval, min_samples = None, np.inf, np.inf
+            for i in range(k):
+                fold_eval, n_samples = float(evals[i]), float(samples[i])
+                close = math.isfinite(min_eval) and abs(fold_eval - min_eval) <= 1e-8 + 1e-5 * abs(min_eval)
+                if fold_eval < min_eval or (close and n_samples < min_samples):
+                    best_fold, min_eval, min_samples = i, fold_eval, n_samples
+            return best_fold
+
+    return _VectorisedStratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+
+
+def assign_folds(groups: Sequence[str], strata: Sequence[int], n_folds: int, seed: int = 0) -> list[int]:
+    """Patient-disjoint, stratified fold index per record (``StratifiedGroupKFold``, shuffled with ``seed``).
+
+    Falls back to a shuffled ``GroupKFold`` (with a logged warning) when no class has ``n_folds`` members.
+
+    Args:
+        groups: group (patient) id per record; a group never spans two folds.
+        strata: stratum (class or BMD bin) per record.
+        n_folds: number of folds; 1 puts every record in fold 0.
+        seed: shuffling seed.
+
+    Returns:
+        Fold index per record.
+
+    Raises:
+        ValueError: when there are fewer distinct groups than folds, or ``n_folds < 1``.
+    """
+    from sklearn.model_selection import GroupKFold
+
+    n = len(groups)
+    if n_folds < 1:
+        raise ValueError(f"folds must be >= 1, got {n_folds}")
+    n_groups = len(set(groups))
+    if n_groups < n_folds:
+        raise ValueError(
+            f"{n_groups} patient(s) with usable images but {n_folds} folds requested; every fold needs at least one "
+            f"patient: use --folds {max(n_groups, 1)} or fewer (or index more images)"
+        )
+    if n_folds == 1:
+        return [0] * n
+    folds = np.full(n, -1, dtype=int)
+    x = np.zeros((n, 1))
+    y = np.asarray(strata)
+    g = np.asarray(groups)
+    try:
+        with _warnings.catch_warnings():
+            _warnings.simplefilter("ignore", UserWarning)  # "least populated class has only k members"
+            splits = list(_stratified_group_kfold(n_folds, seed).split(x, y, g))
+    except ValueError as err:
+        logger.warning("stratified folds impossible (%s); using unstratified patient-grouped folds", err)
+        splits = list(GroupKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(x, y, g))
+    for fold, (_, test) in enumerate(splits):
+        folds[test] = fold
+    return [int(f) for f in folds]
+
+
+def _rel(path: Path, base: Path) -> str:
+    return Path(os.path.relpath(os.path.abspath(path), os.path.abspath(base))).as_posix()
+
+
+class _Relativiser:
+    """Paths under ``root`` relative to ``base`` (posix), with one ``relpath`` call for the root instead of per file."""
+
+    def __init__(self, root: Path, base: Path) -> None:
+        self.root = os.fspath(root)
+        self.prefix = _rel(root, base)
+        self.base = base
+
+    def __call__(self, path: Path) -> str:
+        text = os.fspath(path)
+        if not text.startswith(self.root + os.sep):
+            return _rel(path, self.base)
+        tail = text[len(self.root) + len(os.sep) :].replace(os.sep, "/")
+        return tail if self.prefix == "." else f"{self.prefix}/{tail}"
+
+
+def _fmt(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 4)
+    return value
+
+
+def _check_value(name: str, value: Any, source: str, out: list[FieldWarning]) -> Any:
+    """Unit fix (height in cm) and plausibility check of one clinical value; returns the value to use."""
+    if value is None or name not in PLAUSIBLE_RANGES:
+        return value
+    value = float(value)
+    if name == "height" and value > 3.0:
+        metres = value / 100.0
+        out.append(
+            FieldWarning(name, "unit_converted", _fmt(value), _fmt(metres), f"height {value:g} > 3 taken as cm", source)
+        )
+        value = metres
+    lo, hi = PLAUSIBLE_RANGES[name]
+    if not lo <= value <= hi:
+        detail = f"{name} {value:g} outside [{lo:g}, {hi:g}]; set to null"
+        out.append(FieldWarning(name, "implausible", _fmt(value), None, detail, source))
+        return None
+    return value
+
+
+def _agree(name: str, a: Any, b: Any) -> bool:
+    if name in _AGREEMENT_TOLERANCE:
+        return abs(float(a) - float(b)) <= _AGREEMENT_TOLERANCE[name]
+    return a == b
+
+
+def _merge_clinical(
+    img: SourceImage, row: dict[str, Any] | None, csv_source: str, out: list[FieldWarning]
+) -> dict[str, Any]:
+    """Clinical fields of one record: CSV first, DICOM header as fallback, BMI derived when missing."""
+    values: dict[str, Any] = {}
+    for name in CLINICAL_FIELDS:
+        csv_value = _check_value(name, row.get(name) if row else None, csv_source, out)
+        header_value = _check_value(name, img.clinical.get(name), "dicom", out) if name in DICOM_FIELDS else None
+        if csv_value is not None and header_value is not None and not _agree(name, csv_value, header_value):
+            out.append(
+                FieldWarning(
+                    name,
+                    "disagreement",
+                    _fmt(header_value),
+                    _fmt(csv_value),
+                    f"DICOM {DICOM_FIELDS[name]} gives {_fmt(header_value)}, clinical CSV gives {_fmt(csv_value)}; "
+                    "CSV value used",
+                    csv_source,
+                )
+            )
+        values[name] = csv_value if csv_value is not None else header_value
+    height, weight, bmi = values["height"], values["weight"], values["bmi"]
+    if height is not None and weight is not None:
+        computed = weight / height**2
+        if bmi is None:
+            derived = _check_value("bmi", round(computed, 2), "derived", out)
+            if derived is not None:
+                detail = "bmi missing; derived as weight / height^2"
+                out.append(FieldWarning("bmi", "derived", None, derived, detail, "derived"))
+            values["bmi"] = derived
+        elif abs(bmi - computed) > _BMI_TOLERANCE:
+            out.append(
+                FieldWarning(
+                    "bmi",
+                    "disagreement",
+                    _fmt(computed),
+                    _fmt(bmi),
+                    f"bmi {bmi:g} differs from weight / height^2 = {computed:.2f}; given bmi kept",
+                    csv_source,
+                )
+            )
+    return values
+
+
+def _label_set(table: ClinicalTable | None, src: ImageSource) -> tuple[str, ...]:
+    """Binary unless an ``osteopenia`` folder exists or a CSV label is ``osteopenia`` / ``2``."""
+    three = src.labels == KNEE_LABELS_THREE
+    if table is not None and table.has_column("label"):
+        for row in table.rows.values():
+            value = row.get("label")
+            if value is not None and str(value).strip().lower() in ("osteopenia", "2", "2.0"):
+                three = True
+                break
+    return KNEE_LABELS_THREE if three else KNEE_LABELS_BINARY
+
+
+def _find_label(
+    img: SourceImage,
+    row: dict[str, Any] | None,
+    labels: tuple[str, ...],
+    csv_source: str,
+    out: list[FieldWarning],
+) -> tuple[int | None, str]:
+    """Knee class of a record: CSV ``label`` first, class folder as fallback; returns ``(index, why-missing)``."""
+    csv_label, folder_label, why = None, None, ""
+    raw = row.get("label") if row else None
+    if raw is not None:
+        try:
+            csv_label = resolve_label(raw, labels)
+        except ValueError as err:
+            out.append(FieldWarning("label", "unparseable", raw, None, f"{err}; set to null", csv_source))
+            why = f"CSV label {raw!r} is not valid ({err})"
+    if img.class_name is not None:
+        try:
+            folder_label = resolve_label(img.class_name, labels)
+        except ValueError as err:
+            why = why or f"class folder {img.class_name!r} is not in the label set ({err})"
+    if csv_label is not None and folder_label is not None and csv_label != folder_label:
+        out.append(
+            FieldWarning(
+                "label",
+                "disagreement",
+                labels[folder_label],
+                labels[csv_label],
+                f"class folder says {labels[folder_label]!r}, clinical CSV says {labels[csv_label]!r}; CSV value used",
+                csv_source,
+            )
+        )
+    label = csv_label if csv_label is not None else folder_label
+    if label is None and not why:
+        if row is not None and "label" in row:
+            why = "the clinical CSV row has no (or a conflicting) 'label' value"
+        elif img.class_name is None and img.modality is None:
+            why = f"file is not inside a class folder ({', '.join(labels)})"
+        else:
+            why = "no 'label' value"
+    return label, why
+
+
+def _dump_datalist(doc: dict[str, Any]) -> str:
+    """JSON text with the top-level keys indented and one record per line.
+
+    Readable and diff-friendly like an indented file, but each record goes through the C JSON encoder (an indented
+    dump runs the pure-Python encoder, which costs as much as reading the DICOM headers of a large cohort).
+    """
+    parts = [f"  {json.dumps(k)}: {json.dumps(v, allow_nan=False)}" for k, v in doc.items() if k != DATALIST_KEY]
+    rows = ",\n".join(f"    {json.dumps(r, allow_nan=False)}" for r in doc[DATALIST_KEY])
+    parts.append(f"  {json.dumps(DATALIST_KEY)}: [\n{rows}\n  ]" if rows else f"  {json.dumps(DATALIST_KEY)}: []")
+    return "{\n" + ",\n".join(parts) + "\n}\n"
+
+
+def _normalise_clinical_arg(clinical: str | os.PathLike | Iterable[str | os.PathLike] | None) -> list[Path]:
+    if clinical is None:
+        return []
+    if isinstance(clinical, (str, os.PathLike)):
+        return [Path(clinical)]
+    return [Path(c) for c in clinical]
+
+
+def build_datalist(
+    source: str | os.PathLike,
+    out: str | os.PathLike,
+    clinical: str | os.PathLike | Iterable[str | os.PathLike] | None = None,
+    key: str = "PatientID",
+    task: str | None = None,
+    folds: int = 10,
+    seed: int = 0,
+    progress: bool = True,
+    source_kind: str | None = None,
+) -> IndexSummary:
+    """Index an image source into a MONAI datalist with folds, plus ``rejects.csv`` and ``warnings.csv`` beside it.
+
+    Args:
+        source: DICOM folder or KOP-style image folder.
+        out: datalist JSON path (its folder receives ``rejects.csv`` and ``warnings.csv``).
+        clinical: clinical CSV path(s), merged on ``key``; ``None`` for none.
+        key: join key: a DICOM keyword whose value matches the CSV column of the same name (case-insensitive);
+            for image folders the key value is the file stem. Direct identifiers (PatientName, ...) are refused.
+        task: ``"hip"`` (label ``bmd``), ``"knee"`` (label ``label``) or ``None`` (labels optional).
+        folds: number of patient-disjoint folds (1 = no split, every record in fold 0).
+        seed: fold shuffling seed.
+        progress: show a tqdm progress bar.
+        source_kind: ``"dicom"``, ``"kop"`` or ``None`` to auto-detect.
+
+    Returns:
+        The :class:`IndexSummary` (``seen == used + rejected``).
+
+    Raises:
+        ValueError: bad arguments, an unreadable clinical CSV, no usable image, or fewer patients than folds
+            (``rejects.csv``/``warnings.csv`` are written before the last two so the reasons can be read).
+        FileNotFoundError: when the source or a clinical CSV does not exist.
+    """
+    from tqdm import tqdm
+
+    if task is not None and task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS} or None, got {task!r}")
+    if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or folds < 1:
+        raise ValueError(f"folds must be an integer >= 1, got {folds!r}")
+    if not key or key in DIRECT_IDENTIFIERS:
+        raise ValueError(f"key {key!r} is not allowed: use PatientID or another non-identifying keyword")
+    out = Path(out)
+    if out.is_dir():
+        raise ValueError(f"out {out} is a folder; give the datalist JSON file path (e.g. {out / 'datalist.json'})")
+    out_dir = out.parent if str(out.parent) else Path(".")
+    rejects_path, warnings_path = out_dir / "rejects.csv", out_dir / "warnings.csv"
+    clinical_paths = _normalise_clinical_arg(clinical)
+    table = read_clinical_csv(clinical_paths, key=key) if clinical_paths else None
+    src = open_source(source, kind=source_kind, exclude=[out, rejects_path, warnings_path, *clinical_paths])
+
+    has_bmd = table is not None and table.has_column("bmd")
+    has_label = (table is not None and table.has_column("label")) or src.kind == "kop"
+    if task == "hip":
+        label_keys, labelled = ("bmd",), has_bmd
+    elif task == "knee":
+        label_keys, labelled = ("label",), has_label
+    else:
+        label_keys = tuple(k for k, present in (("bmd", has_bmd), ("label", has_label)) if present)
+        labelled = False
+    if task is not None and not labelled:
+        wanted = "a 'bmd' column" if task == "hip" else "a 'label' column or class folders"
+        logger.warning("task %s but no label source (%s): records carry no labels (inference datalist)", task, wanted)
+    labels = _label_set(table, src) if "label" in label_keys else None
+
+    files = src.files()
+    rejects: list[dict[str, Any]] = []
+    warning_rows: list[dict[str, Any]] = []
+    records: list[dict[str, Any]] = []
+    groups: list[str] = []
+    synthetic_flags: list[bool] = []
+    first_sop: dict[str, str] = {}
+
+    def reject(rel: str, reason: str, detail: str) -> None:
+        rejects.append({"path": rel, "reason": reason, "detail": detail})
+        logger.debug("reject %s: %s (%s)", rel, reason, detail)
+
+    relative = _Relativiser(src.root, out_dir)
+    for path in tqdm(files, desc="index", unit="file", disable=not progress, dynamic_ncols=True):
+        rel = relative(path)
+        try:
+            img = src.read(path, keys=(key,))
+        except RejectError as err:
+            reject(rel, err.reason, err.detail)
+            continue
+        if img.sop_instance_uid:
+            if img.sop_instance_uid in first_sop:
+                reject(rel, "duplicate_sop_uid", f"same SOPInstanceUID as {first_sop[img.sop_instance_uid]}")
+                continue
+            first_sop[img.sop_instance_uid] = rel
+        key_value = img.key_values.get(key)
+        row, csv_source = None, ""
+        if table is not None:
+            if key_value is None:
+                reject(rel, "no_clinical_row", f"the file has no {key}; cannot join the clinical CSV(s)")
+                continue
+            row = table.get(key_value)
+            if row is None:
+                reject(rel, "no_clinical_row", f"{key} {key_value!r} has no row in {table.describe()}")
+                continue
+            csv_source = f"csv:{table.origins.get(str(key_value).strip(), '')}"
+        found: list[FieldWarning] = list(img.warnings)
+        if table is not None:
+            found.extend(table.warnings.get(str(key_value).strip(), []))
+        values = _merge_clinical(img, row, csv_source, found)
+
+        record_labels: dict[str, Any] = {}
+        missing = ""
+        if "bmd" in label_keys:
+            bmd = row.get("bmd") if row else None
+            if bmd is not None and not PLAUSIBLE_BMD[0] <= bmd <= PLAUSIBLE_BMD[1]:
+                found.append(
+                    FieldWarning(
+                        "bmd",
+                        "implausible",
+                        _fmt(bmd),
+                        None,
+                        f"bmd {bmd:g} g/cm^2 outside [{PLAUSIBLE_BMD[0]:g}, {PLAUSIBLE_BMD[1]:g}]; set to null",
+                        csv_source,
+                    )
+                )
+                missing = f"bmd {bmd:g} g/cm^2 is implausible"
+                bmd = None
+            if bmd is None and not missing:
+                missing = "the clinical CSV row has no (or a conflicting) 'bmd' value" if row else "no 'bmd' value"
+            record_labels["bmd"] = bmd
+            if task == "hip" and labelled and bmd is None:
+                reject(rel, "missing_label", f"{key} {key_value!r}: {missing}")
+                continue
+        if "label" in label_keys:
+            label, missing = _find_label(img, row, labels, csv_source, found)
+            record_labels["label"] = label
+            if task == "knee" and labelled and label is None:
+                reject(rel, "missing_label", f"{key} {key_value!r}: {missing}")
+                continue
+
+        if task is not None and img.body_part and img.body_part not in _BODY_PARTS[task]:
+            found.append(
+                FieldWarning(
+                    "body_part",
+                    "note",
+                    img.body_part,
+                    img.body_part,
+                    f"BodyPartExamined {img.body_part} does not look like a {task} radiograph; kept",
+                    "dicom",
+                )
+            )
+        if img.patient_id is None:
+            found.append(
+                FieldWarning(
+                    "patient_id", "note", None, None, "no PatientID: the image is its own group for the folds", "dicom"
+                )
+            )
+        record: dict[str, Any] = {
+            "image": rel,
+            "patient_id": img.patient_id,
+            "sop_instance_uid": img.sop_instance_uid,
+            "study_instance_uid": img.study_instance_uid,
+            "modality": img.modality,
+            "photometric": img.photometric,
+            **record_labels,
+            **values,
+            "fold": None,
+        }
+        records.append(record)
+        groups.append(img.patient_id if img.patient_id is not None else f"image:{rel}")
+        synthetic_flags.append(bool(img.synthetic or (table is not None and table.synthetic)))
+        for w in found:
+            warning_rows.append(
+                {
+                    "path": rel,
+                    "patient_id": img.patient_id,
+                    "field": w.field,
+                    "code": w.code,
+                    "source": w.source,
+                    "original": w.original,
+                    "corrected": w.corrected,
+                    "detail": w.detail,
+                }
+            )
+
+    atomic_write_csv(rejects_path, rejects, REJECT_COLUMNS)
+    atomic_write_csv(warnings_path, warning_rows, WARNING_COLUMNS)
+    reasons = dict(Counter(r["reason"] for r in rejects))
+    unknown = set(reasons) - set(REJECT_REASONS)
+    if unknown:  # pragma: no cover - RejectError validates codes
+        raise RuntimeError(f"unknown reject reasons {unknown}")
+    if not records:
+        raise ValueError(
+            f"no usable images in {src.root}: {len(files)} file(s) seen, all rejected "
+            f"({', '.join(f'{k} {v}' for k, v in sorted(reasons.items())) or 'no files'}); see {rejects_path}"
+        )
+
+    if task == "hip" or (task is None and "bmd" in label_keys and "label" not in label_keys):
+        n_bins = max(1, min(_MAX_BMD_BINS, len(set(groups)) // folds))
+        strata = bmd_strata([r["bmd"] for r in records], n_bins)
+    elif "label" in label_keys:
+        strata = [r["label"] if r["label"] is not None else -1 for r in records]
+    else:
+        strata = [0] * len(records)
+    fold_ids = assign_folds(groups, strata, int(folds), seed)
+    for record, fold in zip(records, fold_ids):
+        record["fold"] = fold
+
+    synthetic = all(synthetic_flags)
+    if any(synthetic_flags) and not synthetic:
+        logger.warning(
+            "%d of %d used files are synthetic: the datalist mixes synthetic and real data",
+            sum(synthetic_flags),
+            len(synthetic_flags),
+        )
+    datalist: dict[str, Any] = {
+        "task": task,
+        "synthetic": synthetic,
+        "num_folds": int(folds),
+        "seed": int(seed),
+        "clinical_fields": list(CLINICAL_FIELDS),
+    }
+    if labels is not None:
+        datalist["labels"] = list(labels)
+    datalist.update({"source": _rel(src.root, out_dir), "source_kind": src.kind, "key": key})
+    if synthetic:
+        datalist["note"] = SYNTHETIC_NOTE
+    datalist[DATALIST_KEY] = records
+    atomic_write_text(out, _dump_datalist(datalist))
+
+    summary = IndexSummary(
+        seen=len(files),
+        used=len(records),
+        rejected=len(rejects),
+        reasons=reasons,
+        warnings=len(warning_rows),
+        patients=len(set(groups)),
+        task=task,
+        labelled=labelled,
+        synthetic=synthetic,
+        num_folds=int(folds),
+        fold_sizes=dict(sorted(Counter(fold_ids).items())),
+        source=src.root,
+        source_kind=src.kind,
+        datalist=out,
+        rejects_csv=rejects_path,
+        warnings_csv=warnings_path,
+    )
+    logger.info("%s", summary.one_line())
+    return summary

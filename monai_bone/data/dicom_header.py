@@ -1,0 +1,705 @@
+"""Header-only DICOM reading for the index: X-ray checks, pixel-data sanity and clinical fields from the header.
+
+:func:`read_header` never decodes (or even loads) pixel data: it reads the data set with
+``pydicom.dcmread(stop_before_pixels=True)`` and then inspects only the *element header* of PixelData (tag, VR, length)
+at the file position where pydicom stopped. That is enough to tell
+
+* whether the file has pixel data at all, and whether the declared length fits in the file (a truncated copy) and
+  covers ``Rows x Columns x SamplesPerPixel x BitsAllocated / 8`` bytes;
+* for encapsulated (compressed) pixel data, whether every fragment header lies inside the file (the fragments are
+  skipped by seeking, not read);
+* whether pydicom has an *available* decoder for the transfer syntax (:func:`check_decodable`, through
+  :func:`pydicom.pixels.get_decoder`) -- the reject detail names the syntax and the plugins to install.
+
+Files that cannot be used raise :class:`RejectError` with one of :data:`REJECT_REASONS` and a human-readable detail
+naming the problem; the index turns it into a row of ``rejects.csv``.
+
+Accepted modalities are :data:`XRAY_MODALITIES`: DX (digital radiography, "For Presentation" and "For Processing"),
+CR (computed radiography) and RG (radiographic imaging, e.g. digitised film). MG (mammography), IO/PX (dental),
+RF/XA (fluoroscopy/angiography) are X-ray based but are not hip or knee radiographs and are rejected as ``not_xray``.
+A file with no Modality is accepted when its SOP class is a DX or CR storage class.
+
+The clinical fields a header can supply are :data:`monai_bone.constants.DICOM_FIELDS` (PatientAge, PatientSex,
+PatientSize, PatientWeight). PatientName, PatientBirthDate and other direct identifiers are never read.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import os
+import re
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pydicom
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import RawDataElement
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import (
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
+
+from monai_bone.constants import CATEGORICAL_CODES, DICOM_FIELDS, SYNTHETIC_NOTE
+
+__all__ = [
+    "REJECT_REASONS",
+    "XRAY_MODALITIES",
+    "XRAY_SOP_CLASSES",
+    "DicomHeader",
+    "FieldWarning",
+    "RejectError",
+    "check_decodable",
+    "normalise_sex",
+    "parse_age",
+    "read_header",
+    "sniff_file_type",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Reject reason codes written to ``rejects.csv`` and what each one means.
+REJECT_REASONS: dict[str, str] = {
+    "unreadable": "the file exists but could not be read or parsed (I/O error, corrupt header)",
+    "not_dicom": "not a DICOM Part 10 file (text, PNG, DICOM without the 'DICM' file meta header, empty file)",
+    "not_image": "not a PNG/JPEG image (image-folder sources)",
+    "not_xray": "a DICOM object that is not a plain radiograph (CT, MR, SR, RT, DICOMDIR, ...); the detail names it",
+    "unsupported_image": "a radiograph the loader cannot use (colour, multi-frame, float pixel data, no Rows/Columns)",
+    "no_pixel_data": "no PixelData element, or PixelData declared longer than the file (truncated) or too short",
+    "undecodable": "compressed transfer syntax without an available pydicom decoder; the detail names the plugin",
+    "duplicate_sop_uid": "same SOPInstanceUID as a file already indexed (the first one is used)",
+    "no_clinical_row": "clinical CSV(s) given but no row for this file's key (default PatientID)",
+    "missing_label": "labelled source (bmd/label column or class folders) but no usable label for this file",
+}
+
+#: Modalities of plain radiographs that the index keeps.
+XRAY_MODALITIES: tuple[str, ...] = ("DX", "CR", "RG")
+
+#: SOP classes of plain radiographs (used when Modality is missing) → implied modality.
+XRAY_SOP_CLASSES: dict[str, str] = {
+    "1.2.840.10008.5.1.4.1.1.1": "CR",  # Computed Radiography Image Storage
+    "1.2.840.10008.5.1.4.1.1.1.1": "DX",  # Digital X-Ray Image Storage - For Presentation
+    "1.2.840.10008.5.1.4.1.1.1.1.1": "DX",  # Digital X-Ray Image Storage - For Processing
+}
+
+_DX_FOR_PROCESSING = "1.2.840.10008.5.1.4.1.1.1.1.1"
+_PIXEL_DATA_TAGS = {0x7FE00010: "PixelData", 0x7FE00008: "FloatPixelData", 0x7FE00009: "DoubleFloatPixelData"}
+_ITEM_TAG = (0xFFFE, 0xE000)
+_SEQ_DELIM_TAG = (0xFFFE, 0xE0DD)
+_LONG_LENGTH_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"PK\x03\x04", "a zip archive"),
+    (b"%PDF", "a PDF document"),
+)
+_MAX_FRAGMENTS = 1_000_000
+#: SpecificCharacterSet values whose LO strings decode with one Python codec (no code extensions).
+_SIMPLE_CHARSETS = {"": "latin-1", "ISO_IR 6": "latin-1", "ISO_IR 100": "latin-1", "ISO_IR 192": "utf-8"}
+_AGE_RE = re.compile(r"^\s*(\d{1,3})\s*([DWMY]?)\s*$", re.IGNORECASE)
+_AGE_UNIT_YEARS = {"Y": 1.0, "M": 1.0 / 12.0, "W": 7.0 / 365.25, "D": 1.0 / 365.25}
+_SEX_ALIASES = {
+    "F": "F",
+    "FEMALE": "F",
+    "W": "F",
+    "WOMAN": "F",
+    "M": "M",
+    "MALE": "M",
+    "MAN": "M",
+}
+
+
+class RejectError(ValueError):
+    """A file that the index cannot use.
+
+    Args:
+        reason: one of :data:`REJECT_REASONS`.
+        detail: human-readable explanation naming the problem (never a patient name or birth date).
+
+    Raises:
+        ValueError: when ``reason`` is not a known reason code.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        if reason not in REJECT_REASONS:
+            raise ValueError(f"unknown reject reason {reason!r}; expected one of {sorted(REJECT_REASONS)}")
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class FieldWarning:
+    """A field-level correction or disagreement, one row of ``warnings.csv``.
+
+    Attributes:
+        field: clinical field (``age_xray``, ``height``, ``bmd``, ``label``, ...) or a header attribute.
+        code: ``unparseable``, ``implausible``, ``unit_converted``, ``conflict``, ``disagreement``, ``derived``,
+            ``unknown_code`` or ``note``.
+        original: the value as found (string or number).
+        corrected: the value used instead (``None`` = set to null).
+        detail: human-readable explanation.
+        source: where the value came from (``"dicom"``, ``"csv:<file>:<line>"``, ``"folder"``, ``"derived"``).
+    """
+
+    field: str
+    code: str
+    original: Any
+    corrected: Any
+    detail: str
+    source: str = ""
+
+
+@dataclass
+class DicomHeader:
+    """What the index needs from one DICOM header (no pixel data, no patient names or birth dates).
+
+    Attributes:
+        path: the file.
+        patient_id, study_instance_uid, series_instance_uid, sop_instance_uid: identifiers (``None`` when absent).
+        modality: ``DX``, ``CR`` or ``RG``.
+        sop_class_uid: SOP class UID (``None`` when absent).
+        presentation_intent: ``FOR PRESENTATION``, ``FOR PROCESSING`` or ``None``.
+        body_part: BodyPartExamined (upper case) or ``None``.
+        photometric: ``MONOCHROME1`` or ``MONOCHROME2``.
+        transfer_syntax: transfer syntax UID.
+        rows, columns, bits_stored: image geometry.
+        synthetic: ImageComments contains :data:`~monai_bone.constants.SYNTHETIC_NOTE`.
+        clinical: ``{"age_xray": years | None, "sex": "F"/"M" | None, "height": as stored (m) | None,
+            "weight": kg | None}`` -- raw header values; unit fixes and plausibility checks are the index's job.
+        keys: values of the extra keywords asked for (e.g. the join key), ``None`` when absent.
+        warnings: problems found while parsing header fields (unparseable age, unknown sex code, ...).
+    """
+
+    path: Path
+    patient_id: str | None
+    study_instance_uid: str | None
+    series_instance_uid: str | None
+    sop_instance_uid: str | None
+    modality: str
+    sop_class_uid: str | None
+    presentation_intent: str | None
+    body_part: str | None
+    photometric: str
+    transfer_syntax: str
+    rows: int
+    columns: int
+    bits_stored: int | None
+    synthetic: bool
+    clinical: dict[str, Any] = field(default_factory=dict)
+    keys: dict[str, str | None] = field(default_factory=dict)
+    warnings: list[FieldWarning] = field(default_factory=list)
+
+
+def parse_age(value: Any) -> float | None:
+    """Parse a DICOM Age String (``"075Y"``, ``"900M"``, ``"052W"``, ``"010D"``) or a plain number into years.
+
+    Args:
+        value: AS string (``nnnD/W/M/Y``), a bare number (taken as years), or empty/``None``.
+
+    Returns:
+        Age in years (months / 12, weeks * 7 / 365.25, days / 365.25), or ``None`` when the value is empty.
+
+    Raises:
+        ValueError: when the value is not empty and not a valid age string.
+    """
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(float(value)) or value < 0:
+            raise ValueError(f"age {value!r} is not a finite non-negative number")
+        return float(value)
+    text = str(value).strip()
+    if not text:
+        return None
+    match = _AGE_RE.match(text)
+    if match is None:
+        try:
+            years = float(text)
+        except ValueError:
+            raise ValueError(f"age {text!r} is not a DICOM age string (nnnD, nnnW, nnnM or nnnY)") from None
+        if not math.isfinite(years) or years < 0:
+            raise ValueError(f"age {text!r} is not a finite non-negative number")
+        return years
+    number, unit = int(match.group(1)), (match.group(2) or "Y").upper()
+    return number * _AGE_UNIT_YEARS[unit]
+
+
+def normalise_sex(value: Any) -> str | None:
+    """Normalise a sex code to ``"F"`` / ``"M"`` (the codes of :data:`~monai_bone.constants.CATEGORICAL_CODES`).
+
+    Accepts DICOM ``F``/``M``, words (``female``, ``male``, ``woman``, ``man``, ``w``), any case, and the numeric
+    codes of ``CATEGORICAL_CODES["sex"]`` (``0`` = F, ``1`` = M).
+
+    Args:
+        value: the code, or empty/``None``.
+
+    Returns:
+        ``"F"``, ``"M"`` or ``None`` when empty.
+
+    Raises:
+        ValueError: when the value is not empty and not a known code (this includes DICOM ``O`` = other, which has no
+            code in the clinical vector).
+    """
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        for code, number in CATEGORICAL_CODES["sex"].items():
+            if float(value) == number:
+                return code
+        raise ValueError(f"sex code {value!r} is not one of {CATEGORICAL_CODES['sex']}")
+    text = str(value).strip()
+    if not text:
+        return None
+    upper = text.upper()
+    if upper in _SEX_ALIASES:
+        return _SEX_ALIASES[upper]
+    try:
+        return normalise_sex(float(text))
+    except ValueError:
+        pass
+    raise ValueError(f"sex code {text!r} is not F/M (or female/male, 0/1)")
+
+
+@functools.lru_cache(maxsize=64)
+def check_decodable(transfer_syntax: str) -> str | None:
+    """Whether pydicom has an available decoder for a transfer syntax (uses :func:`pydicom.pixels.get_decoder`).
+
+    Args:
+        transfer_syntax: transfer syntax UID.
+
+    Returns:
+        ``None`` when a decoder is available, otherwise a message naming the syntax and the plugins to install.
+    """
+    from pydicom.pixels import get_decoder
+
+    uid = UID(transfer_syntax)
+    label = f"{uid.name} ({uid})" if uid.name != str(uid) else str(uid)
+    try:
+        decoder = get_decoder(uid)
+    except NotImplementedError:
+        return f"transfer syntax {label} has no pixel data decoder in pydicom {pydicom.__version__}"
+    if decoder.is_available:
+        return None
+    missing = decoder.missing_dependencies
+    hint = "; ".join(missing) if missing else "no plugin reported"
+    return (
+        f"transfer syntax {label} needs a decoder plugin that is not installed; install one of: {hint} "
+        f"(e.g. pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg)"
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _tag(keyword: str) -> int | None:
+    return tag_for_keyword(keyword)
+
+
+def _raw_element(ds: pydicom.Dataset, keyword: str) -> Any:
+    """The stored element of ``keyword`` without value conversion (``RawDataElement`` until first accessed).
+
+    Reads pydicom's element store directly when it is there (``Dataset.get_item`` converts the key to a ``Tag`` on
+    every call, which adds up over ~25 look-ups per file); falls back to the public ``get_item``.
+    """
+    tag = _tag(keyword)
+    if tag is None:
+        return None
+    store = getattr(ds, "_dict", None)
+    if isinstance(store, dict):
+        elem = store.get(tag)
+        if not (isinstance(elem, RawDataElement) and elem.value is None and elem.length):  # deferred read
+            return elem
+    return ds.get_item(tag, keep_deferred=True)
+
+
+def _converted_text(ds: pydicom.Dataset, keyword: str) -> str | None:
+    """A header value converted by pydicom (character-set aware), as stripped text; ``None`` when absent/empty."""
+    elem = ds.get(keyword)
+    if elem is None:
+        return None
+    if isinstance(elem, (list, tuple)) or type(elem).__name__ == "MultiValue":
+        text = "\\".join(str(v) for v in elem)
+    else:
+        text = str(elem)
+    text = text.strip().strip("\x00").strip()
+    return text or None
+
+
+def _text(ds: pydicom.Dataset, keyword: str) -> str | None:
+    """Fast text of an ASCII-valued element (CS, UI, AS, DS, IS, and LT only for substring checks).
+
+    Decodes the raw bytes directly instead of going through pydicom's value conversion, which costs more than
+    reading the header itself; falls back to :func:`_converted_text` for anything but a plain raw element.
+    Not for person-related text in arbitrary character sets (PatientID uses :func:`_converted_text`).
+    """
+    elem = _raw_element(ds, keyword)
+    if elem is None:
+        return None
+    if not isinstance(elem, RawDataElement) or elem.VR in ("SQ", "UN"):
+        return _converted_text(ds, keyword)
+    raw = elem.value
+    if not raw:
+        return None
+    text = raw.decode("latin-1").strip(" \x00\t\r\n")
+    return text or None
+
+
+def _number(ds: pydicom.Dataset, keyword: str, warnings: list[FieldWarning], field_name: str) -> float | None:
+    text = _text(ds, keyword)
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        warnings.append(
+            FieldWarning(field_name, "unparseable", text, None, f"{keyword} {text!r} is not a number", "dicom")
+        )
+        return None
+    if not math.isfinite(value) or value <= 0:
+        warnings.append(
+            FieldWarning(field_name, "implausible", text, None, f"{keyword} {text!r} is not positive", "dicom")
+        )
+        return None
+    return value
+
+
+def _int(ds: pydicom.Dataset, keyword: str) -> int | None:
+    """An integer element (US read from its raw bytes, IS from text); ``None`` when absent or malformed."""
+    elem = _raw_element(ds, keyword)
+    if elem is None:
+        return None
+    if isinstance(elem, RawDataElement):
+        raw = elem.value
+        if not raw:
+            return None
+        vr = elem.VR or dictionary_VR(elem.tag)
+        if vr == "US" and len(raw) == 2:
+            return struct.unpack("<H" if elem.is_little_endian else ">H", raw)[0]
+        if vr == "IS":
+            try:
+                return int(raw.decode("latin-1").strip(" \x00"))
+            except ValueError:
+                return None
+    try:
+        return int(ds.get(keyword))
+    except (TypeError, ValueError):
+        return None
+
+
+def _patient_id(ds: pydicom.Dataset) -> str | None:
+    """PatientID (LO): raw bytes decoded directly for ASCII/Latin-1/UTF-8 character sets, else via pydicom."""
+    charset = _text(ds, "SpecificCharacterSet")
+    codec = _SIMPLE_CHARSETS.get(charset or "")
+    elem = _raw_element(ds, "PatientID")
+    if codec is None or not isinstance(elem, RawDataElement):
+        return _converted_text(ds, "PatientID")
+    raw = elem.value
+    if not raw:
+        return None
+    try:
+        text = raw.decode(codec).strip(" \x00")
+    except UnicodeDecodeError:
+        return _converted_text(ds, "PatientID")
+    return text or None
+
+
+def _transfer_syntax(ds: pydicom.Dataset) -> str:
+    meta = getattr(ds, "file_meta", None)
+    uid = _text(meta, "TransferSyntaxUID") if meta is not None else None
+    if uid:
+        return uid
+    implicit, little = getattr(ds, "original_encoding", (False, True))
+    if implicit:
+        return str(ImplicitVRLittleEndian)
+    return str(ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
+
+
+def _walk_fragments(fp: BinaryIO, start: int, size: int) -> str | None:
+    """Check the item headers of encapsulated pixel data by seeking; return a problem message or ``None``."""
+    pos, n_items = start, 0
+    while n_items <= _MAX_FRAGMENTS:
+        if pos + 8 > size:
+            return (
+                f"truncated: encapsulated PixelData item {n_items} starts at byte {pos} but the file has {size} bytes "
+                "(no sequence delimiter)"
+            )
+        fp.seek(pos)
+        group, elem, length = struct.unpack("<HHL", fp.read(8))
+        if (group, elem) == _SEQ_DELIM_TAG:
+            if n_items < 2:  # item 0 is the Basic Offset Table; at least one fragment must follow
+                return "encapsulated PixelData has no fragments"
+            return None
+        if (group, elem) != _ITEM_TAG:
+            return (
+                f"encapsulated PixelData is malformed: expected an item tag at byte {pos}, "
+                f"found ({group:04X},{elem:04X})"
+            )
+        if length == _UNDEFINED_LENGTH:
+            return f"encapsulated PixelData item {n_items} has an undefined length"
+        pos += 8 + length
+        if pos > size:
+            return (
+                f"truncated: encapsulated PixelData fragment {n_items} declares {length} bytes ending at byte {pos} "
+                f"but the file has {size} bytes"
+            )
+        n_items += 1
+    return f"encapsulated PixelData has more than {_MAX_FRAGMENTS} items"
+
+
+def _expected_pixel_bytes(ds: pydicom.Dataset) -> int | None:
+    rows, cols = _int(ds, "Rows"), _int(ds, "Columns")
+    bits = _int(ds, "BitsAllocated")
+    if not rows or not cols or not bits:
+        return None
+    frames = _int(ds, "NumberOfFrames") or 1
+    spp = _int(ds, "SamplesPerPixel") or 1
+    n_bits = rows * cols * frames * spp * bits
+    return (n_bits + 7) // 8
+
+
+def _pixel_data_problem(fp: BinaryIO, ds: pydicom.Dataset, pos: int, size: int) -> tuple[str, str] | None:
+    """Inspect the PixelData element header at ``pos`` (where ``stop_before_pixels`` stopped) without reading pixels.
+
+    Returns:
+        ``(reason, detail)`` for a reject, or ``None`` when the element looks complete.
+    """
+    if pos + 8 > size:
+        return "no_pixel_data", "no PixelData element (7FE0,0010) in the file"
+    implicit, little = getattr(ds, "original_encoding", (False, True))
+    endian = "<" if little is not False else ">"
+    fp.seek(pos)
+    head = fp.read(12)
+    group, elem = struct.unpack(f"{endian}HH", head[:4])
+    tag = (group << 16) | elem
+    if tag in _PIXEL_DATA_TAGS and tag != 0x7FE00010:
+        return "unsupported_image", f"{_PIXEL_DATA_TAGS[tag]} (float pixel data) is not a radiograph the loader reads"
+    if tag != 0x7FE00010:
+        return "no_pixel_data", f"no PixelData element (7FE0,0010); header reading stopped at ({group:04X},{elem:04X})"
+    if implicit:
+        (length,) = struct.unpack(f"{endian}L", head[4:8])
+        header_len = 8
+    else:
+        vr = head[4:6]
+        if vr in _LONG_LENGTH_VRS:
+            if len(head) < 12:
+                return "no_pixel_data", f"truncated: PixelData element header cut off at byte {size}"
+            (length,) = struct.unpack(f"{endian}L", head[8:12])
+            header_len = 12
+        else:
+            (length,) = struct.unpack(f"{endian}H", head[6:8])
+            header_len = 8
+    value_start = pos + header_len
+    if length == _UNDEFINED_LENGTH:
+        problem = _walk_fragments(fp, value_start, size)
+        return ("no_pixel_data", problem) if problem else None
+    if length == 0:
+        return "no_pixel_data", "PixelData element is empty (length 0)"
+    if value_start + length > size:
+        return (
+            "no_pixel_data",
+            f"truncated: PixelData declares {length} bytes but only {max(size - value_start, 0)} remain in the file "
+            f"({size} bytes)",
+        )
+    expected = _expected_pixel_bytes(ds)
+    if expected is not None and length < expected:
+        return (
+            "no_pixel_data",
+            f"PixelData holds {length} bytes but Rows x Columns x Frames x Samples x BitsAllocated needs {expected}",
+        )
+    return None
+
+
+def _deflated_pixel_problem(path: Path) -> tuple[str, str] | None:
+    """Deflated data sets cannot be inspected by file position: read the (inflated) data set, still without decoding."""
+    try:
+        ds = pydicom.dcmread(path)
+    except Exception as err:
+        return "unreadable", f"deflated data set could not be inflated: {type(err).__name__}: {err}"
+    if "PixelData" not in ds:
+        return "no_pixel_data", "no PixelData element (7FE0,0010) in the file"
+    length = len(ds["PixelData"].value or b"")
+    expected = _expected_pixel_bytes(ds)
+    if length == 0:
+        return "no_pixel_data", "PixelData element is empty (length 0)"
+    if expected is not None and not ds.file_meta.get("TransferSyntaxUID", UID("")).is_compressed and length < expected:
+        return "no_pixel_data", f"PixelData holds {length} bytes but the image needs {expected}"
+    return None
+
+
+def read_header(path: str | os.PathLike, keys: Sequence[str] = ("PatientID",)) -> DicomHeader:
+    """Read one DICOM file's header (never its pixels) and check that it is a usable plain radiograph.
+
+    Checks, in order: readable Part 10 DICOM → modality in :data:`XRAY_MODALITIES` (or a DX/CR SOP class) →
+    PixelData present, not truncated and long enough → single-frame grayscale (MONOCHROME1/2) with Rows/Columns →
+    an available decoder for the transfer syntax.
+
+    Args:
+        path: the file (any name, any extension).
+        keys: further DICOM keywords whose values to return in :attr:`DicomHeader.keys` (e.g. the CSV join key).
+
+    Returns:
+        The :class:`DicomHeader`.
+
+    Raises:
+        RejectError: with a reason from :data:`REJECT_REASONS` and a detail naming the problem.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as fp:
+            size = os.fstat(fp.fileno()).st_size
+            if size == 0:
+                raise RejectError("not_dicom", "empty file (0 bytes)")
+            try:
+                ds = pydicom.dcmread(fp, stop_before_pixels=True)
+            except InvalidDicomError:
+                detail = f"not a DICOM Part 10 file: no 'DICM' prefix or file meta header ({sniff_file_type(path)})"
+                raise RejectError("not_dicom", detail) from None
+            except Exception as err:  # pydicom raises many types on corrupt headers
+                detail = f"DICOM header could not be parsed: {type(err).__name__}: {err}"
+                raise RejectError("unreadable", detail) from None
+            modality, sop_class = _check_modality(ds)
+            syntax = _transfer_syntax(ds)
+            if syntax == str(DeflatedExplicitVRLittleEndian):
+                problem = _deflated_pixel_problem(path)
+            else:
+                problem = _pixel_data_problem(fp, ds, fp.tell(), size)
+            if problem is not None:
+                raise RejectError(*problem)
+            header = _header_fields(ds, path, keys, modality, sop_class, syntax)
+    except OSError as err:
+        raise RejectError("unreadable", f"cannot read file: {err.strerror or err}") from None
+    undecodable = check_decodable(header.transfer_syntax)
+    if undecodable:
+        raise RejectError("undecodable", undecodable)
+    return header
+
+
+def sniff_file_type(path: str | os.PathLike) -> str:
+    """A short description of what a non-DICOM file looks like, from its magic bytes (for reject details).
+
+    Args:
+        path: the file.
+
+    Returns:
+        e.g. ``"looks like a PNG image"``, ``"looks like a text file"``.
+    """
+    try:
+        with open(path, "rb") as fp:
+            head = fp.read(512)
+    except OSError:
+        return "start of file unreadable"
+    for magic, what in _MAGIC:
+        if head.startswith(magic):
+            return f"looks like {what}"
+    try:
+        head[: max(len(head) - 3, 1)].decode("utf-8")
+    except UnicodeDecodeError:
+        return "binary data without the DICOM prefix; raw data sets without file meta are not accepted"
+    return "looks like a text file"
+
+
+def _check_modality(ds: pydicom.Dataset) -> tuple[str, str | None]:
+    """Modality (or the one implied by a DX/CR SOP class) and SOP class; raise ``not_xray`` for anything else."""
+    meta = getattr(ds, "file_meta", None)
+    sop_class = _text(ds, "SOPClassUID") or (_text(meta, "MediaStorageSOPClassUID") if meta is not None else None)
+    modality = (_text(ds, "Modality") or "").upper()
+    sop_name = UID(sop_class).name if sop_class else "unknown"
+    if not modality and not sop_class:
+        raise RejectError("unreadable", "the data set has neither Modality nor SOP Class UID (corrupt or empty header)")
+    if not modality:
+        if sop_class in XRAY_SOP_CLASSES:
+            modality = XRAY_SOP_CLASSES[sop_class]
+        else:
+            raise RejectError("not_xray", f"no Modality and SOP class {sop_name!r} is not a DX/CR radiograph class")
+    elif modality not in XRAY_MODALITIES:
+        raise RejectError(
+            "not_xray",
+            f"Modality {modality} (SOP class {sop_name!r}) is not a plain radiograph; accepted: "
+            f"{', '.join(XRAY_MODALITIES)}",
+        )
+    return modality, sop_class
+
+
+def _header_fields(
+    ds: pydicom.Dataset, path: Path, keys: Sequence[str], modality: str, sop_class: str | None, syntax: str
+) -> DicomHeader:
+    """Check the image type and collect identifiers and clinical fields; raise :class:`RejectError`."""
+    photometric = (_text(ds, "PhotometricInterpretation") or "").upper()
+    spp = _int(ds, "SamplesPerPixel") or 1
+    frames = _int(ds, "NumberOfFrames") or 1
+    rows, cols = _int(ds, "Rows"), _int(ds, "Columns")
+    if photometric not in ("MONOCHROME1", "MONOCHROME2") or spp != 1:
+        shown = photometric or "missing"
+        raise RejectError(
+            "unsupported_image",
+            f"PhotometricInterpretation {shown} with {spp} sample(s) per pixel; "
+            "a grayscale MONOCHROME1/2 image is needed",
+        )
+    if frames != 1:
+        detail = f"multi-frame image ({frames} frames); a single-frame radiograph is needed"
+        raise RejectError("unsupported_image", detail)
+    if not rows or not cols:
+        raise RejectError("unsupported_image", "Rows/Columns missing or zero")
+
+    warnings: list[FieldWarning] = []
+    clinical: dict[str, Any] = {}
+    age_raw = _text(ds, DICOM_FIELDS["age_xray"])
+    try:
+        clinical["age_xray"] = parse_age(age_raw)
+    except ValueError as err:
+        clinical["age_xray"] = None
+        warnings.append(FieldWarning("age_xray", "unparseable", age_raw, None, f"PatientAge: {err}", "dicom"))
+    sex_raw = _text(ds, DICOM_FIELDS["sex"])
+    try:
+        clinical["sex"] = normalise_sex(sex_raw)
+    except ValueError as err:
+        clinical["sex"] = None
+        warnings.append(FieldWarning("sex", "unknown_code", sex_raw, None, f"PatientSex: {err}; set to null", "dicom"))
+    clinical["height"] = _number(ds, DICOM_FIELDS["height"], warnings, "height")
+    clinical["weight"] = _number(ds, DICOM_FIELDS["weight"], warnings, "weight")
+
+    intent = (_text(ds, "PresentationIntentType") or "").upper() or None
+    if intent is None and sop_class == _DX_FOR_PROCESSING:
+        intent = "FOR PROCESSING"
+    if intent == "FOR PROCESSING":
+        warnings.append(
+            FieldWarning(
+                "presentation_intent",
+                "note",
+                intent,
+                intent,
+                "DX 'For Processing' image (raw detector data): kept, but its grey levels are not display-ready",
+                "dicom",
+            )
+        )
+    comments = _text(ds, "ImageComments") or ""
+    patient_id = _patient_id(ds)
+    return DicomHeader(
+        path=path,
+        patient_id=patient_id,
+        study_instance_uid=_text(ds, "StudyInstanceUID"),
+        series_instance_uid=_text(ds, "SeriesInstanceUID"),
+        sop_instance_uid=_text(ds, "SOPInstanceUID"),
+        modality=modality,
+        sop_class_uid=sop_class,
+        presentation_intent=intent,
+        body_part=(_text(ds, "BodyPartExamined") or "").upper() or None,
+        photometric=photometric,
+        transfer_syntax=syntax,
+        rows=int(rows),
+        columns=int(cols),
+        bits_stored=_int(ds, "BitsStored"),
+        synthetic=SYNTHETIC_NOTE in comments,
+        clinical=clinical,
+        keys={k: patient_id if k == "PatientID" else _converted_text(ds, k) for k in keys},
+        warnings=warnings,
+    )
