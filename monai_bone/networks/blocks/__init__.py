@@ -1,1 +1,19 @@
-"""monai_bone.networks.blocks"""
+"""Building blocks of the monai-bone networks: the knee Attention Module and bidirectional cross-attention."""
+
+from __future__ import annotations
+
+from .attention_module import AttentionModule, ChannelAttention, SpatialAttention
+from .bidirectional_cross_attention import (
+    BidirectionalCrossAttention,
+    BidirectionalCrossAttentionLayer,
+    MaskedCrossAttentionBlock,
+)
+
+__all__ = [
+    "AttentionModule",
+    "BidirectionalCrossAttention",
+    "BidirectionalCrossAttentionLayer",
+    "ChannelAttention",
+    "MaskedCrossAttentionBlock",
+    "SpatialAttention",
+]
