@@ -8,6 +8,17 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import constants, data, handlers, losses, metrics, networks, transforms, utils  # noqa: E402
+from . import constants, data, engines, handlers, losses, metrics, networks, transforms, utils  # noqa: E402
 
-__all__ = ["__version__", "constants", "data", "handlers", "losses", "metrics", "networks", "transforms", "utils"]
+__all__ = [
+    "__version__",
+    "constants",
+    "data",
+    "engines",
+    "handlers",
+    "losses",
+    "metrics",
+    "networks",
+    "transforms",
+    "utils",
+]

@@ -73,7 +73,12 @@ PLAUSIBLE_RANGES: dict[str, tuple[float, float]] = {
 }
 
 #: Fields that a DICOM header can supply (PatientAge, PatientSex, PatientSize, PatientWeight).
-DICOM_FIELDS: dict[str, str] = {"age_xray": "PatientAge", "sex": "PatientSex", "height": "PatientSize", "weight": "PatientWeight"}
+DICOM_FIELDS: dict[str, str] = {
+    "age_xray": "PatientAge",
+    "sex": "PatientSex",
+    "height": "PatientSize",
+    "weight": "PatientWeight",
+}
 
 #: Femoral-neck screening threshold of the XAttn-BMD paper (Lunar DXA): 0.899 g/cm^2 corresponds to T = -1.
 SCREENING_THRESHOLD: float = 0.899

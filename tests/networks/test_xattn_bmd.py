@@ -127,10 +127,15 @@ def test_one_clinical_field_changes_the_output(fusion):
 
 
 @pytest.mark.parametrize("fusion", ["xattn", "concat", "clinical"])
-def test_clinical_none_raises(fusion):
-    image, _ = _inputs(1)
-    with pytest.raises(ValueError, match="clinical"):
-        _net(fusion)(image)
+def test_clinical_none_means_every_field_missing(fusion):
+    net = _net(fusion).eval()
+    image, clinical = _inputs(2)
+    with torch.no_grad():
+        no_clinical = net(image)
+        all_missing = net(image, torch.full_like(clinical, float("nan")))
+        some_present = net(image, clinical)
+    torch.testing.assert_close(no_clinical, all_missing)
+    assert not torch.allclose(no_clinical, some_present)
 
 
 def test_field_weights_sum_to_one_and_masked_fields_get_zero():

@@ -314,8 +314,10 @@ class XAttnBMD(nn.Module):
         meta_tokens: Optional[torch.Tensor] = None  # noqa: UP045
         enc = self.field_encoder
         if enc is not None:
-            if clinical is None:
-                raise ValueError("this XAttnBMD fusion needs the clinical vector; got clinical=None.")
+            if clinical is None:  # no metadata at all: every field goes through the missing-field path
+                clinical = torch.full(
+                    (image.shape[0], self.num_fields), float("nan"), dtype=image.dtype, device=image.device
+                )
             values, present = self._clinical_mask(image, clinical, clinical_mask)
             meta_tokens = enc(values, present)
 
@@ -346,8 +348,8 @@ class XAttnBMD(nn.Module):
         """
         Args:
             image: ``(B, in_channels, H, W)``, H and W at least 32 (ignored for ``fusion="clinical"``).
-            clinical: ``(B, F)`` clinical vector in ``clinical_fields`` order, NaN where missing; required unless
-                ``fusion="image"`` (ignored there).
+            clinical: ``(B, F)`` clinical vector in ``clinical_fields`` order, NaN where missing; None means every
+                field is missing (learned missing tokens, no silent zeros). Ignored for ``fusion="image"``.
             clinical_mask: optional ``(B, F)``, nonzero/True where present; None means ``~isnan(clinical)``.
 
         Returns:
@@ -355,7 +357,7 @@ class XAttnBMD(nn.Module):
             ``target_mean`` buffer (float32 also under autocast).
 
         Raises:
-            ValueError: when the fusion needs ``clinical`` and it is None, or shapes do not match.
+            ValueError: when shapes do not match.
         """
         out, _, _ = self._run(image, clinical, clinical_mask)
         return out
@@ -380,7 +382,7 @@ class XAttnBMD(nn.Module):
             ``"prediction"``: ``(B, out_channels)``, the forward output.
 
         Raises:
-            ValueError: when ``fusion != "xattn"`` or ``clinical`` is None.
+            ValueError: when ``fusion != "xattn"``.
         """
         if self.cross_attention is None:
             raise ValueError(f"attention_maps needs fusion='xattn', this network has fusion={self.fusion!r}.")

@@ -1,0 +1,61 @@
+"""Engine glue for the monai-bone bundles: folds, clinical statistics, caching, resume, devices, DDP, inference input.
+
+The bundles run MONAI's ``SupervisedTrainer`` / ``SupervisedEvaluator`` with MONAI handlers; this package holds the
+few pieces their configs call that MONAI does not provide.
+"""
+
+from __future__ import annotations
+
+from .checkpoint import checkpoint_epoch, find_last_checkpoint, resume_checkpoint
+from .clinical import fit_clinical_stats, load_clinical_stats
+from .collate import collate_records
+from .datasets import CACHE_MODES, make_dataset
+from .device import amp_enabled, select_device
+from .distributed import (
+    cleanup_distributed,
+    distributed_device,
+    get_rank,
+    get_world_size,
+    init_distributed,
+    is_main_process,
+    wrap_ddp,
+)
+from .explain import FieldAttentionHandler, GradCamSaver
+from .folds import class_names, datalist_info, fold_records, has_value, load_records, split_folds, target_stats
+from .handlers import ResumableCheckpointSaver
+from .inference import IMAGE_SUFFIXES, inference_records, prepare_inference_datalist
+from .options import as_bool
+
+__all__ = [
+    "CACHE_MODES",
+    "FieldAttentionHandler",
+    "GradCamSaver",
+    "IMAGE_SUFFIXES",
+    "ResumableCheckpointSaver",
+    "amp_enabled",
+    "as_bool",
+    "checkpoint_epoch",
+    "class_names",
+    "cleanup_distributed",
+    "collate_records",
+    "datalist_info",
+    "distributed_device",
+    "find_last_checkpoint",
+    "fit_clinical_stats",
+    "fold_records",
+    "get_rank",
+    "get_world_size",
+    "has_value",
+    "inference_records",
+    "init_distributed",
+    "is_main_process",
+    "load_clinical_stats",
+    "load_records",
+    "make_dataset",
+    "prepare_inference_datalist",
+    "resume_checkpoint",
+    "select_device",
+    "split_folds",
+    "target_stats",
+    "wrap_ddp",
+]

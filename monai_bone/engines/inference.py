@@ -1,0 +1,131 @@
+"""What ``inference.json`` runs on: a datalist JSON, or a folder of DICOM / image files indexed on the fly.
+
+``input`` may be a datalist written by ``monai-bone index`` (labels, if any, are ignored by inference) or a folder,
+which is indexed with :func:`monai_bone.data.datalist.build_datalist` into ``<work_dir>/inference_datalist.json``
+(with its ``rejects.csv`` and ``warnings.csv``): the DICOM header supplies age, sex, height and weight, and optional
+clinical CSV files supply the other fields. A single DICOM / PNG / JPEG file is accepted too, and so is a folder of
+PNG/JPEG files with or without KOP class folders.
+
+The index runs without a task, so a study is never rejected for a missing label (a BMD column or class folder, if
+present, is carried along and ignored by inference).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+from .folds import load_records
+
+__all__ = ["IMAGE_SUFFIXES", "inference_records", "prepare_inference_datalist"]
+
+logger = logging.getLogger(__name__)
+
+#: Single files accepted as ``input`` (a folder may hold DICOM files without a suffix).
+IMAGE_SUFFIXES: tuple[str, ...] = (".dcm", ".dicom", ".png", ".jpg", ".jpeg")
+_PIL_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg")
+
+
+def prepare_inference_datalist(
+    input: str | os.PathLike,
+    work_dir: str | os.PathLike,
+    clinical: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+    key: str = "PatientID",
+) -> Path:
+    """The datalist JSON that inference reads: ``input`` itself, or a new index of a folder or file.
+
+    Args:
+        input: a datalist JSON, a folder of DICOM/PNG/JPEG files, or one such file.
+        work_dir: where the datalist of a folder or file is written (``inference_datalist.json``, with the index's
+            ``rejects.csv`` and ``warnings.csv``).
+        clinical: clinical CSV file(s) joined on ``key`` when indexing (ignored for a datalist).
+        key: the join column of the clinical CSV files.
+
+    Returns:
+        The datalist path.
+
+    Raises:
+        FileNotFoundError: when ``input`` does not exist.
+        ValueError: when ``input`` is neither a datalist, a folder nor an image, or holds no usable image.
+    """
+    if input is None or str(input).strip() == "":
+        raise ValueError("no inference input given: set --input to a datalist JSON or a folder of DICOM files")
+    src = Path(input).expanduser()
+    if not src.exists():
+        raise FileNotFoundError(f"inference input not found: {src}")
+    if src.is_file() and src.suffix.lower() == ".json":
+        return src
+
+    from monai_bone.data.datalist import build_datalist
+
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    out = work / "inference_datalist.json"
+    clinical_list = [] if clinical is None else [clinical] if isinstance(clinical, (str, os.PathLike)) else clinical
+    clinical_list = [str(c) for c in clinical_list]
+    source = src
+    if src.is_file():
+        if src.suffix.lower() not in IMAGE_SUFFIXES and not _looks_like_dicom(src):
+            raise ValueError(f"{src}: not a datalist (.json), a folder, a DICOM file or an image ({IMAGE_SUFFIXES})")
+        # the index reads folders: give it a private folder holding a link to (or a copy of) this one file
+        source = work / "single_input"
+        shutil.rmtree(source, ignore_errors=True)
+        source.mkdir(parents=True)
+        try:
+            (source / src.name).symlink_to(src.resolve())
+        except OSError:
+            shutil.copy2(src, source / src.name)
+    build_datalist(
+        str(source),
+        str(out),
+        clinical=clinical_list or None,
+        key=key,
+        task=None,
+        folds=1,
+        progress=False,
+        source_kind=_source_kind(src),
+    )
+    return out
+
+
+def _source_kind(src: Path, limit: int = 5000) -> str | None:
+    """``"kop"`` for PNG/JPEG input (one file, or a folder holding only such files), else None (auto-detect)."""
+    if src.is_file():
+        return "kop" if src.suffix.lower() in _PIL_SUFFIXES else "dicom"
+    files = [p for p in itertools.islice(src.rglob("*"), limit) if p.is_file() and not p.name.startswith(".")]
+    if files and all(p.suffix.lower() in _PIL_SUFFIXES for p in files):
+        return "kop"
+    return None
+
+
+def _looks_like_dicom(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(132)
+    return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def inference_records(
+    input: str | os.PathLike,
+    work_dir: str | os.PathLike,
+    clinical: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+    key: str = "PatientID",
+) -> list[dict]:
+    """Records to run inference on (see :func:`prepare_inference_datalist` for the arguments).
+
+    Returns:
+        Records with absolute ``image`` paths and the clinical fields the index found (None where missing).
+
+    Raises:
+        FileNotFoundError: when ``input`` does not exist.
+        ValueError: when nothing usable is found.
+    """
+    path = prepare_inference_datalist(input, work_dir, clinical=clinical, key=key)
+    records = load_records(path)
+    if not records:
+        raise ValueError(f"{path}: the datalist has no records")
+    logger.info("inference on %d studies from %s", len(records), input)
+    return records
