@@ -1,9 +1,14 @@
-"""``monai-bone index``: scan a DICOM or KOP image folder into a MONAI datalist with folds, rejects and warnings.
+"""``monai-bone index``: scan a DICOM or KOP image folder, or a DICOMweb server, into a MONAI datalist with folds,
+rejects and warnings.
 
-Example::
+Examples::
 
     monai-bone index cohort/dicom --out cohort/datalist.json \\
         --clinical cohort/clinical.csv --clinical cohort/ground_truth.csv --task hip --folds 10 --seed 0
+    monai-bone index http://127.0.0.1:8042/dicom-web --out hip/datalist.json --clinical hip/clinical.csv --task hip
+
+A DICOMweb source's DX/CR instances are retrieved into ``--cache`` (default ``dicomweb_cache/`` beside ``--out``)
+and indexed like a folder; a second run downloads only what is not cached yet.
 
 prints ``files seen N = used U + rejected R`` with the count per reject reason, and writes ``rejects.csv`` and
 ``warnings.csv`` beside the datalist.
@@ -15,6 +20,7 @@ import argparse
 import logging
 
 from monai_bone.data.datalist import TASKS, build_datalist
+from monai_bone.data.dicomweb import DEFAULT_CACHE_NAME, DicomwebError
 from monai_bone.data.sources import SOURCE_KINDS
 
 __all__ = ["add_parser", "run"]
@@ -33,14 +39,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     """
     parser = subparsers.add_parser(
         "index",
-        help="index a DICOM or KOP image folder into a MONAI datalist (folds, rejects.csv, warnings.csv)",
+        help="index a DICOM or KOP image folder, or a DICOMweb server, into a MONAI datalist (folds, rejects.csv, "
+        "warnings.csv)",
         description=(
-            "Header-only scan of SOURCE (DICOM DX/CR files with any names, or KOP-style class folders of PNG/JPEG), "
-            "joined with clinical CSV(s) on --key; writes the datalist JSON plus rejects.csv and warnings.csv "
-            "beside it. Without --task (or without a label column) unlabelled records are kept (inference)."
+            "Header-only scan of SOURCE (DICOM DX/CR files with any names, KOP-style class folders of PNG/JPEG, or "
+            "the DX/CR instances of a DICOMweb server, retrieved into --cache first), joined with clinical CSV(s) "
+            "on --key; writes the datalist JSON plus rejects.csv and warnings.csv beside it. Without --task (or "
+            "without a label column) unlabelled records are kept (inference)."
         ),
     )
-    parser.add_argument("source", help="DICOM folder or KOP image folder (class sub-folders normal/, osteoporosis/...)")
+    parser.add_argument(
+        "source",
+        help="DICOM folder, KOP image folder (class sub-folders normal/, osteoporosis/...) or DICOMweb URL "
+        "(http://HOST:PORT/dicom-web)",
+    )
     parser.add_argument("--out", required=True, help="datalist JSON to write (rejects.csv/warnings.csv go beside it)")
     parser.add_argument(
         "--clinical",
@@ -56,23 +68,37 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--source-kind", choices=SOURCE_KINDS, default=None, help="source layout (default: auto-detect)"
     )
+    parser.add_argument(
+        "--cache",
+        default=None,
+        metavar="DIR",
+        help=f"DICOMweb source: folder for the retrieved instances (default: {DEFAULT_CACHE_NAME}/ beside --out)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``index`` with parsed arguments; prints the summary and returns the exit code (0)."""
-    summary = build_datalist(
-        args.source,
-        args.out,
-        clinical=args.clinical,
-        key=args.key,
-        task=args.task,
-        folds=args.folds,
-        seed=args.seed,
-        progress=not args.no_progress,
-        source_kind=args.source_kind,
-    )
+    """Run ``index`` with parsed arguments; prints the summary and returns the exit code (0; 1 when a DICOMweb server
+    cannot be used, with the reason logged)."""
+    if not getattr(args, "verbose", False):  # dicomweb-client logs every request at INFO
+        logging.getLogger("dicomweb_client").setLevel(logging.WARNING)
+    try:
+        summary = build_datalist(
+            args.source,
+            args.out,
+            clinical=args.clinical,
+            key=args.key,
+            task=args.task,
+            folds=args.folds,
+            seed=args.seed,
+            progress=not args.no_progress,
+            source_kind=args.source_kind,
+            cache=args.cache,
+        )
+    except DicomwebError as err:
+        logger.error("%s", err)
+        return 1
     print(summary)
     return 0

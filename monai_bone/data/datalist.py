@@ -129,7 +129,7 @@ class IndexSummary:
         synthetic: every used file is labelled synthetic.
         num_folds: number of folds.
         fold_sizes: records per fold.
-        source: the source folder; source_kind: ``"dicom"`` or ``"kop"``.
+        source: the source folder (or DICOMweb URL); source_kind: ``"dicom"``, ``"kop"`` or ``"dicomweb"``.
         datalist, rejects_csv, warnings_csv: the files written.
     """
 
@@ -144,7 +144,7 @@ class IndexSummary:
     synthetic: bool
     num_folds: int
     fold_sizes: dict[int, int]
-    source: Path
+    source: Path | str
     source_kind: str
     datalist: Path
     rejects_csv: Path
@@ -505,11 +505,13 @@ def build_datalist(
     seed: int = 0,
     progress: bool = True,
     source_kind: str | None = None,
+    cache: str | os.PathLike | None = None,
 ) -> IndexSummary:
     """Index an image source into a MONAI datalist with folds, plus ``rejects.csv`` and ``warnings.csv`` beside it.
 
     Args:
-        source: DICOM folder or KOP-style image folder.
+        source: DICOM folder, KOP-style image folder, or DICOMweb URL (``http://HOST:PORT/dicom-web``: DX/CR
+            instances are retrieved into ``cache`` and indexed like a folder; see :mod:`monai_bone.data.dicomweb`).
         out: datalist JSON path (its folder receives ``rejects.csv`` and ``warnings.csv``).
         clinical: clinical CSV path(s), merged on ``key``; ``None`` for none.
         key: join key: a DICOM keyword whose value matches the CSV column of the same name (case-insensitive);
@@ -518,7 +520,8 @@ def build_datalist(
         folds: number of patient-disjoint folds (1 = no split, every record in fold 0).
         seed: fold shuffling seed.
         progress: show a tqdm progress bar.
-        source_kind: ``"dicom"``, ``"kop"`` or ``None`` to auto-detect.
+        source_kind: ``"dicom"``, ``"kop"``, ``"dicomweb"`` or ``None`` to auto-detect.
+        cache: DICOMweb sources: folder for the retrieved instances (default ``dicomweb_cache/`` beside ``out``).
 
     Returns:
         The :class:`IndexSummary` (``seen == used + rejected``).
@@ -527,8 +530,11 @@ def build_datalist(
         ValueError: bad arguments, an unreadable clinical CSV, no usable image, or fewer patients than folds
             (``rejects.csv``/``warnings.csv`` are written before the last two so the reasons can be read).
         FileNotFoundError: when the source or a clinical CSV does not exist.
+        DicomwebError: DICOMweb sources: the server cannot be reached or a search fails.
     """
     from tqdm import tqdm
+
+    from monai_bone.data.dicomweb import DEFAULT_CACHE_NAME
 
     if task is not None and task not in TASKS:
         raise ValueError(f"task must be one of {TASKS} or None, got {task!r}")
@@ -543,7 +549,13 @@ def build_datalist(
     rejects_path, warnings_path = out_dir / "rejects.csv", out_dir / "warnings.csv"
     clinical_paths = _normalise_clinical_arg(clinical)
     table = read_clinical_csv(clinical_paths, key=key) if clinical_paths else None
-    src = open_source(source, kind=source_kind, exclude=[out, rejects_path, warnings_path, *clinical_paths])
+    src = open_source(
+        source,
+        kind=source_kind,
+        exclude=[out, rejects_path, warnings_path, *clinical_paths],
+        cache=out_dir / DEFAULT_CACHE_NAME if cache is None else cache,
+        progress=progress,
+    )
 
     has_bmd = table is not None and table.has_column("bmd")
     has_label = (table is not None and table.has_column("label")) or src.kind == "kop"
@@ -683,7 +695,7 @@ def build_datalist(
         raise RuntimeError(f"unknown reject reasons {unknown}")
     if not records:
         raise ValueError(
-            f"no usable images in {src.root}: {len(files)} file(s) seen, all rejected "
+            f"no usable images in {src.url or src.root}: {len(files)} file(s) seen, all rejected "
             f"({', '.join(f'{k} {v}' for k, v in sorted(reasons.items())) or 'no files'}); see {rejects_path}"
         )
 
@@ -714,7 +726,7 @@ def build_datalist(
     }
     if labels is not None:
         datalist["labels"] = list(labels)
-    datalist.update({"source": _rel(src.root, out_dir), "source_kind": src.kind, "key": key})
+    datalist.update({"source": src.url or _rel(src.root, out_dir), "source_kind": src.kind, "key": key})
     if synthetic:
         datalist["note"] = SYNTHETIC_NOTE
     datalist[DATALIST_KEY] = records
@@ -732,7 +744,7 @@ def build_datalist(
         synthetic=synthetic,
         num_folds=int(folds),
         fold_sizes=dict(sorted(Counter(fold_ids).items())),
-        source=src.root,
+        source=src.url or src.root,
         source_kind=src.kind,
         datalist=out,
         rejects_csv=rejects_path,

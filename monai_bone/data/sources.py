@@ -1,4 +1,4 @@
-"""Image sources the index can scan: a DICOM folder or a KOP-style image folder (DICOMweb is a planned addition).
+"""Image sources the index can scan: a DICOM folder, a KOP-style image folder, or a DICOMweb server.
 
 A source lists candidate files (:meth:`ImageSource.files`) and reads one file's header into a uniform
 :class:`SourceImage` (:meth:`ImageSource.read`) or raises :class:`~monai_bone.data.dicom_header.RejectError`.
@@ -11,8 +11,11 @@ A source lists candidate files (:meth:`ImageSource.files`) and reads one file's 
   (``normal/``, ``osteopenia/``, ``osteoporosis/``, any case, possibly below e.g. ``train/``) holding PNG/JPEG files.
   The class of a file is its nearest ancestor folder with a class name; the patient/key value is the file stem.
 
-:func:`open_source` picks the kind (auto-detected unless given). A DICOMweb URL is recognised and refused with a clear
-message for now; a DICOMweb source would implement the same two methods over QIDO-RS/WADO-RS.
+* ``"dicomweb"`` -- :class:`~monai_bone.data.dicomweb.DicomwebSource` (for a URL such as
+  ``http://HOST:PORT/dicom-web``): DX/CR instances found with QIDO-RS are retrieved with WADO-RS into a cache folder
+  and then read exactly like a DICOM folder.
+
+:func:`open_source` picks the kind (auto-detected unless given).
 """
 
 from __future__ import annotations
@@ -40,13 +43,12 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Source kinds :func:`open_source` knows.
-SOURCE_KINDS: tuple[str, ...] = ("dicom", "kop")
+#: Source kinds :func:`open_source` knows (``"dicomweb"`` for URLs, the others for folders).
+SOURCE_KINDS: tuple[str, ...] = ("dicom", "kop", "dicomweb")
 
 #: PIL formats accepted in image-folder sources.
 IMAGE_FORMATS: tuple[str, ...] = ("PNG", "JPEG")
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-_URL_PREFIXES = ("http://", "https://", "dicomweb://", "dicomweb+http://", "dicomweb+https://")
 
 
 @dataclass
@@ -94,6 +96,8 @@ class ImageSource:
     """
 
     kind: str = ""
+    #: Service URL of a remote source (its files are a local cache under ``root``); ``None`` for folders.
+    url: str | None = None
 
     def __init__(self, root: str | os.PathLike, exclude: Collection[str | os.PathLike] = ()) -> None:
         self.root = Path(root)
@@ -299,30 +303,44 @@ def detect_source_kind(root: str | os.PathLike) -> str:
 
 
 def open_source(
-    source: str | os.PathLike, kind: str | None = None, exclude: Collection[str | os.PathLike] = ()
+    source: str | os.PathLike,
+    kind: str | None = None,
+    exclude: Collection[str | os.PathLike] = (),
+    cache: str | os.PathLike | None = None,
+    progress: bool = True,
 ) -> ImageSource:
-    """Open a source folder as a :class:`DicomFolderSource` or :class:`ImageFolderSource`.
+    """Open a source folder as a :class:`DicomFolderSource` or :class:`ImageFolderSource`, or a DICOMweb URL as a
+    :class:`~monai_bone.data.dicomweb.DicomwebSource` (which contacts the server only when its files are listed).
 
     Args:
-        source: folder path (a DICOMweb URL is recognised but not supported yet).
-        kind: ``"dicom"``, ``"kop"`` or ``None`` to auto-detect (:func:`detect_source_kind`).
+        source: folder path, or DICOMweb URL (``http(s)://HOST:PORT/PATH``).
+        kind: ``"dicom"``, ``"kop"``, ``"dicomweb"`` or ``None`` to auto-detect (:func:`detect_source_kind` for
+            folders; a URL is always DICOMweb).
         exclude: files to leave out of the listing.
+        cache: DICOMweb only: folder receiving the retrieved instances (default ``dicomweb_cache`` in the current
+            folder; ``monai-bone index`` puts it beside the datalist).
+        progress: DICOMweb only: tqdm bars for the search and retrieval.
 
     Returns:
         The source.
 
     Raises:
-        ValueError: for an unknown kind, a DICOMweb URL, or a path that is not a folder.
+        ValueError: for an unknown kind, a kind that does not fit the source, or a path that is not a folder.
         FileNotFoundError: when the folder does not exist.
     """
+    from monai_bone.data.dicomweb import DEFAULT_CACHE_NAME, DicomwebSource, is_dicomweb_url
+
     text = os.fspath(source)
-    if text.lower().startswith(_URL_PREFIXES):
-        raise ValueError(
-            f"source {text!r} looks like a DICOMweb URL; DICOMweb sources are not indexed yet -- retrieve the DX "
-            "studies into a folder (e.g. with dicomweb-client) and index that folder"
-        )
-    if kind is not None and kind not in _SOURCES:
+    if kind is not None and kind not in SOURCE_KINDS:
         raise ValueError(f"unknown source kind {kind!r}; expected one of {SOURCE_KINDS} or None (auto-detect)")
+    if is_dicomweb_url(text):
+        if kind not in (None, "dicomweb"):
+            raise ValueError(f"source {text!r} is a URL: source kind {kind!r} applies to folders only")
+        cache = Path(DEFAULT_CACHE_NAME) if cache is None else Path(cache)
+        logger.debug("source %s opened as dicomweb (cache %s)", text, cache)
+        return DicomwebSource(text, cache, exclude=exclude, progress=progress)
+    if kind == "dicomweb":
+        raise ValueError(f"source kind 'dicomweb' needs a URL (http://HOST:PORT/dicom-web), got {text!r}")
     path = Path(text)
     if not path.exists():
         raise FileNotFoundError(f"source {path} does not exist")

@@ -1,4 +1,4 @@
-"""Source discovery: DICOM folders (any file names), KOP-style class folders, auto-detection, DICOMweb refusal."""
+"""Source discovery: DICOM folders (any file names), KOP-style class folders, auto-detection, URL dispatch."""
 
 from __future__ import annotations
 
@@ -91,8 +91,10 @@ def test_kop_rejects_non_images(tmp_path):
 
 
 def test_open_source_errors(tmp_path):
-    with pytest.raises(ValueError, match="DICOMweb"):
-        open_source("https://pacs.example.org/dicom-web")
+    # a URL opens a DICOMweb source (no network until its files are listed; see test_dicomweb.py)
+    assert open_source("https://pacs.example.org/dicom-web", cache=tmp_path / "cache").kind == "dicomweb"
+    with pytest.raises(ValueError, match="unknown source kind"):
+        open_source(tmp_path, kind="pacs")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         open_source(tmp_path / "missing")
     (tmp_path / "f.dcm").write_bytes(b"x")

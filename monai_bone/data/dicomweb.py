@@ -1,0 +1,580 @@
+"""DICOMweb as an index source: QIDO-RS search for DX/CR series, WADO-RS retrieval into a local cache folder.
+
+``monai-bone index http://HOST:PORT/dicom-web --out datalist.json`` indexes the radiographs a PACS (or any DICOMweb
+server, e.g. Orthanc with its DICOMweb plugin) holds:
+
+1. **Search** (QIDO-RS, through :class:`dicomweb_client.DICOMwebClient`): studies whose ``ModalitiesInStudy`` is one
+   of :data:`DICOMWEB_MODALITIES` (DX, CR), their series of those modalities, and the series' instances. The filter
+   is applied by the server (and the returned Modality checked again here), so objects of other modalities (CT, MR,
+   SR, ...) are never retrieved and never counted: they do not appear in ``rejects.csv``, which lists retrieved
+   instances only.
+2. **Retrieve** (WADO-RS, in the transfer syntax the server stores, ``transfer-syntax=*``) every instance into the
+   cache folder as ``<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm``, each file written atomically.
+   An instance already in the cache is not downloaded again when its file has the size recorded when it was
+   written (``dicomweb_cache.json`` in the cache folder); DICOM UIDs name immutable objects, so the server is not
+   asked again. A tqdm bar shows the progress.
+3. **Index**: :class:`DicomwebSource` is a :class:`~monai_bone.data.sources.DicomFolderSource` over the cache, so each
+   retrieved file goes through exactly the header checks of a local folder
+   (:func:`~monai_bone.data.dicom_header.read_header`). An instance the server fails to deliver (HTTP error for that
+   one instance, or an unusable answer) is listed in ``rejects.csv`` as ``unreadable`` with the HTTP status.
+
+Errors that stop the whole run (the server cannot be reached, a search answers with an HTTP error, the URL is not a
+DICOMweb service) raise :class:`DicomwebError` naming the URL and the status. Credentials given in the URL
+(``http://user:password@host/dicom-web``) are sent as HTTP basic authentication and never shown. Patient names and
+birth dates are neither requested in searches nor logged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from monai_bone.data.dicom_header import RejectError
+from monai_bone.data.sources import DicomFolderSource, SourceImage
+from monai_bone.utils.io import atomic_write_bytes, atomic_write_json
+
+__all__ = [
+    "CACHE_MANIFEST",
+    "DEFAULT_CACHE_NAME",
+    "DICOMWEB_MODALITIES",
+    "DICOMWEB_SCHEMES",
+    "DicomwebError",
+    "DicomwebSource",
+    "RemoteInstance",
+    "RetrievalSummary",
+    "is_dicomweb_url",
+    "split_dicomweb_url",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Modalities searched for (QIDO-RS ``ModalitiesInStudy`` / ``Modality`` filters).
+DICOMWEB_MODALITIES: tuple[str, ...] = ("DX", "CR")
+
+#: Default cache folder name (``monai-bone index`` puts it beside the datalist).
+DEFAULT_CACHE_NAME: str = "dicomweb_cache"
+
+#: File in the cache folder recording the size of every instance written there.
+CACHE_MANIFEST: str = "dicomweb_cache.json"
+
+#: URL schemes taken as DICOMweb, and the HTTP scheme each one means.
+DICOMWEB_SCHEMES: dict[str, str] = {
+    "http": "http",
+    "https": "https",
+    "dicomweb": "http",
+    "dicomweb+http": "http",
+    "dicomweb+https": "https",
+}
+
+_UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+_ERRNO_RE = re.compile(r"\[Errno -?\d+\] ([^'\")]+)")
+_TAGS = {"StudyInstanceUID": "0020000D", "SeriesInstanceUID": "0020000E", "SOPInstanceUID": "00080018"}
+_MODALITY_TAG = "00080060"
+_MANIFEST_SAVE_EVERY = 50
+
+
+class DicomwebError(RuntimeError):
+    """The DICOMweb server could not be used (unreachable, HTTP error on a search, not a DICOMweb service)."""
+
+
+def is_dicomweb_url(source: str | os.PathLike) -> bool:
+    """Whether ``source`` is a URL with one of :data:`DICOMWEB_SCHEMES` (``http://``, ``https://``, ``dicomweb://``).
+
+    Args:
+        source: a folder path or URL.
+    """
+    text = os.fspath(source)
+    scheme, sep, _ = text.partition("://")
+    return bool(sep) and scheme.lower() in DICOMWEB_SCHEMES
+
+
+def split_dicomweb_url(url: str) -> tuple[str, tuple[str, str] | None]:
+    """The HTTP(S) service URL without credentials (also the form shown in messages), and the credentials if any.
+
+    Args:
+        url: ``http(s)://[user:password@]host[:port]/path`` or a ``dicomweb[+http|+https]://`` form of it.
+
+    Returns:
+        ``(url, (user, password) or None)``; the URL has no trailing slash.
+
+    Raises:
+        ValueError: when the URL has no host or an unknown scheme.
+    """
+    parts = urlsplit(url.strip())
+    scheme = DICOMWEB_SCHEMES.get(parts.scheme.lower())
+    if scheme is None:
+        raise ValueError(f"{url!r} is not a DICOMweb URL (expected http://HOST:PORT/PATH)")
+    if not parts.hostname:
+        raise ValueError(f"DICOMweb URL {_redact(url)!r} has no host (expected http://HOST:PORT/PATH)")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"DICOMweb URL {_redact(url)!r} has an invalid port") from None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    netloc = f"{host}:{port}" if port else host
+    clean = urlunsplit((scheme, netloc, parts.path.rstrip("/"), parts.query, ""))
+    auth = (unquote(parts.username), unquote(parts.password or "")) if parts.username else None
+    return clean, auth
+
+
+def _redact(url: str) -> str:
+    """``url`` with any ``user:password@`` removed (for messages about URLs that failed to parse)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    netloc, slash, path = rest.partition("/")
+    return f"{scheme}://{netloc.rpartition('@')[2]}{slash}{path}"
+
+
+@dataclass(frozen=True)
+class RemoteInstance:
+    """One instance found by QIDO-RS.
+
+    Attributes:
+        study_instance_uid, series_instance_uid, sop_instance_uid: its UIDs.
+        modality: the Modality of its series.
+    """
+
+    study_instance_uid: str
+    series_instance_uid: str
+    sop_instance_uid: str
+    modality: str
+
+    @property
+    def valid(self) -> bool:
+        """All three UIDs are well-formed DICOM UIDs (digits and dots, at most 64 characters)."""
+        uids = (self.study_instance_uid, self.series_instance_uid, self.sop_instance_uid)
+        return all(len(u) <= 64 and _UID_RE.match(u) for u in uids)
+
+    @property
+    def relpath(self) -> str:
+        """Cache path ``<study>/<series>/<sop>.dcm`` (an ``_invalid_uid/<hash>.dcm`` name when a UID is malformed,
+        so a server can never make the cache write outside its folder)."""
+        if self.valid:
+            return f"{self.study_instance_uid}/{self.series_instance_uid}/{self.sop_instance_uid}.dcm"
+        key = "\\".join((self.study_instance_uid, self.series_instance_uid, self.sop_instance_uid))
+        return f"_invalid_uid/{hashlib.sha1(key.encode('utf-8', 'replace')).hexdigest()}.dcm"
+
+
+@dataclass
+class RetrievalSummary:
+    """What :meth:`DicomwebSource.retrieve` did.
+
+    Attributes:
+        url: the service URL (no credentials); modalities: the modalities searched for.
+        studies, series, instances: counts found by QIDO-RS (DX/CR only).
+        downloaded: instances retrieved with WADO-RS in this run; cached: instances reused from the cache;
+        failed: instances the server did not deliver (listed as rejects by the index).
+        bytes_downloaded: size of the files written in this run.
+        requests: HTTP requests sent (searches and retrievals, retries included).
+    """
+
+    url: str
+    modalities: tuple[str, ...] = DICOMWEB_MODALITIES
+    studies: int = 0
+    series: int = 0
+    instances: int = 0
+    downloaded: int = 0
+    cached: int = 0
+    failed: int = 0
+    bytes_downloaded: int = 0
+    requests: int = 0
+
+    def __str__(self) -> str:
+        return (
+            f"DICOMweb {self.url}: {self.studies} stud(ies), {self.series} series, {self.instances} instance(s) "
+            f"of {'/'.join(self.modalities)}; downloaded {self.downloaded} ({self.bytes_downloaded / 1e6:.1f} MB), "
+            f"from cache {self.cached}, failed {self.failed}; {self.requests} HTTP request(s)"
+        )
+
+
+class DicomwebSource(DicomFolderSource):
+    """A DICOMweb service as an index source: DX/CR instances retrieved into ``cache``, then read like a folder.
+
+    Nothing is sent over the network until :meth:`files` (or :meth:`retrieve`) is called.
+
+    Args:
+        url: DICOMweb service root, e.g. ``http://127.0.0.1:8042/dicom-web`` (Orthanc); ``user:password@`` in the URL
+            is sent as HTTP basic authentication.
+        cache: cache folder (created when missing).
+        exclude: accepted for interface compatibility with folder sources (the listing is the search result).
+        modalities: modalities to search for.
+        progress: show tqdm bars for the search and the retrieval.
+        timeout: requests timeout, seconds (or ``(connect, read)``).
+        max_attempts: attempts per request when the connection fails or the server answers 408/429/503/504
+            (exponential back-off from 1 s).
+        session: a ``requests.Session`` to use (e.g. with custom authentication); a new one when ``None``.
+
+    Raises:
+        ValueError: for a malformed URL or an empty ``modalities``.
+    """
+
+    kind = "dicomweb"
+
+    def __init__(
+        self,
+        url: str,
+        cache: str | os.PathLike,
+        exclude: Collection[str | os.PathLike] = (),
+        modalities: Sequence[str] = DICOMWEB_MODALITIES,
+        progress: bool = True,
+        timeout: float | tuple[float, float] = (10.0, 120.0),
+        max_attempts: int = 3,
+        session: Any = None,
+    ) -> None:
+        self.url, auth = split_dicomweb_url(url)
+        self.modalities = tuple(str(m).upper() for m in modalities)
+        if not self.modalities:
+            raise ValueError("modalities must name at least one modality (e.g. DX, CR)")
+        cache = Path(cache)
+        if cache.exists() and not cache.is_dir():
+            raise ValueError(f"DICOMweb cache {cache} exists and is not a folder")
+        cache.mkdir(parents=True, exist_ok=True)
+        super().__init__(cache, exclude)
+        self.progress = progress
+        self.summary = RetrievalSummary(self.url, self.modalities)
+        self._timeout = timeout
+        self._max_attempts = max(1, int(max_attempts))
+        self._session = session
+        self._auth = auth
+        self._client = None
+        self._files: list[Path] | None = None
+        self._failed: dict[Path, str] = {}
+
+    @property
+    def cache(self) -> Path:
+        """The cache folder (the source's root)."""
+        return self.root
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r}, cache={str(self.root)!r})"
+
+    # -- HTTP ---------------------------------------------------------------------------------------------------------
+    def _get_client(self):
+        if self._client is None:
+            import requests
+            from dicomweb_client import DICOMwebClient
+
+            session = self._session if self._session is not None else requests.Session()
+            if self._auth is not None:
+                session.auth = self._auth
+
+            def count(response, *args, **kwargs):
+                self.summary.requests += 1
+                return response
+
+            session.hooks.setdefault("response", []).append(count)
+            try:
+                client = DICOMwebClient(self.url, session=session, timeout=self._timeout)
+            except ValueError as err:
+                raise ValueError(f"DICOMweb URL {self.url!r} is not usable: {err}") from None
+            client.set_http_retry_params(retry=True, max_attempts=self._max_attempts, wait_exponential_multiplier=500)
+            self._client = client
+        return self._client
+
+    @contextlib.contextmanager
+    def _remote(self, what: str) -> Iterator[None]:
+        """Turn requests/dicomweb-client failures of a search into :class:`DicomwebError` naming URL and status."""
+        import requests
+        from retrying import RetryError
+
+        try:
+            yield
+        except requests.exceptions.JSONDecodeError as err:
+            raise DicomwebError(
+                f"DICOMweb server {self.url}: {what} did not answer with DICOM JSON ({err.msg}); is {self.url} the "
+                "DICOMweb root of the server (for Orthanc: http://HOST:8042/dicom-web)?"
+            ) from None
+        except requests.exceptions.HTTPError as err:
+            raise DicomwebError(self._http_message(what, err.response)) from None
+        except RetryError as err:
+            response = getattr(err.last_attempt, "value", None)
+            if isinstance(response, requests.Response):
+                raise DicomwebError(
+                    self._http_message(what, response) + f" (after {self._max_attempts} attempts)"
+                ) from None
+            raise DicomwebError(
+                f"DICOMweb server {self.url}: {what} failed after {self._max_attempts} attempts"
+            ) from None
+        except requests.exceptions.RequestException as err:
+            raise DicomwebError(
+                f"cannot reach DICOMweb server {self.url} ({what}): {_network_reason(err)}; is the server running "
+                "and the URL right?"
+            ) from None
+        except ValueError as err:  # JSON that is not a list of data sets, malformed answers
+            raise DicomwebError(
+                f"DICOMweb server {self.url}: {what} gave an unusable answer: {err}; is {self.url} the DICOMweb root "
+                "of the server (for Orthanc: http://HOST:8042/dicom-web)?"
+            ) from None
+
+    def _http_message(self, what: str, response: Any) -> str:
+        if response is None:
+            return f"DICOMweb server {self.url}: {what} failed with an HTTP error"
+        status = f"HTTP {response.status_code} {response.reason or ''}".rstrip()
+        hint = ""
+        if response.status_code in (404, 405):
+            hint = f"; is {self.url} the DICOMweb root of the server (for Orthanc: http://HOST:8042/dicom-web)?"
+        elif response.status_code in (401, 403):
+            hint = "; the server refused access (credentials go in the URL: http://USER:PASSWORD@HOST/...)"
+        return f"DICOMweb server {self.url}: {what} failed: {status} for GET {_strip_query(response.url)}{hint}"
+
+    # -- search -------------------------------------------------------------------------------------------------------
+    def search(self) -> list[RemoteInstance]:
+        """QIDO-RS: the instances of the DX/CR series of the studies holding such series.
+
+        Returns:
+            The instances, sorted like a folder listing of the cache (study, series, file name), without duplicates.
+
+        Raises:
+            DicomwebError: when a search fails.
+        """
+        from tqdm import tqdm
+
+        client = self._get_client()
+        studies: list[str] = []
+        for modality in self.modalities:
+            with self._remote(f"QIDO-RS search for studies with ModalitiesInStudy={modality}"):
+                found = _search_all(client.search_for_studies, search_filters={"ModalitiesInStudy": modality})
+            studies.extend(uid for uid in (_value(d, "StudyInstanceUID") for d in found) if uid)
+        studies = list(dict.fromkeys(studies))
+        self.summary.studies = len(studies)
+
+        instances: dict[str, RemoteInstance] = {}
+        series_seen: set[tuple[str, str]] = set()
+        for study in tqdm(studies, desc="query", unit="study", disable=not self.progress, dynamic_ncols=True):
+            for modality in self.modalities:
+                with self._remote(f"QIDO-RS search for {modality} series of study {study}"):
+                    found = _search_all(client.search_for_series, study, search_filters={"Modality": modality})
+                for data in found:
+                    series, returned = _value(data, "SeriesInstanceUID"), _modality(data)
+                    if not series or (study, series) in series_seen:
+                        continue
+                    if returned is not None and returned not in self.modalities:  # server ignored the filter
+                        logger.debug("skipping series %s of modality %s (not %s)", series, returned, self.modalities)
+                        continue
+                    series_seen.add((study, series))
+                    with self._remote(f"QIDO-RS search for instances of series {series}"):
+                        items = _search_all(client.search_for_instances, study, series)
+                    for item in items:
+                        sop = _value(item, "SOPInstanceUID")
+                        if sop:
+                            inst = RemoteInstance(study, series, sop, returned or modality)
+                            instances.setdefault(inst.relpath, inst)
+        self.summary.series = len(series_seen)
+        self.summary.instances = len(instances)
+        if not instances:
+            logger.warning("DICOMweb server %s holds no %s instances", self.url, "/".join(self.modalities))
+        return sorted(
+            instances.values(),
+            key=lambda i: (i.study_instance_uid, i.series_instance_uid, i.sop_instance_uid + ".dcm"),
+        )
+
+    # -- retrieval ----------------------------------------------------------------------------------------------------
+    def retrieve(self) -> RetrievalSummary:
+        """Search, then retrieve into the cache every instance not cached yet (tqdm progress).
+
+        Returns:
+            The :class:`RetrievalSummary` (also :attr:`summary`).
+
+        Raises:
+            DicomwebError: when the server cannot be reached or a search fails.
+        """
+        from tqdm import tqdm
+
+        self.summary = RetrievalSummary(self.url, self.modalities)
+        found = self.search()
+        manifest = self._load_manifest()
+        files: list[Path] = []
+        failed: dict[Path, str] = {}
+        written_since_save = 0
+        bar = tqdm(found, desc="retrieve", unit="instance", disable=not self.progress, dynamic_ncols=True)
+        try:
+            for inst in bar:
+                rel = inst.relpath
+                path = self.root / rel
+                files.append(path)
+                if not inst.valid:
+                    failed[path] = (
+                        f"the server returned a malformed UID for this instance (study {inst.study_instance_uid!r}, "
+                        f"series {inst.series_instance_uid!r}, SOP instance {inst.sop_instance_uid!r})"
+                    )
+                    continue
+                size = manifest.get(rel)
+                if size is not None and _file_size(path) == size:
+                    self.summary.cached += 1
+                    continue
+                data, problem = self._retrieve_one(inst)
+                if problem is not None:
+                    failed[path] = problem
+                    continue
+                atomic_write_bytes(path, data)
+                manifest[rel] = len(data)
+                self.summary.downloaded += 1
+                self.summary.bytes_downloaded += len(data)
+                written_since_save += 1
+                if written_since_save >= _MANIFEST_SAVE_EVERY:
+                    self._save_manifest(manifest)
+                    written_since_save = 0
+                if self.progress:
+                    bar.set_postfix(new=self.summary.downloaded, cached=self.summary.cached, refresh=False)
+        finally:
+            bar.close()
+            if written_since_save:
+                self._save_manifest(manifest)
+        self.summary.failed = len(failed)
+        self._files, self._failed = files, failed
+        logger.info("%s", self.summary)
+        return self.summary
+
+    def _retrieve_one(self, inst: RemoteInstance) -> tuple[bytes, str | None]:
+        """WADO-RS retrieval of one instance as Part 10 bytes; ``(b"", problem)`` when the server did not deliver it.
+
+        Raises:
+            DicomwebError: when the server cannot be reached at all (connection refused, timeout).
+        """
+        import pydicom
+        import requests
+        from retrying import RetryError
+
+        client = self._get_client()
+        what = f"WADO-RS retrieval of instance {inst.sop_instance_uid}"
+        try:
+            ds = client.retrieve_instance(
+                inst.study_instance_uid,
+                inst.series_instance_uid,
+                inst.sop_instance_uid,
+                media_types=(("application/dicom", "*"),),
+            )
+        except requests.exceptions.HTTPError as err:
+            response = err.response
+            status = f"HTTP {response.status_code} {response.reason or ''}".rstrip() if response is not None else "HTTP"
+            return b"", f"{what} from {self.url} failed: {status}"
+        except RetryError as err:
+            response = getattr(err.last_attempt, "value", None)
+            status = f"HTTP {response.status_code}" if isinstance(response, requests.Response) else "an error"
+            return b"", f"{what} from {self.url} failed: {status} after {self._max_attempts} attempts"
+        except requests.exceptions.RequestException as err:
+            raise DicomwebError(
+                f"cannot reach DICOMweb server {self.url} ({what}): {_network_reason(err)}; the instances retrieved "
+                f"so far stay in the cache {self.root}"
+            ) from None
+        except Exception as err:  # unparseable multipart/DICOM answers: pydicom and dicomweb-client raise many types
+            return b"", f"{what} from {self.url} gave an unusable answer: {type(err).__name__}: {err}"
+        returned = str(ds.get("SOPInstanceUID", "") or "")
+        if returned != inst.sop_instance_uid:
+            return b"", f"{what} from {self.url} returned a different instance (SOPInstanceUID {returned!r})"
+        buffer = io.BytesIO()
+        try:
+            pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
+        except Exception as err:  # missing transfer syntax in the file meta, unencodable values
+            return b"", f"{what} from {self.url}: the answer cannot be stored as a DICOM file: {err}"
+        return buffer.getvalue(), None
+
+    # -- cache manifest -----------------------------------------------------------------------------------------------
+    def _load_manifest(self) -> dict[str, int]:
+        path = self.root / CACHE_MANIFEST
+        if not path.exists():
+            return {}
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            sizes = data["instances"]
+            return {str(k): int(v) for k, v in sizes.items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+            logger.warning("DICOMweb cache manifest %s is unreadable (%s): instances are retrieved again", path, err)
+            return {}
+
+    def _save_manifest(self, manifest: dict[str, int]) -> None:
+        doc = {"format": 1, "note": "size in bytes of each instance this cache holds", "instances": manifest}
+        atomic_write_json(self.root / CACHE_MANIFEST, doc, indent=None)
+
+    # -- ImageSource interface ----------------------------------------------------------------------------------------
+    def files(self) -> list[Path]:
+        """The cache paths of the instances found by the search (retrieving them on the first call).
+
+        Raises:
+            DicomwebError: when the server cannot be reached or a search fails.
+        """
+        if self._files is None:
+            self.retrieve()
+        return list(self._files)
+
+    def read(self, path: Path, keys: Sequence[str] = ("PatientID",)) -> SourceImage:
+        """Header-only read of a retrieved file, exactly as for a DICOM folder.
+
+        Raises:
+            RejectError: ``unreadable`` for an instance the server did not deliver (the detail gives the HTTP
+                status); otherwise the reasons of :func:`~monai_bone.data.dicom_header.read_header`.
+        """
+        problem = self._failed.get(Path(path))
+        if problem is not None:
+            raise RejectError("unreadable", problem)
+        return super().read(path, keys=keys)
+
+
+def _search_all(search: Any, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """All results of a QIDO-RS search, paging with ``offset`` while pages bring new results.
+
+    Stops at the first empty page, or at a page with nothing new (a server that ignores ``offset`` would otherwise
+    send the same page forever).
+    """
+    results: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    while True:
+        page = search(*args, offset=len(results), **kwargs) if results else search(*args, **kwargs)
+        if not isinstance(page, list) or not all(isinstance(d, dict) for d in page):
+            kinds = sorted({type(d).__name__ for d in page}) if isinstance(page, list) else [type(page).__name__]
+            raise ValueError(f"the answer is not a JSON array of DICOM data sets (found {', '.join(kinds)})")
+        fresh = [d for d in page if json.dumps(d, sort_keys=True) not in seen]
+        if not fresh:
+            return results
+        seen.update(json.dumps(d, sort_keys=True) for d in fresh)
+        results.extend(fresh)
+
+
+def _value(data: dict[str, Any], keyword: str) -> str | None:
+    """First value of a UID element in a DICOM JSON data set."""
+    element = data.get(_TAGS[keyword]) if isinstance(data, dict) else None
+    values = element.get("Value") if isinstance(element, dict) else None
+    return str(values[0]).strip() if values else None
+
+
+def _modality(data: dict[str, Any]) -> str | None:
+    element = data.get(_MODALITY_TAG) if isinstance(data, dict) else None
+    values = element.get("Value") if isinstance(element, dict) else None
+    return str(values[0]).strip().upper() if values else None
+
+
+def _file_size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
+
+
+def _strip_query(url: str | None) -> str:
+    return (url or "").split("?", 1)[0]
+
+
+def _network_reason(err: Exception) -> str:
+    """A short reason for a requests network error (``Connection refused``, ``timed out``, ...)."""
+    import requests
+
+    if isinstance(err, requests.exceptions.Timeout):
+        return "timed out"
+    match = _ERRNO_RE.search(str(err))
+    if match:
+        return match.group(1).strip()
+    text = str(err)
+    if "Failed to resolve" in text or "NameResolutionError" in text:
+        return "host name cannot be resolved"
+    return type(err).__name__
