@@ -10,6 +10,14 @@ Examples::
 A DICOMweb source's DX/CR instances are retrieved into ``--cache`` (default ``dicomweb_cache/`` beside ``--out``)
 and indexed like a folder; a second run downloads only what is not cached yet.
 
+With ``--pseudonymise`` PatientID, Study/SOP Instance UIDs and the join key are replaced by salted pseudonyms in every
+output (salt from ``--salt`` or the ``MONAI_BONE_SALT`` environment variable -- prefer the variable: command lines
+end up in shell histories and process lists; the salt is never written anywhere). ``--mapping PATH`` also writes the
+original -> pseudonym CSV there; keep it apart from the data you share::
+
+    MONAI_BONE_SALT=... monai-bone index /data/hip --out share/datalist.json --clinical /data/hip.csv --task hip \
+        --pseudonymise --mapping /secure/pseudonyms.csv
+
 prints ``files seen N = used U + rejected R`` with the count per reject reason, and writes ``rejects.csv`` and
 ``warnings.csv`` beside the datalist.
 """
@@ -21,6 +29,7 @@ import logging
 
 from monai_bone.data.datalist import TASKS, build_datalist
 from monai_bone.data.dicomweb import DEFAULT_CACHE_NAME, DicomwebError
+from monai_bone.data.pseudonym import SALT_ENV
 from monai_bone.data.sources import SOURCE_KINDS
 
 __all__ = ["add_parser", "run"]
@@ -74,6 +83,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         metavar="DIR",
         help=f"DICOMweb source: folder for the retrieved instances (default: {DEFAULT_CACHE_NAME}/ beside --out)",
     )
+    parser.add_argument(
+        "--pseudonymise",
+        action="store_true",
+        help="replace PatientID, Study/SOP Instance UIDs and the join key by salted pseudonyms in all outputs "
+        "(the clinical CSV join uses the originals)",
+    )
+    parser.add_argument(
+        "--salt",
+        default=None,
+        help=f"secret salt of the pseudonyms (default: the {SALT_ENV} environment variable, which is safer than a "
+        "command-line argument); never written to any output",
+    )
+    parser.add_argument(
+        "--mapping",
+        default=None,
+        metavar="CSV",
+        help="with --pseudonymise: also write the original -> pseudonym mapping here (keep it private)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
     return parser
@@ -96,6 +123,9 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             source_kind=args.source_kind,
             cache=args.cache,
+            pseudonymise=args.pseudonymise,
+            salt=args.salt,
+            mapping=args.mapping,
         )
     except DicomwebError as err:
         logger.error("%s", err)

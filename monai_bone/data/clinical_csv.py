@@ -6,16 +6,26 @@ One or more CSV files are merged on the key. Reading is forgiving about format a
   file as synthetic); blank lines are skipped;
 * the delimiter is sniffed from the header line (``,``, ``;``, tab or ``|``); with ``;``/tab/``|`` a decimal comma
   (``1,62``) is read as a decimal point;
-* the encoding is UTF-8 (with or without BOM), falling back to Latin-1 with a logged warning;
+* the encoding is UTF-8 (with or without BOM) or UTF-16 with a byte-order mark, falling back to Latin-1 with a
+  logged warning; a file with NUL bytes after that (UTF-16 without BOM, a binary file) is refused with a message naming
+  it;
 * column names match case-insensitively (``PatientID`` = ``patientid``; ``AGE_XRAY`` = ``age_xray``); the columns the
   index understands are :data:`~monai_bone.constants.CLINICAL_FIELDS` plus ``bmd`` (g/cm², hip) and ``label`` (knee:
-  class index or name) -- others are kept as text but not used;
+  class index or name) -- others are kept as text but not used, and conflicting duplicates of them are set to
+  ``None`` without a warning (their values never appear in a report);
+* columns that hold direct identifiers (:data:`IDENTIFIER_COLUMNS`: ``PatientName``, ``PatientBirthDate``, ``name``,
+  ``dob``, ``address``, ...) are ignored entirely -- their values are not even kept in memory -- with one logged note
+  naming the column;
 * numeric fields are parsed to float (``""``, ``NA``, ``nan``, ``null``, ``-``, ``?`` = missing); ``sex`` is normalised
   by :func:`~monai_bone.data.dicom_header.normalise_sex`, ``smoking`` by :func:`normalise_smoking`; values that do not
   parse become ``None`` with a :class:`~monai_bone.data.dicom_header.FieldWarning`;
-* one record per line (quoted cells must not contain line breaks);
+* one record per line (quoted cells must not contain line breaks); a line whose cell count differs from the header's
+  is skipped;
 * a key that appears more than once (in one file or across files) is merged: missing values are filled from the other
   row, equal values are fine, and *conflicting* values are set to ``None`` and reported (never silently picked).
+
+File-level problems (skipped lines, encoding fallback) are logged and kept in :attr:`ClinicalTable.file_warnings`;
+the index writes them to ``warnings.csv`` with the CSV file as ``path``.
 
 Unit fixes and plausibility checks are applied by the index (:mod:`monai_bone.data.datalist`), where header and CSV
 values meet.
@@ -37,6 +47,7 @@ from monai_bone.constants import CATEGORICAL_CODES, CLINICAL_FIELDS, NUMERIC_FIE
 from monai_bone.data.dicom_header import FieldWarning, normalise_sex
 
 __all__ = [
+    "IDENTIFIER_COLUMNS",
     "LABEL_COLUMNS",
     "MISSING_TOKENS",
     "ClinicalTable",
@@ -49,6 +60,42 @@ logger = logging.getLogger(__name__)
 
 #: Label columns understood besides the clinical fields: ``bmd`` (g/cm², hip) and ``label`` (knee class).
 LABEL_COLUMNS: tuple[str, ...] = ("bmd", "label")
+
+#: Column names (lower case, ignoring ``_``, ``-`` and spaces) that hold direct identifiers: never read.
+IDENTIFIER_COLUMNS: frozenset[str] = frozenset(
+    {
+        "patientname",
+        "name",
+        "fullname",
+        "firstname",
+        "lastname",
+        "surname",
+        "givenname",
+        "familyname",
+        "patientbirthdate",
+        "birthdate",
+        "dateofbirth",
+        "dob",
+        "patientbirthtime",
+        "patientbirthname",
+        "patientmotherbirthname",
+        "otherpatientnames",
+        "patientaddress",
+        "address",
+        "street",
+        "postcode",
+        "zipcode",
+        "patienttelephonenumbers",
+        "telephone",
+        "phone",
+        "email",
+        "responsibleperson",
+        "referringphysicianname",
+        "nhsnumber",
+        "ssn",
+        "socialsecuritynumber",
+    }
+)
 
 #: Cell values read as "missing" (case-insensitive, after stripping).
 MISSING_TOKENS: frozenset[str] = frozenset({"", "na", "n/a", "nan", "none", "null", "missing", "-", ".", "?"})
@@ -152,6 +199,8 @@ class ClinicalTable:
         origins: ``{key value: "file:line, file:line"}`` -- where each key's row(s) came from.
         warnings: ``{key value: [FieldWarning, ...]}`` -- unparseable cells and conflicting duplicates.
         synthetic_files: files with a ``#`` comment line containing :data:`~monai_bone.constants.SYNTHETIC_NOTE`.
+        file_warnings: ``(file, FieldWarning)`` for problems not tied to a key: skipped lines (``field`` ``row``,
+            code ``skipped``) and the encoding fallback (``field`` ``encoding``, code ``note``).
     """
 
     key: str
@@ -161,6 +210,7 @@ class ClinicalTable:
     origins: dict[str, str] = field(default_factory=dict)
     warnings: dict[str, list[FieldWarning]] = field(default_factory=dict)
     synthetic_files: list[Path] = field(default_factory=list)
+    file_warnings: list[tuple[Path, FieldWarning]] = field(default_factory=list)
 
     @property
     def synthetic(self) -> bool:
@@ -185,13 +235,25 @@ class ClinicalTable:
         return f"{', '.join(p.name for p in self.paths)} ({len(self.rows)} keys)"
 
 
-def _decode(path: Path) -> str:
+def _decode(path: Path) -> tuple[str, str | None]:
+    """Text of a CSV file and a note when it was not plain UTF-8 (``None`` otherwise)."""
     raw = path.read_bytes()
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        logger.warning("%s is not valid UTF-8; reading it as Latin-1", path)
-        return raw.decode("latin-1")
+    note = None
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        text, note = raw.decode("utf-16"), "UTF-16 file (byte-order mark) decoded as UTF-16"
+    else:
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            note = "not valid UTF-8; read as Latin-1 (check accented characters)"
+            logger.warning("%s is not valid UTF-8; reading it as Latin-1", path)
+            text = raw.decode("latin-1")
+    if "\x00" in text:
+        raise ValueError(
+            f"clinical CSV {path}: contains NUL bytes (UTF-16 without a byte-order mark, or not a text file); "
+            "save it as a UTF-8 CSV"
+        )
+    return text, note
 
 
 def _sniff_delimiter(header_line: str) -> str:
@@ -214,6 +276,10 @@ def _parse_cell(column: str, cell: str, decimal_comma: bool) -> Any:
         return normalise_smoking(cell)
     text = cell.strip()
     return None if text.lower() in MISSING_TOKENS else text
+
+
+def _squash(name: str) -> str:
+    return re.sub(r"[\s_\-.]", "", name.lower())
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -249,7 +315,9 @@ def read_clinical_csv(paths: str | os.PathLike | Iterable[str | os.PathLike], ke
     for path in path_list:
         if not path.is_file():
             raise FileNotFoundError(f"clinical CSV {path} does not exist")
-        text = _decode(path)
+        text, note = _decode(path)
+        if note:
+            table.file_warnings.append((path, FieldWarning("encoding", "note", None, None, note, f"csv:{path.name}")))
         lines = text.splitlines()
         data_lines: list[tuple[int, str]] = []
         for number, line in enumerate(lines, start=1):
@@ -276,7 +344,14 @@ def read_clinical_csv(paths: str | os.PathLike | Iterable[str | os.PathLike], ke
                 "pass the right --key or rename the column"
             )
         key_index = lowered.index(key.lower())
-        columns = {i: name for i, name in enumerate(lowered) if i != key_index and name}
+        identifiers = [header[i] for i, name in enumerate(lowered) if _squash(name) in IDENTIFIER_COLUMNS]
+        if identifiers:
+            logger.info("%s: column(s) %s hold direct identifiers and are ignored", path, ", ".join(identifiers))
+        columns = {
+            i: name
+            for i, name in enumerate(lowered)
+            if i != key_index and name and _squash(name) not in IDENTIFIER_COLUMNS
+        }
         for name in columns.values():
             if name in understood and name not in table.columns:
                 table.columns.append(name)
@@ -284,13 +359,15 @@ def read_clinical_csv(paths: str | os.PathLike | Iterable[str | os.PathLike], ke
         for (line_number, _), cells in zip(data_lines[1:], reader):
             where = f"{path.name}:{line_number}"
             if len(cells) != len(header):
-                logger.warning(
-                    "%s: %d cells but the header has %d columns; line skipped", where, len(cells), len(header)
-                )
+                detail = f"{where}: {len(cells)} cells but the header has {len(header)} columns; line skipped"
+                logger.warning("%s", detail)
+                table.file_warnings.append((path, FieldWarning("row", "skipped", None, None, detail, f"csv:{where}")))
                 continue
             key_value = cells[key_index].strip()
             if not key_value:
-                logger.warning("%s: empty key %r; line skipped", where, key)
+                detail = f"{where}: empty key {key!r}; line skipped"
+                logger.warning("%s", detail)
+                table.file_warnings.append((path, FieldWarning("row", "skipped", None, None, detail, f"csv:{where}")))
                 continue
             row = table.rows.setdefault(key_value, {})
             row_counts[key_value] = row_counts.get(key_value, 0) + 1
@@ -316,6 +393,8 @@ def read_clinical_csv(paths: str | os.PathLike | Iterable[str | os.PathLike], ke
                 elif not _same(previous, value):
                     bad.add(column)
                     row[column] = None
+                    if column not in understood:  # an unused column: its values never go into a report
+                        continue
                     table.warnings.setdefault(key_value, []).append(
                         FieldWarning(
                             column,

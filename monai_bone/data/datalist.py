@@ -27,7 +27,14 @@ label is rejected (``missing_label``); without ``task`` or without a label sourc
 Folds: :class:`sklearn.model_selection.StratifiedGroupKFold` with the patient as group (one patient is never in two
 folds), stratified by BMD quantile bins (hip) or class (knee).
 
-No PatientName, PatientBirthDate or other direct identifier is read, written or logged.
+No PatientName, PatientBirthDate or other direct identifier is read, written or logged. With ``pseudonymise=True``
+(``monai-bone index --pseudonymise``) PatientID, StudyInstanceUID, SOPInstanceUID and the join key are replaced by
+salted pseudonyms (:mod:`monai_bone.data.pseudonym`) in the datalist, ``rejects.csv`` and ``warnings.csv``; the
+clinical CSV join still uses the original values. Image paths are kept (they are needed to load the images): do not
+name files or folders after patients if the outputs are shared.
+
+Robustness: a file whose header read fails in an unexpected way (any exception other than the documented rejects)
+is rejected as ``unreadable`` with the exception type and message, and the index goes on with the next file.
 """
 
 from __future__ import annotations
@@ -55,6 +62,7 @@ from monai_bone.constants import (
 )
 from monai_bone.data.clinical_csv import ClinicalTable, read_clinical_csv
 from monai_bone.data.dicom_header import REJECT_REASONS, FieldWarning, RejectError
+from monai_bone.data.pseudonym import Pseudonymiser
 from monai_bone.data.sources import ImageSource, SourceImage, open_source
 from monai_bone.utils.io import atomic_write_csv, atomic_write_text
 
@@ -506,6 +514,9 @@ def build_datalist(
     progress: bool = True,
     source_kind: str | None = None,
     cache: str | os.PathLike | None = None,
+    pseudonymise: bool = False,
+    salt: str | None = None,
+    mapping: str | os.PathLike | None = None,
 ) -> IndexSummary:
     """Index an image source into a MONAI datalist with folds, plus ``rejects.csv`` and ``warnings.csv`` beside it.
 
@@ -522,6 +533,9 @@ def build_datalist(
         progress: show a tqdm progress bar.
         source_kind: ``"dicom"``, ``"kop"``, ``"dicomweb"`` or ``None`` to auto-detect.
         cache: DICOMweb sources: folder for the retrieved instances (default ``dicomweb_cache/`` beside ``out``).
+        pseudonymise: replace PatientID, Study/SOP Instance UIDs and the join key by salted pseudonyms in every output.
+        salt: secret salt of the pseudonyms (default: the ``MONAI_BONE_SALT`` environment variable); never written.
+        mapping: with ``pseudonymise``, write the original -> pseudonym CSV here (nowhere by default).
 
     Returns:
         The :class:`IndexSummary` (``seen == used + rejected``).
@@ -542,6 +556,14 @@ def build_datalist(
         raise ValueError(f"folds must be an integer >= 1, got {folds!r}")
     if not key or key in DIRECT_IDENTIFIERS:
         raise ValueError(f"key {key!r} is not allowed: use PatientID or another non-identifying keyword")
+    if mapping is not None and not pseudonymise:
+        raise ValueError("a pseudonym mapping file was asked for without pseudonymise (--pseudonymise)")
+    pseud = Pseudonymiser(salt) if pseudonymise else None
+
+    def shown(value: Any) -> Any:
+        """The join-key value as it may appear in outputs (its pseudonym when pseudonymising)."""
+        return pseud.pseudonym(key, value) if pseud is not None and value is not None else value
+
     out = Path(out)
     if out.is_dir():
         raise ValueError(f"out {out} is a folder; give the datalist JSON file path (e.g. {out / 'datalist.json'})")
@@ -591,6 +613,11 @@ def build_datalist(
         except RejectError as err:
             reject(rel, err.reason, err.detail)
             continue
+        except Exception as err:  # noqa: BLE001 - one odd file never stops the index; it is recorded as a reject
+            detail = f"unexpected {type(err).__name__} while reading the header: {' '.join(str(err).split())[:300]}"
+            logger.warning("%s: %s", rel, detail)
+            reject(rel, "unreadable", detail)
+            continue
         if img.sop_instance_uid:
             if img.sop_instance_uid in first_sop:
                 reject(rel, "duplicate_sop_uid", f"same SOPInstanceUID as {first_sop[img.sop_instance_uid]}")
@@ -604,7 +631,7 @@ def build_datalist(
                 continue
             row = table.get(key_value)
             if row is None:
-                reject(rel, "no_clinical_row", f"{key} {key_value!r} has no row in {table.describe()}")
+                reject(rel, "no_clinical_row", f"{key} {shown(key_value)!r} has no row in {table.describe()}")
                 continue
             csv_source = f"csv:{table.origins.get(str(key_value).strip(), '')}"
         found: list[FieldWarning] = list(img.warnings)
@@ -633,13 +660,13 @@ def build_datalist(
                 missing = "the clinical CSV row has no (or a conflicting) 'bmd' value" if row else "no 'bmd' value"
             record_labels["bmd"] = bmd
             if task == "hip" and labelled and bmd is None:
-                reject(rel, "missing_label", f"{key} {key_value!r}: {missing}")
+                reject(rel, "missing_label", f"{key} {shown(key_value)!r}: {missing}")
                 continue
         if "label" in label_keys:
             label, missing = _find_label(img, row, labels, csv_source, found)
             record_labels["label"] = label
             if task == "knee" and labelled and label is None:
-                reject(rel, "missing_label", f"{key} {key_value!r}: {missing}")
+                reject(rel, "missing_label", f"{key} {shown(key_value)!r}: {missing}")
                 continue
 
         if task is not None and img.body_part and img.body_part not in _BODY_PARTS[task]:
@@ -661,9 +688,13 @@ def build_datalist(
             )
         record: dict[str, Any] = {
             "image": rel,
-            "patient_id": img.patient_id,
-            "sop_instance_uid": img.sop_instance_uid,
-            "study_instance_uid": img.study_instance_uid,
+            "patient_id": img.patient_id if pseud is None else pseud.pseudonym("PatientID", img.patient_id),
+            "sop_instance_uid": (
+                img.sop_instance_uid if pseud is None else pseud.pseudonym("SOPInstanceUID", img.sop_instance_uid)
+            ),
+            "study_instance_uid": (
+                img.study_instance_uid if pseud is None else pseud.pseudonym("StudyInstanceUID", img.study_instance_uid)
+            ),
             "modality": img.modality,
             "photometric": img.photometric,
             **record_labels,
@@ -674,10 +705,28 @@ def build_datalist(
         groups.append(img.patient_id if img.patient_id is not None else f"image:{rel}")
         synthetic_flags.append(bool(img.synthetic or (table is not None and table.synthetic)))
         for w in found:
+            detail = w.detail
+            if pseud is not None and key_value is not None:  # clinical CSV conflicts name the key value
+                detail = detail.replace(f"{key} {str(key_value).strip()}:", f"{key} {shown(key_value)}:")
             warning_rows.append(
                 {
                     "path": rel,
-                    "patient_id": img.patient_id,
+                    "patient_id": record["patient_id"],
+                    "field": w.field,
+                    "code": w.code,
+                    "source": w.source,
+                    "original": w.original,
+                    "corrected": w.corrected,
+                    "detail": detail,
+                }
+            )
+
+    if table is not None:  # problems of the CSV files themselves (skipped lines, encoding fallback)
+        for csv_path, w in table.file_warnings:
+            warning_rows.append(
+                {
+                    "path": _rel(csv_path, out_dir),
+                    "patient_id": None,
                     "field": w.field,
                     "code": w.code,
                     "source": w.source,
@@ -727,10 +776,16 @@ def build_datalist(
     if labels is not None:
         datalist["labels"] = list(labels)
     datalist.update({"source": src.url or _rel(src.root, out_dir), "source_kind": src.kind, "key": key})
+    if pseud is not None:
+        datalist["pseudonymised"] = "HMAC-SHA256 with a user salt (monai_bone.data.pseudonym); salt not stored"
     if synthetic:
         datalist["note"] = SYNTHETIC_NOTE
     datalist[DATALIST_KEY] = records
     atomic_write_text(out, _dump_datalist(datalist))
+    if pseud is not None and mapping is not None:
+        if Path(mapping).resolve().parent == out_dir.resolve():
+            logger.warning("the pseudonym mapping %s is beside the datalist; keep it apart from shared data", mapping)
+        pseud.write_mapping(mapping)
 
     summary = IndexSummary(
         seen=len(files),

@@ -14,6 +14,13 @@ at the file position where pydicom stopped. That is enough to tell
 Files that cannot be used raise :class:`RejectError` with one of :data:`REJECT_REASONS` and a human-readable detail
 naming the problem; the index turns it into a row of ``rejects.csv``.
 
+Image size rule (checked from Rows/Columns before anything else about the pixels, so an absurd image is never
+decoded): each side must lie in ``[MIN_IMAGE_SIDE, MAX_IMAGE_SIDE]`` = [8, 16384] pixels and Rows x Columns must not
+exceed :data:`MAX_IMAGE_PIXELS` (50 megapixels). The largest flat-panel detectors are about 4300 x 4300 pixels
+(18.5 MP) and stitched long-leg images about 2500 x 8000 (20 MP); a side below 8 pixels is an icon or a corrupt
+header, not a radiograph. Violations are rejected as ``image_size``; :func:`image_size_problem` is shared with
+the loader (:class:`monai_bone.transforms.LoadXray`), which applies the same rule before decoding.
+
 Accepted modalities are :data:`XRAY_MODALITIES`: DX (digital radiography, "For Presentation" and "For Processing"),
 CR (computed radiography) and RG (radiographic imaging, e.g. digitised film). MG (mammography), IO/PX (dental),
 RF/XA (fluoroscopy/angiography) are X-ray based but are not hip or knee radiographs and are rejected as ``not_xray``.
@@ -51,6 +58,9 @@ from pydicom.uid import (
 from monai_bone.constants import CATEGORICAL_CODES, DICOM_FIELDS, SYNTHETIC_NOTE
 
 __all__ = [
+    "MAX_IMAGE_PIXELS",
+    "MAX_IMAGE_SIDE",
+    "MIN_IMAGE_SIDE",
     "REJECT_REASONS",
     "XRAY_MODALITIES",
     "XRAY_SOP_CLASSES",
@@ -58,6 +68,7 @@ __all__ = [
     "FieldWarning",
     "RejectError",
     "check_decodable",
+    "image_size_problem",
     "normalise_sex",
     "parse_age",
     "read_header",
@@ -73,12 +84,18 @@ REJECT_REASONS: dict[str, str] = {
     "not_image": "not a PNG/JPEG image (image-folder sources)",
     "not_xray": "a DICOM object that is not a plain radiograph (CT, MR, SR, RT, DICOMDIR, ...); the detail names it",
     "unsupported_image": "a radiograph the loader cannot use (colour, multi-frame, float pixel data, no Rows/Columns)",
+    "image_size": "Rows/Columns outside the size rule (each side 8..16384 px, at most 50 megapixels); never decoded",
     "no_pixel_data": "no PixelData element, or PixelData declared longer than the file (truncated) or too short",
     "undecodable": "compressed transfer syntax without an available pydicom decoder; the detail names the plugin",
     "duplicate_sop_uid": "same SOPInstanceUID as a file already indexed (the first one is used)",
     "no_clinical_row": "clinical CSV(s) given but no row for this file's key (default PatientID)",
     "missing_label": "labelled source (bmd/label column or class folders) but no usable label for this file",
 }
+
+#: Smallest and largest accepted image side (pixels) and largest accepted image area (Rows x Columns).
+MIN_IMAGE_SIDE: int = 8
+MAX_IMAGE_SIDE: int = 16384
+MAX_IMAGE_PIXELS: int = 50_000_000
 
 #: Modalities of plain radiographs that the index keeps.
 XRAY_MODALITIES: tuple[str, ...] = ("DX", "CR", "RG")
@@ -145,7 +162,7 @@ class FieldWarning:
     Attributes:
         field: clinical field (``age_xray``, ``height``, ``bmd``, ``label``, ...) or a header attribute.
         code: ``unparseable``, ``implausible``, ``unit_converted``, ``conflict``, ``disagreement``, ``derived``,
-            ``unknown_code`` or ``note``.
+            ``unknown_code``, ``skipped`` (a clinical CSV line) or ``note``.
         original: the value as found (string or number).
         corrected: the value used instead (``None`` = set to null).
         detail: human-readable explanation.
@@ -269,6 +286,29 @@ def normalise_sex(value: Any) -> str | None:
     except ValueError:
         pass
     raise ValueError(f"sex code {text!r} is not F/M (or female/male, 0/1)")
+
+
+def image_size_problem(rows: int, columns: int) -> str | None:
+    """Check an image size against the documented rule (see the module docstring).
+
+    Args:
+        rows: image height in pixels (DICOM Rows).
+        columns: image width in pixels (DICOM Columns).
+
+    Returns:
+        ``None`` when the size is acceptable, otherwise a message naming the size and the rule.
+    """
+    rows, columns = int(rows), int(columns)
+    if min(rows, columns) < MIN_IMAGE_SIDE:
+        return f"image is {rows} x {columns} pixels; each side must be at least {MIN_IMAGE_SIDE} pixels"
+    if max(rows, columns) > MAX_IMAGE_SIDE:
+        return f"image is {rows} x {columns} pixels; each side must be at most {MAX_IMAGE_SIDE} pixels"
+    if rows * columns > MAX_IMAGE_PIXELS:
+        return (
+            f"image is {rows} x {columns} pixels ({rows * columns / 1e6:.0f} megapixels); at most "
+            f"{MAX_IMAGE_PIXELS / 1e6:.0f} megapixels are accepted"
+        )
+    return None
 
 
 @functools.lru_cache(maxsize=64)
@@ -539,8 +579,8 @@ def read_header(path: str | os.PathLike, keys: Sequence[str] = ("PatientID",)) -
     """Read one DICOM file's header (never its pixels) and check that it is a usable plain radiograph.
 
     Checks, in order: readable Part 10 DICOM → modality in :data:`XRAY_MODALITIES` (or a DX/CR SOP class) →
-    PixelData present, not truncated and long enough → single-frame grayscale (MONOCHROME1/2) with Rows/Columns →
-    an available decoder for the transfer syntax.
+    Rows/Columns within the size rule (:func:`image_size_problem`) → PixelData present, not truncated and long
+    enough → single-frame grayscale (MONOCHROME1/2) with Rows/Columns → an available decoder for the transfer syntax.
 
     Args:
         path: the file (any name, any extension).
@@ -567,6 +607,11 @@ def read_header(path: str | os.PathLike, keys: Sequence[str] = ("PatientID",)) -
                 detail = f"DICOM header could not be parsed: {type(err).__name__}: {err}"
                 raise RejectError("unreadable", detail) from None
             modality, sop_class = _check_modality(ds)
+            rows, cols = _int(ds, "Rows"), _int(ds, "Columns")
+            if rows and cols:  # missing Rows/Columns are reported by the image-type checks below
+                size_problem = image_size_problem(rows, cols)
+                if size_problem:
+                    raise RejectError("image_size", size_problem)
             syntax = _transfer_syntax(ds)
             if syntax == str(DeflatedExplicitVRLittleEndian):
                 problem = _deflated_pixel_problem(path)

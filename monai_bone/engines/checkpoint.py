@@ -1,25 +1,159 @@
-"""Resuming training from the last checkpoint that MONAI's ``CheckpointSaver`` wrote.
+"""Checkpoint files: atomic saving, safe loading with clear errors, and resuming from the last good epoch.
 
-The bundles save, every epoch, ``checkpoint_epoch=N.pt`` holding the network, optimizer, LR scheduler and trainer
-state (``CheckpointSaver(save_interval=1, n_saved=1)``). :func:`find_last_checkpoint` finds the newest one that loads,
-so a killed run (which may leave a truncated newest file beside the previous one) resumes from the last good epoch;
-the bundle's ``CheckpointLoader`` is disabled when it returns ``None``.
+The bundles save, every epoch, ``checkpoint_epoch=N.pt`` holding the network, optimizer, LR scheduler, trainer and
+training-history state (:class:`~monai_bone.engines.ResumableCheckpointSaver`, ``save_interval=1, n_saved=1``),
+written atomically (:func:`atomic_torch_save`: temporary file, fsync, rename), so a killed run leaves the previous
+complete file, never a truncated one. :func:`find_last_checkpoint` still verifies candidates newest first and
+**skips** a file that does not load (a copy damaged later, a file from an older writer), with a logged warning naming
+it; resuming therefore starts from the newest intact checkpoint (or from scratch, logged, when there is none). The
+bundle's ``CheckpointLoader`` is disabled when it returns ``None``.
+
+Every checkpoint is read with ``torch.load(..., weights_only=True)`` (:func:`load_checkpoint`): a file that holds
+pickled Python objects (a whole pickled ``nn.Module``, arbitrary classes) is refused, because unpickling can run
+code. A file given explicitly (``--ckpt_path`` of evaluation and inference, via :class:`SafeCheckpointLoader`) that is
+missing, empty, truncated, corrupt or pickled gives a :class:`CheckpointFileError` naming the file and the problem
+instead of a pickle/zip traceback.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import pickle
 import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
+from monai.handlers import CheckpointLoader
+from monai.networks.utils import copy_model_state
 
-__all__ = ["checkpoint_epoch", "find_last_checkpoint", "resume_checkpoint"]
+from monai_bone.utils.io import TEMP_SUFFIX, atomic_write_stream
+
+__all__ = [
+    "CheckpointFileError",
+    "SafeCheckpointLoader",
+    "atomic_torch_save",
+    "checkpoint_epoch",
+    "find_last_checkpoint",
+    "load_checkpoint",
+    "resume_checkpoint",
+]
 
 logger = logging.getLogger(__name__)
 
 _EPOCH_RE = re.compile(r"_epoch=(\d+)\.pt$")
+_GLOBAL_RE = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+
+
+class CheckpointFileError(ValueError):
+    """A checkpoint file that cannot be used; the message starts with the file name."""
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save(obj)`` to ``path`` atomically (temporary file in the same folder, fsync, rename).
+
+    Args:
+        obj: what to save (state dicts).
+        path: destination file.
+
+    Returns:
+        The destination path.
+    """
+    return atomic_write_stream(path, lambda f: torch.save(obj, f))
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
+    """Load a checkpoint with ``torch.load(weights_only=True)`` and turn every failure into a clear error.
+
+    Args:
+        path: the checkpoint file.
+        map_location: as for ``torch.load``.
+
+    Returns:
+        The loaded object (a state dict or a dict of state dicts).
+
+    Raises:
+        FileNotFoundError: naming the file when it does not exist.
+        CheckpointFileError: naming the file when it is a folder, empty, truncated or corrupt, or holds pickled
+            Python objects (refused: weights-only loading never runs code from a checkpoint).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    if path.is_dir():
+        raise CheckpointFileError(f"{path}: is a folder, not a checkpoint file")
+    if path.stat().st_size == 0:
+        raise CheckpointFileError(f"{path}: empty file (0 bytes); not a checkpoint (an interrupted copy?)")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        text = str(err)
+        found = _GLOBAL_RE.search(text)
+        if found or "Unsupported class" in text or "Unsupported global" in text:
+            what = f" ({found.group(1)})" if found else ""
+            raise CheckpointFileError(
+                f"{path}: refused: the file holds pickled Python objects{what}, not only tensors; monai-bone loads "
+                "checkpoints with torch.load(weights_only=True) because unpickling can run code. If you trust the "
+                "file, re-save its weights as a state dict: torch.save(model.state_dict(), path)"
+            ) from None
+        detail = text.split("WeightsUnpickler error:")[-1] if "WeightsUnpickler error:" in text else text
+        detail = _short(detail.split("Check the documentation")[0])
+        raise CheckpointFileError(f"{path}: not a PyTorch checkpoint (corrupt or another format: {detail})") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        raise CheckpointFileError(
+            f"{path}: truncated or corrupt checkpoint ({type(err).__name__}: {_short(err)}); use an intact copy or "
+            "the previous epoch's file"
+        ) from None
+    except Exception as err:  # noqa: BLE001 - any other decoder failure: same clear message
+        raise CheckpointFileError(f"{path}: cannot load checkpoint ({type(err).__name__}: {_short(err)})") from None
+
+
+def _short(err: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class SafeCheckpointLoader(CheckpointLoader):
+    """MONAI ``CheckpointLoader`` that reads the file through :func:`load_checkpoint`.
+
+    Same arguments and behaviour as ``monai.handlers.CheckpointLoader`` (which also loads with
+    ``weights_only=True``), but a missing, empty, truncated, corrupt or pickled-object file raises
+    :class:`CheckpointFileError` / ``FileNotFoundError`` naming the file, not a zip or unpickling traceback.
+    """
+
+    def __call__(self, engine) -> None:
+        """Load the checkpoint into ``load_dict`` (see ``monai.handlers.CheckpointLoader.__call__``)."""
+        from ignite.handlers import Checkpoint
+
+        checkpoint = load_checkpoint(self.load_path, map_location=self.map_location)
+        if not isinstance(checkpoint, Mapping):
+            raise CheckpointFileError(f"{self.load_path}: holds a {type(checkpoint).__name__}, not a state dict")
+        checkpoint = dict(checkpoint)
+        k, _ = list(self.load_dict.items())[0]
+        if len(self.load_dict) == 1 and k not in checkpoint:  # a bare state dict of a single object
+            checkpoint = {k: checkpoint}
+        if not self.strict_shape:
+            for name in [n for n, obj in self.load_dict.items() if not isinstance(obj, torch.nn.Module)]:
+                logger.warning("strict_shape is False: loading only the networks, skipping %r", name)
+                self.load_dict.pop(name)
+            for name, obj in self.load_dict.items():
+                checkpoint[name] = copy_model_state(obj, checkpoint, inplace=False)[0]
+        prior_max_epochs = engine.state.max_epochs
+        try:
+            Checkpoint.load_objects(to_load=self.load_dict, checkpoint=checkpoint, strict=self.strict)
+        except (KeyError, RuntimeError, ValueError) as err:
+            raise CheckpointFileError(
+                f"{self.load_path}: does not fit this configuration ({_short(err, 600)})"
+            ) from None
+        if prior_max_epochs is not None and engine.state.epoch > prior_max_epochs:
+            raise ValueError(
+                f"{self.load_path}: epoch count {engine.state.epoch} in the checkpoint is larger than max_epochs "
+                f"{prior_max_epochs}; train with more epochs to continue from it"
+            )
+        engine.state.max_epochs = prior_max_epochs
+        self.logger.info(f"Restored all variables from {self.load_path}")
 
 
 def checkpoint_epoch(path: str | os.PathLike) -> int | None:
@@ -55,8 +189,8 @@ def find_last_checkpoint(
         if not verify:
             return str(path)
         try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # noqa: BLE001 - any unreadable file is skipped, with the reason logged
+            ckpt = load_checkpoint(path, map_location="cpu")
+        except (CheckpointFileError, OSError) as err:  # skipped, with the reason logged
             logger.warning("skipping unreadable checkpoint %s (%s)", path, err)
             continue
         missing = [k for k in required_keys if not isinstance(ckpt, dict) or k not in ckpt]
@@ -113,6 +247,9 @@ def resume_checkpoint(
                 "(e.g. --ckpt_dir models/fold1) or start over with --resume false"
             )
     if is_main_process():
+        for stale in folder.glob(f".*{TEMP_SUFFIX}") if folder.is_dir() else ():
+            logger.info("removing %s left by an interrupted save", stale)
+            stale.unlink(missing_ok=True)
         if not resume:
             for old in folder.glob(f"{prefix}_epoch=*.pt"):
                 logger.info("resume is off: removing earlier checkpoint %s", old)

@@ -5,6 +5,12 @@ clinical vector) run once and random augmentation runs every epoch. ``cache="dis
 with a cache folder that survives between runs (and between cross-validation folds); its file names hash both the
 record and the deterministic transforms (their parameters, including fitted clinical statistics), so a changed
 image size or a different training fold never reads stale entries. ``cache="none"`` decodes every time.
+
+Unreadable images in training (a file the header-only index accepted but whose pixel data cannot be decoded, e.g.
+corrupt compressed fragments): with ``cache="memory"`` the study is dropped while the cache is filled, with a logged
+warning naming the file and the reason, and listed in ``rejects_path`` (``path, reason, detail``) when given -- the
+other studies train as usual. With ``cache="disk"``/``"none"`` (images decoded lazily during the epoch) the run stops
+at the first such file with the loader's error naming it; re-index or remove the file.
 """
 
 from __future__ import annotations
@@ -19,7 +25,9 @@ from pathlib import Path
 from monai.data import CacheDataset, Dataset, PersistentDataset
 from monai.data.utils import pickle_hashing
 
-__all__ = ["CACHE_MODES", "make_dataset"]
+from monai_bone.utils.io import atomic_write_csv
+
+__all__ = ["CACHE_MODES", "SkippingCacheDataset", "make_dataset"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +46,60 @@ def _transform_hash(transforms: Sequence) -> bytes:
         return hashlib.sha256(text.encode("utf-8")).hexdigest().encode()
 
 
+class _Failed:
+    """Cache slot of a record whose deterministic transforms raised."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+def _error_message(err: BaseException, record: object) -> str:
+    # MONAI's Compose wraps the real error in RuntimeError("applying transform ...") ... from err
+    while isinstance(err, RuntimeError) and str(err).startswith("applying transform") and err.__cause__:
+        err = err.__cause__
+    message = " ".join(str(err).split()) or type(err).__name__
+    image = record.get("image") if isinstance(record, dict) else None
+    if image is not None and str(image) not in message:
+        message = f"{image}: {type(err).__name__}: {message}"
+    return message
+
+
+class SkippingCacheDataset(CacheDataset):
+    """MONAI ``CacheDataset`` that drops the records whose deterministic transforms fail while the cache is filled.
+
+    Arguments are those of ``CacheDataset``. After construction, :attr:`skipped` lists ``(record, message)`` of the
+    dropped records (each is logged as a warning), and ``len(dataset)`` counts only the usable ones. Records beyond
+    the cached part (``cache_rate < 1``) are transformed lazily and are not checked.
+    """
+
+    skipped: list[tuple[dict, str]]
+
+    def _load_cache_item(self, idx: int):
+        try:
+            return super()._load_cache_item(idx)
+        except Exception as err:  # noqa: BLE001 - any per-study failure: the study is dropped and reported
+            return _Failed(_error_message(err, self.data[idx]))
+
+    def set_data(self, data: Sequence) -> None:
+        """Set the data and fill the cache, dropping (and logging) the records that fail."""
+        super().set_data(data)
+        self.skipped = []
+        cache = self._cache
+        if self.hash_as_key or not isinstance(cache, list):
+            return
+        failed = {i for i, item in enumerate(cache) if isinstance(item, _Failed)}
+        if not failed:
+            return
+        for i in sorted(failed):
+            logger.warning("study skipped, cannot be loaded: %s", cache[i].message)
+            self.skipped.append((self.data[i], cache[i].message))
+        keep = [i for i in range(len(cache)) if i not in failed]
+        self.data = [self.data[i] for i in keep] + list(self.data[len(cache) :])
+        self._cache = [cache[i] for i in keep]
+        self.cache_num = len(self._cache)
+        logger.warning("%d of %d studies skipped (unreadable images)", len(failed), len(failed) + len(self.data))
+
+
 def make_dataset(
     data: Sequence[dict],
     transform: Callable,
@@ -46,6 +108,7 @@ def make_dataset(
     cache_rate: float = 1.0,
     num_workers: int | None = 0,
     progress: bool = False,
+    rejects_path: str | os.PathLike | None = None,
 ) -> Dataset:
     """Build the dataset of one split.
 
@@ -57,6 +120,8 @@ def make_dataset(
         cache_rate: fraction of records kept in memory for ``cache="memory"``.
         num_workers: threads that fill the memory cache (0 or None: in the main thread).
         progress: show a progress bar while caching.
+        rejects_path: ``cache="memory"``: CSV (``path, reason, detail``) listing the studies dropped because their
+            image could not be loaded; written (possibly empty) by the main process, atomically.
 
     Returns:
         A MONAI dataset.
@@ -69,9 +134,25 @@ def make_dataset(
         raise ValueError(f"cache must be one of {CACHE_MODES}, got {cache!r}")
     data = list(data)
     if cache == "memory":
-        return CacheDataset(
+        dataset = SkippingCacheDataset(
             data=data, transform=transform, cache_rate=cache_rate, num_workers=num_workers, progress=progress
         )
+        if rejects_path:
+            from .distributed import is_main_process
+
+            if is_main_process():
+                rows = [
+                    {"path": str(record.get("image", "")), "reason": "unreadable_image", "detail": message}
+                    for record, message in dataset.skipped
+                ]
+                atomic_write_csv(rejects_path, rows, ("path", "reason", "detail"))
+        if not len(dataset):
+            raise ValueError(
+                f"none of the {len(data)} studies could be loaded (first: {dataset.skipped[0][1]})"
+                if dataset.skipped
+                else "no studies to load"
+            )
+        return dataset
     if cache == "disk":
         if not cache_dir:
             raise ValueError("cache='disk' needs a cache_dir (e.g. --cache_dir /path/to/cache)")

@@ -138,7 +138,8 @@ class GradCamSaver:
 
     For the hip regressor the map explains the predicted BMD (its gradient); for the knee classifier the predicted
     class (the single logit of a binary model). File names are ``<patient_id>_<image stem>.png``; the path is also
-    stored in each output item under ``output_key``.
+    stored in each output item under ``output_key``. Studies with an ``error`` message (placeholders of unreadable
+    files, see :class:`~monai_bone.transforms.SafeXrayd`) are skipped.
 
     Args:
         network: the network (possibly wrapped in ``DistributedDataParallel``).
@@ -211,6 +212,8 @@ class GradCamSaver:
         cam = self._gradcam()
         self.output_dir.mkdir(parents=True, exist_ok=True)
         for i, item in enumerate(batch):
+            if item.get("error"):  # a placeholder of an unreadable study (SafeXrayd): nothing to explain
+                continue
             image = _stack([item], self.image_key, device)
             with torch.enable_grad():
                 heat = cam(image, **_extra([item], self.extra_keys, device))

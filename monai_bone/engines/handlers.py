@@ -1,16 +1,38 @@
-"""A ``CheckpointSaver`` whose bookkeeping survives a resumed training run."""
+"""A ``CheckpointSaver`` whose files are written atomically and whose bookkeeping survives a resumed training run."""
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from ignite.handlers import DiskSaver
 from monai.handlers import CheckpointSaver
+
+from .checkpoint import atomic_torch_save
 
 __all__ = ["ResumableCheckpointSaver"]
 
 logger = logging.getLogger(__name__)
+
+
+class _AtomicDiskSaver(DiskSaver):
+    """Ignite ``DiskSaver`` (optionally with a fixed file name, like MONAI's) writing through
+    :func:`~monai_bone.engines.atomic_torch_save`: temporary file, fsync, rename, usual file permissions."""
+
+    def __init__(self, dirname: str, filename: str | None = None) -> None:
+        super().__init__(dirname=dirname, require_empty=False, atomic=True)
+        self.filename = filename
+
+    def __call__(self, checkpoint: Mapping, filename: str, metadata: Mapping | None = None) -> None:
+        super().__call__(checkpoint, self.filename or filename, metadata)
+
+    def remove(self, filename: str) -> None:
+        super().remove(self.filename or filename)
+
+    def _save_func(self, checkpoint: Mapping, path: Path, func: Callable) -> None:
+        atomic_torch_save(checkpoint, path)
 
 
 class ResumableCheckpointSaver(CheckpointSaver):
@@ -24,8 +46,17 @@ class ResumableCheckpointSaver(CheckpointSaver):
     after each interval save, older ``<prefix>_epoch=N.pt`` files of this folder (epoch numbers up to the one just
     saved, beyond the newest ``n_saved``) are removed.
 
+    Every file (interval checkpoints, ``model.pt``, the final checkpoint) is written atomically -- MONAI's saver
+    writes in place, so a process killed while saving would leave a truncated file.
+
     Arguments are those of ``monai.handlers.CheckpointSaver``.
     """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for ckpt in (self._final_checkpoint, self._key_metric_checkpoint, self._interval_checkpoint):
+            if ckpt is not None:
+                ckpt.save_handler = _AtomicDiskSaver(self.save_dir, getattr(ckpt.save_handler, "filename", None))
 
     def state_dict(self) -> dict:
         """The key-metric tracking state (empty when ``save_key_metric`` is False)."""

@@ -7,14 +7,21 @@ Attach :class:`BonePredictionWriter` to the inference evaluator of a bundle (``i
 Hip rows: ``bmd`` (g/cm^2), ``t_score``, ``who_class`` and ``screening_positive`` (BMD below the screening
 threshold, 0.899 g/cm^2 by default), plus ``attn_<field>`` columns when the output dict carries per-field metadata
 attention weights. Knee rows: ``class_name``, ``class_index``, ``probability`` (of the predicted class) and
-``prob_<class>`` for every class. A study whose batch or output item carries an ``error`` message gets a row with
-the message and no prediction.
+``prob_<class>`` for every class. A study whose batch or output item carries an ``error`` message (e.g. set by
+:class:`~monai_bone.transforms.SafeXrayd` for a file that cannot be loaded) gets a row with the message and no
+prediction. With ``index_rejects`` (the ``rejects.csv`` of the index that built the inference datalist), every study
+the index rejected gets an error row too, so every input image is accounted for in the predictions. Files that were
+never image candidates -- rejected as ``not_dicom``/``not_image`` and named like a document (a ``.csv``, ``.json``,
+``.txt``, ... beside the images, see :data:`NON_IMAGE_SUFFIXES`) -- stay in ``rejects.csv`` only.
 """
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,7 +36,14 @@ from .report import TASKS, StudyRowHandler, _fieldnames, _numbers, _rounded, jso
 if TYPE_CHECKING:
     from ignite.engine import Engine
 
-__all__ = ["BonePredictionWriter"]
+__all__ = ["NON_IMAGE_SUFFIXES", "BonePredictionWriter"]
+
+#: Suffixes of files that are not studies: rejected as not_dicom/not_image, they get no error row.
+NON_IMAGE_SUFFIXES: frozenset[str] = frozenset(
+    {".csv", ".tsv", ".json", ".txt", ".md", ".xml", ".html", ".pdf", ".yaml", ".yml", ".log", ".py", ".zip", ".gz"}
+    | {".tar", ".dump", ".icc", ".ini", ".cfg", ".xlsx", ".xls", ".doc", ".docx"}
+)
+_NOT_AN_IMAGE = ("not_dicom", "not_image")
 
 
 class BonePredictionWriter(StudyRowHandler):
@@ -57,6 +71,9 @@ class BonePredictionWriter(StudyRowHandler):
         relative_to: see :class:`~monai_bone.handlers.report.StudyRowHandler`.
         save_rank: see :class:`~monai_bone.handlers.report.StudyRowHandler`.
         name: see :class:`~monai_bone.handlers.report.StudyRowHandler`.
+        index_rejects: ``rejects.csv`` written by the index (``path, reason, detail``, paths relative to its folder);
+            each row becomes an error row ``rejected by the index (<reason>): <detail>``. ``None`` or a missing file:
+            no such rows.
 
     Raises:
         ValueError: on an unknown task or a bad reference.
@@ -83,8 +100,10 @@ class BonePredictionWriter(StudyRowHandler):
         relative_to: str | os.PathLike | None = None,
         save_rank: int = 0,
         name: str | None = None,
+        index_rejects: str | os.PathLike | None = None,
     ) -> None:
         super().__init__(output_dir, image_key, id_key, error_key, relative_to, save_rank, name)
+        self.index_rejects = None if index_rejects in (None, "") else Path(index_rejects)
         if task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {task!r}.")
         self.task = task
@@ -142,8 +161,28 @@ class BonePredictionWriter(StudyRowHandler):
         row.update({f"prob_{n}": _rounded(p) for n, p in zip(names, probs)})
         return row
 
+    def rejected_rows(self) -> list[dict[str, Any]]:
+        """Error rows for the files listed in ``index_rejects`` (empty when there is no such file)."""
+        if self.index_rejects is None or not self.index_rejects.is_file():
+            return []
+        base = self.index_rejects.parent
+        rows = []
+        with open(self.index_rejects, newline="", encoding="utf-8") as f:
+            lines = (line for line in f if not line.startswith("#"))
+            for r in csv.DictReader(lines):
+                path = os.path.normpath(os.path.join(base, r.get("path") or ""))
+                if self.relative_to is not None:
+                    with contextlib.suppress(ValueError):  # another drive on Windows: keep the absolute path
+                        path = os.path.relpath(path, os.fspath(self.relative_to))
+                reason, detail = r.get("reason") or "rejected", r.get("detail") or ""
+                if reason in _NOT_AN_IMAGE and Path(path).suffix.lower() in NON_IMAGE_SUFFIXES:
+                    continue  # a document beside the images, not a study
+                rows.append({"image": path, "patient_id": "", "error": f"rejected by the index ({reason}): {detail}"})
+        return rows
+
     def write(self, rows: list[dict[str, Any]], engine: Engine) -> None:
         """Write ``<filename>.csv`` and ``<filename>.json`` (called on ``save_rank`` only)."""
+        rows = list(rows) + self.rejected_rows()
         if self.task == "hip":
             first = ["image", "patient_id", "bmd", "t_score", "who_class", "screening_positive"]
         else:

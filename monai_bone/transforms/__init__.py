@@ -12,6 +12,7 @@ from monai_bone.transforms.array import (
     XrayNormalise,
     XrayPydicomReader,
     XrayReadError,
+    plain_xray_meta,
 )
 from monai_bone.transforms.clinical_stats import STATS_FORMAT, ClinicalStats, check_fields, encode_field
 from monai_bone.transforms.dictionary import (
@@ -21,6 +22,9 @@ from monai_bone.transforms.dictionary import (
     LoadXrayD,
     LoadXrayd,
     LoadXrayDict,
+    SafeXrayD,
+    SafeXrayd,
+    SafeXrayDict,
     XrayNormaliseD,
     XrayNormalised,
     XrayNormaliseDict,
@@ -41,6 +45,9 @@ __all__ = [
     "LoadXrayD",
     "LoadXrayDict",
     "LoadXrayd",
+    "SafeXrayD",
+    "SafeXrayDict",
+    "SafeXrayd",
     "XrayNormalise",
     "XrayNormaliseD",
     "XrayNormaliseDict",
@@ -49,4 +56,5 @@ __all__ = [
     "XrayReadError",
     "check_fields",
     "encode_field",
+    "plain_xray_meta",
 ]

@@ -41,6 +41,7 @@ from monai.utils.type_conversion import convert_to_dst_type, convert_to_tensor
 from pydicom.errors import InvalidDicomError
 
 from monai_bone.constants import CLINICAL_FIELDS
+from monai_bone.data.dicom_header import image_size_problem
 from monai_bone.transforms.clinical_stats import ClinicalStats, check_fields, encode_field
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "XrayNormalise",
     "XrayPydicomReader",
     "XrayReadError",
+    "plain_xray_meta",
 ]
 
 logger = logging.getLogger(__name__)
@@ -204,6 +206,28 @@ def _quiet_reader_registration() -> Iterator[None]:
         plugin_logger.removeFilter(drop)
 
 
+class _DropDecoderTracebacks(logging.Filter):
+    """Drop pydicom's per-plugin decoder failure records (logged with a traceback): the loader re-raises the same
+    messages as one :class:`XrayReadError` naming the file."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.exc_info is None
+
+
+_PYDICOM_DECODER_LOGGER = "pydicom.pixels.decoders.base"
+
+
+@contextlib.contextmanager
+def _quiet_decoder_failures() -> Iterator[None]:
+    plugin_logger = logging.getLogger(_PYDICOM_DECODER_LOGGER)
+    drop = _DropDecoderTracebacks()
+    plugin_logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        plugin_logger.removeFilter(drop)
+
+
 class XrayPydicomReader(PydicomReader):
     """:class:`monai.data.PydicomReader` for single-frame projection radiographs.
 
@@ -285,6 +309,11 @@ class XrayPydicomReader(PydicomReader):
                 f"{name}: is a multi-frame image ({int(frames)} frames); monai-bone reads single-frame radiographs"
                 " (extract the frame you want first)"
             )
+        rows, cols = _as_float(_get_tag(ds, "Rows")), _as_float(_get_tag(ds, "Columns"))
+        if math.isfinite(rows) and math.isfinite(cols):
+            problem = image_size_problem(int(rows), int(cols))
+            if problem:
+                raise XrayReadError(f"{name}: {problem} (size rule of monai_bone.data.dicom_header; not decoded)")
         photometric = str(_get_tag(ds, "PhotometricInterpretation") or "").upper()
         if photometric == "PALETTE COLOR":
             raise XrayReadError(f"{name}: PhotometricInterpretation PALETTE COLOR is not a radiograph")
@@ -325,7 +354,8 @@ class XrayPydicomReader(PydicomReader):
     def _get_array_data(self, img, filename):
         """Decode (via :class:`PydicomReader`, which applies the modality LUT) and reduce colour to luminance."""
         try:
-            img.pixel_array  # noqa: B018 - decode here (pydicom caches it) to report the real decoder error
+            with _quiet_decoder_failures():
+                img.pixel_array  # noqa: B018 - decode here (pydicom caches it) to report the real decoder error
             data = super()._get_array_data(img, filename)
         except XrayReadError:
             raise
@@ -390,7 +420,8 @@ class LoadXray(Transform):
     Raises:
         FileNotFoundError: when the path does not exist.
         XrayReadError: (a ``ValueError``) naming the file, for zero-byte, non-image, garbage, truncated, no-pixel-data,
-            multi-frame and undecodable files (the missing decoder plugin is named).
+            multi-frame and undecodable files (the missing decoder plugin is named), and for images outside the size
+            rule of :func:`monai_bone.data.dicom_header.image_size_problem` (checked from the header, before decoding).
     """
 
     backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
@@ -461,10 +492,17 @@ class LoadXray(Transform):
         try:
             with Image.open(path) as opened:
                 fmt = str(opened.format or path.suffix.lstrip(".")).lower()
+                problem = image_size_problem(opened.size[1], opened.size[0])
+                if problem:
+                    raise XrayReadError(f"{name}: {problem} (size rule of monai_bone.data.dicom_header; not decoded)")
                 im = ImageOps.exif_transpose(opened)
                 im.load()
+        except XrayReadError:
+            raise
         except UnidentifiedImageError:
             raise XrayReadError(f"{name}: not a readable image file (PIL cannot identify it)") from None
+        except Image.DecompressionBombError as err:
+            raise XrayReadError(f"{name}: image too large to decode safely ({_first_line(err)})") from None
         except (OSError, SyntaxError, ValueError) as err:
             raise XrayReadError(f"{name}: truncated or corrupt image ({_first_line(err)})") from None
         mode = im.mode
@@ -484,23 +522,39 @@ class LoadXray(Transform):
                 logger.warning("%s: colour image (%s) converted to grey luminance (%s)", name, mode, LUMINANCE_WEIGHTS)
                 arr = _to_luminance(rgb)
         arr = np.ascontiguousarray(arr, dtype=np.float32)
-        meta: dict[str, Any] = {
-            key: (np.array(v, dtype=np.float64) if isinstance(v, tuple) else v) for key, v in DICOM_PLAIN_TAGS.items()
-        }
-        meta.update(BitsStored=bits, Modality="")
-        affine = np.eye(4, dtype=np.float64)
-        meta.update(
-            filename_or_obj=name,
-            format=fmt,
-            spatial_shape=tuple(int(s) for s in arr.shape),
-            original_channel_dim=float("nan"),
-            space=SpaceKeys.LPS,
-            original_affine=affine,
-            affine=torch.as_tensor(affine),
-            spacing=np.ones(2, dtype=np.float64),
-        )
+        meta = plain_xray_meta(name, arr.shape, fmt=fmt, bits_stored=bits)
         data = torch.as_tensor(arr[None]).to(torch.float32 if self.dtype is None else _torch_dtype(self.dtype))
-        return MetaTensor(data, meta={k: meta[k] for k in XRAY_META_KEYS})
+        return MetaTensor(data, meta=meta)
+
+
+def plain_xray_meta(name: str, shape: Sequence[int], fmt: str = "png", bits_stored: int = 8) -> dict[str, Any]:
+    """The :data:`XRAY_META_KEYS` meta dict of an image without DICOM tags (PNG/JPEG files, placeholders).
+
+    Args:
+        name: ``filename_or_obj``.
+        shape: ``(rows, columns)``.
+        fmt: ``format`` value.
+        bits_stored: ``BitsStored`` value.
+
+    Returns:
+        A new meta dict: :data:`DICOM_PLAIN_TAGS` defaults, identity affine, 1 mm spacing.
+    """
+    meta: dict[str, Any] = {
+        key: (np.array(v, dtype=np.float64) if isinstance(v, tuple) else v) for key, v in DICOM_PLAIN_TAGS.items()
+    }
+    meta.update(BitsStored=int(bits_stored), Modality="")
+    affine = np.eye(4, dtype=np.float64)
+    meta.update(
+        filename_or_obj=name,
+        format=fmt,
+        spatial_shape=tuple(int(s) for s in shape),
+        original_channel_dim=float("nan"),
+        space=SpaceKeys.LPS,
+        original_affine=affine,
+        affine=torch.as_tensor(affine),
+        spacing=np.ones(2, dtype=np.float64),
+    )
+    return {k: meta[k] for k in XRAY_META_KEYS}
 
 
 def _torch_dtype(dtype: DtypeLike) -> torch.dtype:

@@ -1,5 +1,8 @@
 """Dictionary-based wrappers of :mod:`monai_bone.transforms.array`; names end in ``d`` (aliases ``D``/``Dict``).
 
+Inference wraps the image part of the chain in :class:`SafeXrayd`, so that one unreadable study becomes an error
+row instead of stopping the run.
+
 A typical preprocessing chain (all MONAI except the two X-ray transforms and the clinical vector)::
 
     Compose([
@@ -14,16 +17,21 @@ A typical preprocessing chain (all MONAI except the two X-ray transforms and the
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+import logging
+import os
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import torch
 from monai.config import DtypeLike, KeysCollection, PathLike
 from monai.config.type_definitions import NdarrayOrTensor
+from monai.data import MetaTensor
+from monai.transforms import Compose
 from monai.transforms.transform import MapTransform
 
 from monai_bone.constants import CLINICAL_FIELDS
-from monai_bone.transforms.array import ClinicalVector, LoadXray, XrayNormalise
+from monai_bone.transforms.array import ClinicalVector, LoadXray, XrayNormalise, plain_xray_meta
 from monai_bone.transforms.clinical_stats import ClinicalStats
 
 __all__ = [
@@ -33,10 +41,15 @@ __all__ = [
     "LoadXrayD",
     "LoadXrayDict",
     "LoadXrayd",
+    "SafeXrayD",
+    "SafeXrayDict",
+    "SafeXrayd",
     "XrayNormaliseD",
     "XrayNormaliseDict",
     "XrayNormalised",
 ]
+
+logger = logging.getLogger(__name__)
 
 
 class LoadXrayd(MapTransform):
@@ -167,6 +180,117 @@ class ClinicalVectord(MapTransform):
         return d
 
 
+class SafeXrayd(MapTransform):
+    """Run an image chain (load, normalise, resize, ...) on a record; a study that fails gets a placeholder image and
+    an error message instead of stopping the whole run.
+
+    Rule: any exception raised by ``transforms`` for one record (unreadable, truncated or undecodable file, absurd
+    size, non-finite pixels, ...) is caught; the record's ``keys`` then hold a **zero** placeholder image with exactly
+    the shape, dtype and meta keys that a good study gets (made once by running ``transforms[1:]`` on a small
+    template, so batches still collate; its ``filename_or_obj`` is the failing file), and ``error_key`` holds a
+    one-line message naming the file. Successful records get ``error_key = ""``. Each failure is logged as a warning.
+    Downstream, :class:`~monai_bone.handlers.BonePredictionWriter` writes an error row with no prediction for such a
+    study (the network runs on the zeros, and its output for that study is discarded).
+
+    Use it in inference only: in training a placeholder would be trained on (the training datasets drop unreadable
+    studies instead, see :func:`monai_bone.engines.make_dataset`).
+
+    Args:
+        keys: keys holding the image paths (and, after the chain, the images).
+        transforms: the chain; ``transforms[0]`` must be the loader (path -> image, e.g. :class:`LoadXrayd`), the
+            others must accept a loaded ``(1, H, W)`` image.
+        error_key: key of the error message.
+        template_size: ``(rows, columns)`` of the template that the placeholder is made from.
+        allow_missing_keys: don't raise an exception if a key is missing.
+
+    Raises:
+        ValueError: when ``transforms`` is empty.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        transforms: Sequence[Callable],
+        error_key: str = "error",
+        template_size: Sequence[int] = (32, 32),
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        transforms = list(transforms)
+        if not transforms:
+            raise ValueError("SafeXrayd needs at least the loading transform")
+        self.chain = Compose(transforms)
+        self.after_load = Compose(transforms[1:])
+        self.error_key = error_key
+        self.template_size = (int(template_size[0]), int(template_size[1]))
+        self._placeholders: dict[Hashable, MetaTensor] | None = None
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        try:
+            d = dict(self.chain(dict(data)))
+        except Exception as err:  # noqa: BLE001 - any per-study failure becomes an error row, by design
+            return self._placeholder_record(data, err)
+        d[self.error_key] = ""
+        return d
+
+    def _placeholder_record(self, data: Mapping[Hashable, Any], err: Exception) -> dict[Hashable, Any]:
+        d = dict(data)
+        names = [self._name(d.get(key)) for key in self.key_iterator(d)]
+        # MONAI's Compose wraps the real error in RuntimeError("applying transform ...") ... from err
+        while isinstance(err, RuntimeError) and str(err).startswith("applying transform") and err.__cause__:
+            err = err.__cause__
+        message = " ".join(str(err).split()) or type(err).__name__
+        where = next((n for n in names if n), "<no file name>")
+        if where not in message:
+            message = f"{where}: {type(err).__name__}: {message}"
+        if len(message) > 600:
+            message = message[:597] + "..."
+        logger.warning("study skipped (error row, no prediction): %s", message)
+        placeholders = self._make_placeholders()
+        for key, name in zip(self.key_iterator(d), names):
+            image = placeholders[key].clone()
+            image.meta = {**dict(placeholders[key].meta), "filename_or_obj": name}
+            d[key] = image
+        d[self.error_key] = message
+        return d
+
+    @staticmethod
+    def _name(value: Any) -> str:
+        if isinstance(value, (str, os.PathLike)):
+            return os.fspath(value)
+        meta = getattr(value, "meta", None)
+        return str(meta.get("filename_or_obj", "")) if isinstance(meta, Mapping) else ""
+
+    def _make_placeholders(self) -> dict[Hashable, MetaTensor]:
+        """Zero images shaped like a good study: ``transforms[1:]`` applied to a gradient template (built once)."""
+        if self._placeholders is None:
+            rows, cols = self.template_size
+            ramp = torch.linspace(0.0, 1.0, rows * cols, dtype=torch.float32).reshape(1, rows, cols)
+            template = {
+                key: MetaTensor(ramp.clone(), meta=plain_xray_meta("", (rows, cols), fmt="placeholder"))
+                for key in self.keys
+            }
+            try:
+                out = self.after_load(template)
+            except Exception as err:
+                raise RuntimeError(
+                    f"SafeXrayd: the transforms after the loader fail on a {rows} x {cols} template image "
+                    f"({type(err).__name__}: {err}); check the preprocessing chain"
+                ) from err
+            placeholders = {}
+            for key in self.keys:
+                image = out[key]
+                if not isinstance(image, MetaTensor):
+                    image = MetaTensor(torch.as_tensor(image))
+                image = image.clone()
+                image.zero_()
+                image.meta = {**dict(image.meta), "format": "placeholder"}
+                placeholders[key] = image
+            self._placeholders = placeholders
+        return self._placeholders
+
+
 LoadXrayD = LoadXrayDict = LoadXrayd
+SafeXrayD = SafeXrayDict = SafeXrayd
 XrayNormaliseD = XrayNormaliseDict = XrayNormalised
 ClinicalVectorD = ClinicalVectorDict = ClinicalVectord

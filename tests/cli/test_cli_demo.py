@@ -1,0 +1,77 @@
+"""``monai-bone demo`` smoke test: the whole pipeline at the smallest settings writes the report folder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from monai_bone import demo as demo_mod
+from monai_bone.cli import demo as demo_cli
+from monai_bone.constants import SYNTHETIC_NOTE
+from monai_bone.cv.workflow import default_bundle_dir
+
+
+def _args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="monai-bone")
+    demo_cli.add_parser(parser.add_subparsers(dest="command"))
+    return parser.parse_args(["demo", *argv])
+
+
+def _snapshot(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in sorted(root.rglob("*"))}
+
+
+def test_demo_quick_writes_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # private copies of the bundles, to check that the demo never writes into the bundles it starts from
+    copies = {}
+    for t in ("hip", "knee"):
+        src = default_bundle_dir(t)
+        copies[t] = tmp_path / "src" / src.name
+        shutil.copytree(src, copies[t], ignore=shutil.ignore_patterns("models", "eval", "runs", "cache"))
+    monkeypatch.setattr(demo_mod, "default_bundle_dir", lambda t: copies[t])
+    before = {t: _snapshot(c) for t, c in copies.items()}
+    out = tmp_path / "demo"
+    argv = ["--out", str(out), "--quick", "--n-hip", "8", "--n-knee", "8", "--folds", "2", "--no-progress"]
+    assert demo_cli.run(_args(argv)) == 0
+    printed = capsys.readouterr().out
+    assert "SYNTHETIC DATA" in printed and "| hip | XAttn-BMD" in printed and "| knee | HybridAttentionNet" in printed
+
+    report = (out / "report.md").read_text()
+    assert report.startswith("# monai-bone demo report — SYNTHETIC DATA") and SYNTHETIC_NOTE in report
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["synthetic"] is True and summary["settings"]["epochs"] == 1 and summary["settings"]["size"] == 64
+    for task in ("hip", "knee"):
+        ev = out / task / "evaluation"
+        metrics = json.loads((ev / "metrics.json").read_text())
+        assert metrics["synthetic"] is True and metrics["n"] == 4
+        assert (ev / "predictions.csv").read_text().startswith(f"# {SYNTHETIC_NOTE}")
+        assert (ev / "roc.png").stat().st_size > 1000
+        inferred = json.loads((out / task / "inference" / "predictions.json").read_text())
+        assert inferred["synthetic"] is True and len(inferred["predictions"]) == 2
+        assert summary[task]["inference"] and f"### {task}" in report
+        bundle = out / "bundles" / default_bundle_dir(task).name
+        assert (bundle / "models" / "model.pt").is_file()
+        assert not list((bundle / "models").glob("checkpoint_epoch=*.pt"))  # no 300 MB resume state in a demo
+    assert isinstance(summary["hip"]["metrics"]["mae"], float) and summary["hip"]["oracle_r2"] > 0
+    assert set(summary["hip"]["baselines"]) == {"OST index", "clinical-only ridge"}
+    assert before == {t: _snapshot(c) for t, c in copies.items()}  # source bundles untouched
+
+    with pytest.raises(ValueError, match="--overwrite"):
+        demo_cli.run(_args(argv))
+
+
+def test_demo_rejects_bad_settings(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="too small"):
+        demo_cli.run(_args(["--out", str(tmp_path / "d"), "--quick", "--n-hip", "2", "--no-progress"]))
+    with pytest.raises(ValueError, match="epochs must be >= 1"):
+        demo_cli.run(_args(["--out", str(tmp_path / "d"), "--epochs", "0", "--no-progress"]))
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "thesis.tex").write_text("x")
+    with pytest.raises(ValueError, match="not a demo folder"):
+        demo_cli.run(_args(["--out", str(tmp_path / "busy"), "--quick", "--no-progress"]))

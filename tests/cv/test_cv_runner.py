@@ -1,0 +1,111 @@
+"""CV runner: fold grouping, cohort lookup, and a tiny hip ablation with every row (baselines, fusions, losses)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from monai_bone.constants import SYNTHETIC_NOTE
+from monai_bone.cv import runner
+from monai_bone.cv.runner import cv_splits, find_cohort_info, resolve_datalist, run_cv
+
+
+def test_cv_splits() -> None:
+    assert cv_splits([0, 1, 2, 3, 0, 1]) == [[0], [1], [2], [3]]
+    assert cv_splits([0, 1, 2, 3, 4], 2) == [[0, 2, 4], [1, 3]]
+    with pytest.raises(ValueError, match="at least 2 folds"):
+        cv_splits([0, 0, 0])
+    with pytest.raises(ValueError, match="only 2 folds"):
+        cv_splits([0, 1], 3)
+
+
+def test_knee_probability() -> None:
+    import numpy as np
+
+    from monai_bone.cv.runner import _knee_probability
+
+    prob, true = _knee_probability(np.array([0.0, 2.0]), np.array([0.0, 1.0]))
+    np.testing.assert_allclose(prob, [0.5, 1 / (1 + np.exp(-2.0))])
+    np.testing.assert_array_equal(true, [0.0, 1.0])
+    # three classes: probability of "osteoporosis" (last) vs rest
+    prob, true = _knee_probability(np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 10.0]]), np.array([1.0, 2.0]))
+    np.testing.assert_allclose(prob, [1 / 3, np.exp(10) / (2 + np.exp(10))])
+    np.testing.assert_array_equal(true, [0.0, 1.0])
+
+
+def test_resolve_and_cohort(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="monai-bone index"):
+        resolve_datalist(tmp_path)
+    (tmp_path / "datalist.json").write_text("{}")
+    assert resolve_datalist(tmp_path) == tmp_path / "datalist.json"
+    (tmp_path / "cohort.json").write_text(json.dumps({"synthetic": True, "task": "hip", "oracle_r2": 0.8}))
+    info = {"synthetic": True, "task": "hip", "source": "dicom"}
+    assert find_cohort_info(tmp_path / "datalist.json", info)["oracle_r2"] == 0.8
+    assert find_cohort_info(tmp_path / "datalist.json", {**info, "synthetic": False}) is None
+    assert find_cohort_info(tmp_path / "datalist.json", {**info, "task": "knee"}) is None
+
+
+@pytest.fixture(scope="module")
+def hip_datalist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from monai_bone.data.datalist import build_datalist
+    from monai_bone.data.synth import synthesize
+
+    root = tmp_path_factory.mktemp("hipcv")
+    synthesize("hip", 12, root, seed=3, size=64, progress=False)
+    build_datalist(
+        root / "dicom",
+        root / "datalist.json",
+        clinical=[root / "clinical.csv", root / "ground_truth.csv"],
+        task="hip",
+        folds=2,
+        progress=False,
+    )
+    return root / "datalist.json"
+
+
+def test_hip_cv_table_has_every_row(hip_datalist: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    kwargs = {"epochs": 1, "size": 32, "batch_size": 16, "num_workers": 0, "n_boot": 30, "progress": False}
+    result = run_cv("hip", hip_datalist.parent, tmp_path / "cv", **kwargs)
+    lines = result.paths["csv"].read_text().splitlines()
+    assert lines[0] == f"# {SYNTHETIC_NOTE}"
+    rows = list(csv.DictReader(lines[1:]))
+    names = [r["variant"] for r in rows]
+    assert names[:7] == ["ost", "clinical_ridge", "clinical_gbm", "image", "clinical", "concat", "xattn"]
+    assert len(names) == 9 and all(n.endswith("_smoothl1") for n in names[7:])
+    assert {r["loss"] for r in rows[3:7]} == {"WeightedSmoothL1"} and {r["loss"] for r in rows[7:]} == {"SmoothL1"}
+    for r in rows:
+        assert r["n_folds"] == "2" and r["n_pooled"] == "12" and r["synthetic"] == "True"
+        for key in ("mse", "mae", "r2", "auc", "precision", "recall", "f1"):
+            for stat in ("mean", "sd", "pooled", "ci_low", "ci_high"):
+                float(r[f"{key}_{stat}"])  # every cell numeric
+        for key in ("mse_mean", "mse_pooled", "mae_pooled", "r2_pooled", "mse_ci_low", "mse_ci_high"):
+            assert math.isfinite(float(r[key])), (r["variant"], key)
+    md = result.paths["markdown"].read_text()
+    assert "SYNTHETIC DATA" in md and "Synthetic oracle R²" in md and result.oracle_r2 is not None
+    assert result.paths["png"].stat().st_size > 1000
+    preds = result.paths["predictions"].read_text().splitlines()
+    assert len(preds) == 2 + 9 * 12  # comment + header + every study of every row
+    # no checkpoints kept: a CV fit leaves only its out-of-fold predictions
+    assert not list((tmp_path / "cv" / "runs").rglob("*.pt"))
+
+    # a second run with the same settings reuses every finished fit (no training)
+    def fail(*_a, **_k):
+        raise AssertionError("retrained a finished fit")
+
+    monkeypatch.setattr(runner, "train_and_predict", fail)
+    again = run_cv("hip", hip_datalist, tmp_path / "cv", **kwargs)
+    assert [r["variant"] for r in again.rows] == names
+    assert again.rows[6]["mse_pooled"] == pytest.approx(float(rows[6]["mse_pooled"]))
+
+
+def test_bad_arguments(hip_datalist: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown hip variant"):
+        run_cv("hip", hip_datalist, tmp_path, variants=["hybrid"], progress=False)
+    with pytest.raises(ValueError, match="not 'knee'"):
+        run_cv("knee", hip_datalist, tmp_path, progress=False)
+    with pytest.raises(ValueError, match="only 2 folds"):
+        run_cv("hip", hip_datalist, tmp_path, folds=5, progress=False)
