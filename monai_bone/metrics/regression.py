@@ -8,23 +8,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from .screening import _as_vector
+
 __all__ = ["bland_altman", "bootstrap_ci", "regression_metrics"]
 
 
 def _pair(pred: Any, true: Any) -> tuple[np.ndarray, np.ndarray]:
-    arrays = []
-    for name, x in (("pred", pred), ("true", true)):
-        if isinstance(x, torch.Tensor):
-            x = x.detach().cpu().numpy()
-        arr = np.asarray(x, dtype=float)
-        if arr.ndim == 2 and arr.shape[1] == 1:
-            arr = arr[:, 0]
-        if arr.ndim != 1:
-            raise ValueError(f"{name} must have shape (N,) or (N, 1), got {arr.shape}.")
-        if not np.all(np.isfinite(arr)):
-            raise ValueError(f"{name} contains NaN or infinite values; drop studies without a value first.")
-        arrays.append(arr)
-    p, t = arrays
+    p, t = _as_vector(pred, "pred"), _as_vector(true, "true")
     if p.shape != t.shape:
         raise ValueError(f"pred and true differ in length: {p.shape[0]} vs {t.shape[0]}.")
     if p.size == 0:
