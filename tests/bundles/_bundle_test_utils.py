@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import subprocess
 import sys
@@ -9,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
+
+from monai_bone.constants import SYNTHETIC_NOTE
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLES = REPO / "bundles"
@@ -79,3 +83,10 @@ def run_bundle(
     if proc.returncode != 0:
         pytest.fail(f"{' '.join(cmd)} exited with {proc.returncode}:\n{log[-6000:]}")
     return log
+
+
+def read_synthetic_csv(path: Path) -> list[dict]:
+    """Rows of a CSV the bundles write for synthetic data, asserting its first line is the synthetic note."""
+    lines = path.read_text().splitlines()
+    assert lines[0] == f"# {SYNTHETIC_NOTE}"
+    return list(csv.DictReader(io.StringIO("\n".join(lines[1:]))))

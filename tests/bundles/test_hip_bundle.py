@@ -7,17 +7,15 @@ Train, evaluate, inference and the resumed train run as ``python -m monai.bundle
 
 from __future__ import annotations
 
-import csv
 import importlib.util
-import io
 import json
 import math
 
 import pytest
 import torch
-from _bundle_test_utils import BUNDLES, TINY, make_cohort, run_bundle, schema_path
+from _bundle_test_utils import BUNDLES, TINY, make_cohort, read_synthetic_csv, run_bundle, schema_path
 
-from monai_bone.constants import CLINICAL_FIELDS, REFERENCE_MEAN, REFERENCE_SD, SYNTHETIC_NOTE
+from monai_bone.constants import CLINICAL_FIELDS, REFERENCE_MEAN, REFERENCE_SD
 from monai_bone.metrics.screening import who_class
 from monai_bone.transforms import ClinicalStats
 
@@ -25,12 +23,6 @@ BUNDLE = "hip_bmd_xattn"
 CONFIGS = BUNDLES / BUNDLE / "configs"
 
 pytestmark = pytest.mark.timeout(900)
-
-
-def _csv(path):
-    lines = path.read_text().splitlines()
-    assert lines[0] == f"# {SYNTHETIC_NOTE}"
-    return list(csv.DictReader(io.StringIO("\n".join(lines[1:]))))
 
 
 @pytest.fixture(scope="session")
@@ -82,7 +74,7 @@ def test_evaluate_writes_metrics_csv_and_plots(hip_trained, hip_datalist):
     )
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["task"] == "hip" and metrics["synthetic"] is True and metrics["n"] == 4
-    rows = _csv(out / "predictions.csv")
+    rows = read_synthetic_csv(out / "predictions.csv")
     assert len(rows) == 4
     err = [float(r["pred_bmd"]) - float(r["true_bmd"]) for r in rows]
     assert metrics["mse"] == pytest.approx(sum(e * e for e in err) / 4, rel=1e-4)
@@ -113,7 +105,7 @@ def test_inference_on_a_dicom_folder_with_attention_and_gradcam(hip_trained, hip
             **{k: v for k, v in TINY.items() if k != "val_batch_size"},
         },
     )
-    rows = _csv(out / "predictions.csv")
+    rows = read_synthetic_csv(out / "predictions.csv")
     assert len(rows) == 12 and len({r["patient_id"] for r in rows}) == 12
     for r in rows:
         bmd, t = float(r["bmd"]), float(r["t_score"])

@@ -7,27 +7,19 @@ variant run in-process through ``monai.bundle``.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 
 import pytest
 import torch
-from _bundle_test_utils import BUNDLES, TINY, make_cohort, run_bundle, schema_path
+from _bundle_test_utils import BUNDLES, TINY, make_cohort, read_synthetic_csv, run_bundle, schema_path
 
-from monai_bone.constants import KNEE_LABELS_THREE, SYNTHETIC_NOTE
+from monai_bone.constants import KNEE_LABELS_THREE
 
 BUNDLE = "knee_osteoporosis_hybrid_attention"
 CONFIGS = BUNDLES / BUNDLE / "configs"
 
 pytestmark = pytest.mark.timeout(900)
-
-
-def _csv(path):
-    lines = path.read_text().splitlines()
-    assert lines[0] == f"# {SYNTHETIC_NOTE}"
-    return list(csv.DictReader(io.StringIO("\n".join(lines[1:]))))
 
 
 @pytest.fixture(scope="session")
@@ -81,7 +73,7 @@ def test_evaluate_writes_table_one_metrics(knee_trained, knee_cohorts):
         assert key in metrics, key
     cm = metrics["confusion_matrix"]
     assert sum(map(sum, cm)) == 4
-    rows = _csv(out / "predictions.csv")
+    rows = read_synthetic_csv(out / "predictions.csv")
     assert len(rows) == 4
     correct = sum(r["true_index"] == r["pred_index"] for r in rows)
     assert metrics["accuracy"] == pytest.approx(correct / 4)
@@ -104,7 +96,7 @@ def test_inference_on_a_kop_png_folder_with_gradcam(knee_trained, knee_cohorts):
             **{k: v for k, v in TINY.items() if k != "val_batch_size"},
         },
     )
-    rows = _csv(out / "predictions.csv")
+    rows = read_synthetic_csv(out / "predictions.csv")
     assert len(rows) == 6
     for r in rows:
         p_normal, p_osteo = float(r["prob_normal"]), float(r["prob_osteoporosis"])
