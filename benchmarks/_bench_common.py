@@ -175,26 +175,12 @@ def make_cohort(
 def bundle_workflow(task: str, configs: Sequence[str], workflow_type: str, **overrides: Any) -> Any:
     """The bundle's own ``monai.bundle.ConfigWorkflow`` (config files under ``configs/``, ID overrides applied).
 
-    Logging is left as the caller set it (``logging_file=False``); ``bundle_root`` is the bundle folder.
+    Logging is left as the caller set it; ``bundle_root`` is the bundle folder (see
+    :func:`monai_bone.cv.workflow.bundle_workflow`, which builds it).
     """
-    from monai.bundle import ConfigWorkflow
+    from monai_bone.cv.workflow import bundle_workflow as _bundle_workflow
 
-    root = BUNDLES[task]
-    files = [str(root / "configs" / c) for c in configs]
-    wf_logger = logging.getLogger("monai.bundle.workflows")
-    level = wf_logger.level
-    wf_logger.setLevel(logging.ERROR)  # MONAI warns on every construction that logging_file=False keeps our logging
-    try:
-        return ConfigWorkflow(
-            config_file=files if len(files) > 1 else files[0],
-            meta_file=str(root / "configs" / "metadata.json"),
-            logging_file=False,
-            workflow_type=workflow_type,
-            bundle_root=str(root),
-            **overrides,
-        )
-    finally:
-        wf_logger.setLevel(level)
+    return _bundle_workflow(BUNDLES[task], configs, workflow_type, **overrides)
 
 
 @contextlib.contextmanager
