@@ -77,6 +77,7 @@ __all__ = [
     "assign_folds",
     "bmd_strata",
     "build_datalist",
+    "merge_clinical",
     "resolve_label",
 ]
 
@@ -384,10 +385,23 @@ def _agree(name: str, a: Any, b: Any) -> bool:
     return a == b
 
 
-def _merge_clinical(
+def merge_clinical(
     img: SourceImage, row: dict[str, Any] | None, csv_source: str, out: list[FieldWarning]
 ) -> dict[str, Any]:
-    """Clinical fields of one record: CSV first, DICOM header as fallback, BMI derived when missing."""
+    """Clinical fields of one record: CSV first, DICOM header as fallback, BMI derived when missing.
+
+    The index calls it for every image; the MONAI Label app calls it with the request's clinical values as ``row``,
+    so a served study gets exactly the record an index of the same file would give.
+
+    Args:
+        img: the image as read by its source (its ``clinical`` holds the header's fields).
+        row: typed values given for this image (a clinical CSV row, a request), or ``None``.
+        csv_source: where ``row`` came from, written into warnings (``"csv:<file>"``, ``"request"``).
+        out: list receiving the unit fixes, implausible values, disagreements and derivations found.
+
+    Returns:
+        Every field of :data:`~monai_bone.constants.CLINICAL_FIELDS` (``None`` where missing).
+    """
     values: dict[str, Any] = {}
     for name in CLINICAL_FIELDS:
         csv_value = _check_value(name, row.get(name) if row else None, csv_source, out)
@@ -637,7 +651,7 @@ def build_datalist(
         found: list[FieldWarning] = list(img.warnings)
         if table is not None:
             found.extend(table.warnings.get(str(key_value).strip(), []))
-        values = _merge_clinical(img, row, csv_source, found)
+        values = merge_clinical(img, row, csv_source, found)
 
         record_labels: dict[str, Any] = {}
         missing = ""

@@ -1,0 +1,106 @@
+"""``monai-bone label serve``: both bundles as MONAI Label infer tasks over a local folder or a DICOMweb server.
+
+Needs the ``label`` extra (``pip install "monai-bone[label]"``). See :mod:`monai_bone.label.server` for the work
+folder layout and :mod:`monai_bone.label.app` for the endpoints and error answers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import logging
+
+__all__ = ["add_parser", "parse_override", "run_serve"]
+
+logger = logging.getLogger(__name__)
+
+
+def parse_override(text: str) -> tuple[str, str, object]:
+    """``TASK.ID=VALUE`` (VALUE read as JSON when it parses, else kept as text) -> ``(task, id, value)``.
+
+    Raises:
+        ValueError: when the text does not have that form or the task is unknown.
+    """
+    from monai_bone.cv.workflow import BUNDLE_NAMES
+
+    key, sep, raw = text.partition("=")
+    task, dot, config_id = key.partition(".")
+    if not sep or not dot or not config_id or task not in BUNDLE_NAMES:
+        raise ValueError(f"--override {text!r}: expected TASK.ID=VALUE with TASK one of {sorted(BUNDLE_NAMES)}")
+    try:
+        value: object = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return task, config_id, value
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``label serve`` and its arguments; sets ``func=run_serve``."""
+    p = subparsers.add_parser(
+        "label",
+        help="serve the bundles in MONAI Label (label serve --studies FOLDER_OR_DICOMWEB_URL)",
+        description="MONAI Label integration of the monai-bone bundles.",
+    )
+    sub = p.add_subparsers(dest="label_command", metavar="ACTION", required=True)
+    s = sub.add_parser(
+        "serve",
+        help="start a MONAI Label server with the hip and knee infer tasks",
+        description=(
+            "Start `monailabel start_server` with the monai-bone app, offline (no downloads, no SAM2, no training). "
+            "STUDIES is a local folder (indexed first with the `monai-bone index` header rules; MONAI Label sees one "
+            "link per usable radiograph) or a DICOMweb URL (series of modality DX or CR). Endpoints: GET /info/, "
+            "POST /infer/hip_bmd_xattn?image=ID and /infer/knee_osteoporosis_hybrid_attention?image=ID."
+        ),
+    )
+    s.add_argument("--studies", required=True, metavar="SOURCE", help="local folder or http(s)://HOST:PORT/dicom-web")
+    s.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
+    s.add_argument("--host", default="127.0.0.1", help="bind address (default loopback; 0.0.0.0 for the network)")
+    s.add_argument("--models", default=None, help="comma-separated tasks or bundle names (default: hip,knee)")
+    s.add_argument("--hip-bundle", default=None, metavar="DIR_OR_ZIP", help="trained hip bundle folder or export zip")
+    s.add_argument("--knee-bundle", default=None, metavar="DIR_OR_ZIP", help="trained knee bundle folder or zip")
+    s.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        metavar="TASK.ID=VALUE",
+        help="inference.json ID override, e.g. hip.spatial_size=128 (repeatable)",
+    )
+    s.add_argument("--device", default=None, help="torch device (default: CUDA when available)")
+    s.add_argument(
+        "--workdir", default="monai-bone-label", help="work folder: app, datastore links, logs (default: %(default)s)"
+    )
+    s.add_argument("--no-progress", action="store_true", help="hide the index progress bar")
+    s.set_defaults(func=run_serve)
+    return p
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Prepare the work folder and run the server in the foreground until Ctrl-C; returns its exit code.
+
+    Raises:
+        ValueError: bad ``--override``/``--models``, a port in use, or the label extra missing.
+        FileNotFoundError: a missing studies folder or bundle.
+    """
+    from monai_bone.label.server import LabelServer, parse_models
+
+    if importlib.util.find_spec("monailabel") is None:
+        raise ValueError('MONAI Label is not installed: pip install "monai-bone[label]"')
+    overrides: dict[str, dict[str, object]] = {}
+    for text in args.override:
+        task, config_id, value = parse_override(text)
+        overrides.setdefault(task, {})[config_id] = value
+    models = parse_models(args.models)
+    bundles = {t: b for t, b in (("hip", args.hip_bundle), ("knee", args.knee_bundle)) if b}
+    server = LabelServer(
+        args.studies,
+        args.workdir,
+        port=args.port,
+        host=args.host,
+        models=models,
+        bundles=bundles,
+        overrides=overrides,
+        device=args.device,
+        progress=not args.no_progress,
+    )
+    return server.run_foreground()

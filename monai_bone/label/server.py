@@ -1,0 +1,399 @@
+"""Preparing and running ``monailabel start_server`` with the monai-bone app (``monai-bone label serve``).
+
+:class:`LabelServer` lays out a work folder and starts MONAI Label as a child process::
+
+    <work_dir>/app/main.py          imports BoneLabelApp (MONAI Label also writes logs/, model/, bin/ here)
+    <work_dir>/index/datalist.json  header index of a local studies folder, with rejects.csv and warnings.csv
+    <work_dir>/index/rejects.json   image id -> why the index refused it (answered as 422, not "unknown")
+    <work_dir>/studies/             MONAI Label's datastore: one link per usable radiograph, named <id>.dcm/.png/.jpg
+    <work_dir>/dicomweb_cache/      series retrieved from a DICOMweb server
+
+A local folder (any depth, any file names) is indexed first with the same header rules as ``monai-bone index``;
+MONAI Label's datastore then sees one link per accepted radiograph (its own bookkeeping files go into the work
+folder, never into the archive). The image id of a file is its path relative to the folder, without the suffix,
+with ``/`` written ``__`` (``patient1/hip/IM0001.dcm`` -> ``patient1__hip__IM0001``). A DICOMweb URL is passed to
+MONAI Label as is; its image ids are SeriesInstanceUIDs of DX and CR series.
+
+The server runs offline: MONAI Label's training, scoring, experiment tracking and downloads are switched off (no
+SAM2 or DICOM-SEG tools; this app registers no model that would fetch weights).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "APP_MAIN",
+    "DATASTORE_EXTENSIONS",
+    "DEFAULT_SEARCH_FILTER",
+    "LabelServer",
+    "bundle_paths",
+    "parse_models",
+    "image_id_for",
+    "port_is_free",
+    "prepare_studies",
+    "server_environment",
+]
+
+logger = logging.getLogger(__name__)
+
+#: ``main.py`` of the app folder: MONAI Label looks there for a direct subclass of ``MONAILabelApp``.
+APP_MAIN = '''"""MONAI Label app folder of monai-bone (written by `monai-bone label serve`; safe to reuse)."""
+
+from monai_bone.label.app import BoneLabelApp  # noqa: F401  (the MONAILabelApp subclass MONAI Label loads)
+'''
+
+#: DICOMweb series filter unless ``MONAI_LABEL_DICOMWEB_SEARCH_FILTER`` is set (MONAI Label's own default is CT). A
+#: QIDO-RS value list; a PACS without list matching needs ``{"Modality": "DX"}``.
+DEFAULT_SEARCH_FILTER: dict[str, str] = {"Modality": "DX,CR"}
+
+#: File patterns of the local datastore (the links are named with these suffixes).
+DATASTORE_EXTENSIONS: tuple[str, ...] = ("*.dcm", "*.png", "*.jpg", "*.jpeg")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._\-]")
+
+
+def parse_models(text: str | None) -> list[str]:
+    """Tasks named by the ``models`` conf value (``"hip,knee"``, bundle names allowed); all tasks when empty.
+
+    Raises:
+        ValueError: for an unknown name.
+    """
+    from monai_bone.cv.workflow import BUNDLE_NAMES
+
+    if not text or not str(text).strip() or str(text).strip().lower() == "all":
+        return list(BUNDLE_NAMES)
+    by_name = {v: k for k, v in BUNDLE_NAMES.items()}
+    tasks = []
+    for part in str(text).split(","):
+        name = part.strip()
+        task = name if name in BUNDLE_NAMES else by_name.get(name)
+        if task is None:
+            raise ValueError(f"unknown model {name!r}; expected one of {sorted(BUNDLE_NAMES) + sorted(by_name)}")
+        if task not in tasks:
+            tasks.append(task)
+    return tasks
+
+
+def bundle_paths(tasks: Sequence[str], given: Mapping[str, str | os.PathLike] | None = None) -> dict[str, Path]:
+    """The bundle of every task to serve: the given folder/zip, else the source tree's bundle; checked before start-up.
+
+    Args:
+        tasks: ``"hip"`` / ``"knee"``.
+        given: task -> bundle folder or exported zip.
+
+    Returns:
+        Task -> absolute bundle path.
+
+    Raises:
+        FileNotFoundError: when a bundle, its ``configs/inference.json`` or its trained ``models/model.pt`` is missing.
+    """
+    from monai_bone.cv.workflow import default_bundle_dir
+
+    out: dict[str, Path] = {}
+    for task in tasks:
+        path = Path(given[task]).expanduser() if given and given.get(task) else default_bundle_dir(task)
+        if not path.exists():
+            raise FileNotFoundError(f"{task} bundle not found: {path}")
+        if path.is_dir():
+            for rel in ("configs/inference.json", "models/model.pt"):
+                if not (path / rel).is_file():
+                    raise FileNotFoundError(
+                        f"{path}: {rel} not found; serve a trained bundle (--{task}-bundle DIR_OR_ZIP; "
+                        "`monai-bone demo` writes trained copies under DIR/bundles, `monai-bone export` packs one)"
+                    )
+        out[task] = path.resolve()
+    return out
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether nothing listens on ``host:port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        return s.connect_ex((host, int(port))) != 0
+
+
+def image_id_for(rel: str | os.PathLike) -> str:
+    """Datastore image id of a file: relative path without suffix, ``/`` -> ``__``, other unsafe characters -> ``_``.
+
+    Args:
+        rel: path relative to the studies folder.
+    """
+    p = Path(rel)
+    stem = p.with_suffix("") if p.suffix.lower() in (".dcm", ".dicom", ".png", ".jpg", ".jpeg") else p
+    return _UNSAFE.sub("_", "__".join(stem.parts))
+
+
+def _link_suffix(path: Path) -> str:
+    suffix = path.suffix.lower()
+    return ".jpg" if suffix == ".jpeg" else suffix if suffix in (".png", ".jpg") else ".dcm"
+
+
+def prepare_studies(source: str | os.PathLike, work_dir: str | os.PathLike, progress: bool = True) -> dict[str, Any]:
+    """Index a local studies folder and build MONAI Label's datastore folder of links (DICOMweb URLs pass through).
+
+    Args:
+        source: local folder or DICOMweb URL.
+        work_dir: the server's work folder.
+        progress: tqdm bar while indexing.
+
+    Returns:
+        ``{"studies": <folder or URL for --studies>, "images": n, "rejected": n, "rejects": <rejects.json or None>}``.
+
+    Raises:
+        FileNotFoundError: when the folder does not exist.
+        ValueError: when it holds no usable radiograph.
+    """
+    from monai_bone.data.datalist import build_datalist
+    from monai_bone.data.dicomweb import is_dicomweb_url
+    from monai_bone.engines import load_records
+
+    text = os.fspath(source)
+    if is_dicomweb_url(text):
+        return {"studies": text.rstrip("/"), "images": None, "rejected": None, "rejects": None}
+    root = Path(text).expanduser().resolve()
+    if not root.is_dir():
+        raise FileNotFoundError(f"studies folder not found: {root}")
+    work = Path(work_dir).resolve()
+    index = work / "index"
+    index.mkdir(parents=True, exist_ok=True)
+    datalist = index / "datalist.json"
+    build_datalist(str(root), str(datalist), task=None, folds=1, progress=progress)
+    studies = work / "studies"
+    if studies.exists():
+        for p in studies.iterdir():  # our links only; MONAI Label's own files (labels/, datastore json) are kept
+            if p.is_symlink():
+                p.unlink()
+    studies.mkdir(parents=True, exist_ok=True)
+    used: set[str] = set()
+
+    def unique(image_id: str) -> str:
+        n, candidate = 1, image_id
+        while candidate in used:
+            n += 1
+            candidate = f"{image_id}-{n}"
+        used.add(candidate)
+        return candidate
+
+    records = load_records(datalist)
+    for rec in records:
+        path = Path(rec["image"])
+        path = path if path.is_absolute() else (index / path).resolve()
+        image_id = unique(image_id_for(path.relative_to(root)))
+        (studies / f"{image_id}{_link_suffix(path)}").symlink_to(path)
+    rejected: dict[str, str] = {}
+    rejects_csv = index / "rejects.csv"
+    if rejects_csv.is_file():
+        import csv
+
+        with open(rejects_csv, newline="", encoding="utf-8") as f:
+            for row in csv.DictReader(line for line in f if not line.startswith("#")):
+                path = (index / (row.get("path") or "")).resolve()
+                with contextlib.suppress(ValueError):
+                    rejected[image_id_for(path.relative_to(root))] = f"{row.get('reason')}: {row.get('detail')}"
+    rejects_json = index / "rejects.json"
+    rejects_json.write_text(json.dumps(rejected, indent=1) + "\n", encoding="utf-8")
+    if not records:
+        raise ValueError(f"{root}: no usable radiograph found (see {rejects_csv})")
+    logger.info("datastore: %d radiographs linked, %d files rejected (%s)", len(records), len(rejected), rejects_csv)
+    return {"studies": str(studies), "images": len(records), "rejected": len(rejected), "rejects": str(rejects_json)}
+
+
+def server_environment(work_dir: str | os.PathLike, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment of the MONAI Label process: offline, no training/scoring/tracking, DX search, DICOM kept as DICOM.
+
+    Values already in ``base`` (default ``os.environ``) win, so a site can still set e.g. its own search filter.
+    """
+    env = dict(os.environ if base is None else base)
+    work = Path(work_dir).resolve()
+    defaults = {
+        "MONAI_LABEL_DATASTORE_FILE_EXT": json.dumps(list(DATASTORE_EXTENSIONS)),
+        "MONAI_LABEL_DATASTORE_AUTO_RELOAD": "false",
+        "MONAI_LABEL_DICOMWEB_SEARCH_FILTER": json.dumps(DEFAULT_SEARCH_FILTER),
+        "MONAI_LABEL_DICOMWEB_CONVERT_TO_NIFTI": "false",
+        "MONAI_LABEL_DATASTORE_CACHE_PATH": str(work / "dicomweb_cache"),
+        "MONAI_LABEL_SESSION_PATH": str(work / "sessions"),
+        "MONAI_LABEL_TASKS_TRAIN": "false",
+        "MONAI_LABEL_TASKS_SCORING": "false",
+        "MONAI_LABEL_TASKS_STRATEGY": "false",
+        "MONAI_LABEL_AUTO_UPDATE_SCORING": "false",
+        "MONAI_LABEL_TRACKING_ENABLED": "false",
+        "HF_HUB_OFFLINE": "1",
+    }
+    for key, value in defaults.items():
+        env.setdefault(key, value)
+    return env
+
+
+class LabelServer:
+    """A MONAI Label server with the monai-bone app, as a child process (context manager).
+
+    Args:
+        studies: local folder or DICOMweb URL (``http://HOST:PORT/dicom-web``).
+        work_dir: work folder (see the module docstring).
+        port: HTTP port.
+        host: bind address (loopback by default; ``0.0.0.0`` exposes the server to the network).
+        models: tasks or bundle names to serve (default all).
+        bundles: task -> bundle folder or exported zip (default: the source tree's bundles).
+        overrides: task -> ``inference.json`` ID overrides.
+        device: torch device for both models.
+        progress: tqdm bar while indexing a local folder.
+        log_file: where the server's output goes when started with :meth:`start` (default ``<work_dir>/server.log``).
+
+    Raises:
+        ValueError: when the port is taken.
+    """
+
+    def __init__(
+        self,
+        studies: str | os.PathLike,
+        work_dir: str | os.PathLike,
+        port: int = 8000,
+        host: str = "127.0.0.1",
+        models: Sequence[str] | None = None,
+        bundles: Mapping[str, str | os.PathLike] | None = None,
+        overrides: Mapping[str, Mapping[str, Any]] | None = None,
+        device: str | None = None,
+        progress: bool = False,
+        log_file: str | os.PathLike | None = None,
+    ) -> None:
+        self.studies = os.fspath(studies)
+        self.work_dir = Path(work_dir).resolve()
+        self.port, self.host = int(port), host
+        self.models = list(models) if models else None
+        self.bundles = {k: os.fspath(v) for k, v in (bundles or {}).items()}
+        self.overrides = {k: dict(v) for k, v in (overrides or {}).items()}
+        self.device = device
+        self.progress = progress
+        self.log_file = Path(log_file) if log_file else self.work_dir / "server.log"
+        self.process: subprocess.Popen | None = None
+        self.prepared: dict[str, Any] | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL of the server (loopback when bound to all interfaces)."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"http://{host}:{self.port}"
+
+    def command(self) -> list[str]:
+        """Prepare the work folder (app, studies) and return the ``monailabel start_server`` command line."""
+        if not port_is_free(self.port, "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host):
+            raise ValueError(f"port {self.port} is already in use; choose another with --port")
+        tasks = parse_models(",".join(self.models) if self.models else None)
+        conf: dict[str, str] = {"models": ",".join(tasks)}
+        for task, path in bundle_paths(tasks, self.bundles).items():
+            conf[f"{task}_bundle"] = str(path)
+        for task, ov in self.overrides.items():
+            conf[f"{task}_overrides"] = json.dumps(ov)
+        if self.device:
+            conf["device"] = self.device
+        app = self.work_dir / "app"
+        app.mkdir(parents=True, exist_ok=True)
+        (app / "main.py").write_text(APP_MAIN, encoding="utf-8")
+        self.prepared = prepare_studies(self.studies, self.work_dir, progress=self.progress)
+        if self.prepared["rejects"]:
+            conf["rejects"] = self.prepared["rejects"]
+        cmd = [sys.executable, "-m", "monai_bone.label", "start_server", "--app", str(app)]
+        cmd += ["--studies", self.prepared["studies"], "--host", self.host, "--port", str(self.port)]
+        for key, value in conf.items():
+            cmd += ["--conf", key, value]
+        return cmd
+
+    def environment(self) -> dict[str, str]:
+        """The server's environment (:func:`server_environment`)."""
+        return server_environment(self.work_dir)
+
+    def start(self, timeout: float = 300.0) -> LabelServer:
+        """Start the server in the background and wait until ``GET /info/`` answers.
+
+        Raises:
+            RuntimeError: when the server exits or does not answer within ``timeout`` (the log tail is included).
+        """
+        cmd = self.command()
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_file, "wb")  # noqa: SIM115 - kept open for the child's lifetime
+        try:
+            self.process = subprocess.Popen(
+                cmd,
+                cwd=self.work_dir,
+                env=self.environment(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        finally:
+            log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"MONAI Label exited with code {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/info/", timeout=5) as r:
+                    if r.status == 200:
+                        logger.info("MONAI Label ready at %s", self.url)
+                        return self
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+                pass
+            time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"MONAI Label did not answer within {timeout:.0f} s:\n{self.log_tail()}")
+
+    def log_tail(self, n: int = 40) -> str:
+        """The last ``n`` lines of the server log."""
+        try:
+            lines = self.log_file.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            return "(no log)"
+        return "\n".join(lines[-n:])
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """Terminate the server's process group (SIGTERM, then SIGKILL) and wait until the port is free."""
+        proc, self.process = self.process, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while not port_is_free(self.port) and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+    def __enter__(self) -> LabelServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def run_foreground(self) -> int:
+        """Run the server attached to this terminal until it exits or Ctrl-C; returns its exit code."""
+        cmd = self.command()
+        logger.info("starting MONAI Label at %s (work folder %s)", self.url, self.work_dir)
+        proc = subprocess.Popen(cmd, cwd=self.work_dir, env=self.environment())
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            proc.send_signal(signal.SIGINT)
+            try:
+                return proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                return proc.wait()
