@@ -3,7 +3,8 @@
 Benchmarks (each a script in this folder, run as its own process so that one failure or memory peak does not touch
 the others): ``bench_data`` (synthesis and indexing throughput), ``bench_networks`` (network forward/train images/s),
 ``bench_engine`` (bundle trainer vs bare loop), ``bench_datapath`` (data wait with the bundle's caching),
-``bench_inference`` (single-study latency, backends) and ``accuracy`` (synthetic CV ablation).
+``bench_inference`` (single-study latency, backends), ``bench_label`` (hip inference over MONAI Label HTTP vs
+in-process; needs the ``label`` extra) and ``accuracy`` (synthetic CV ablation).
 
 The report keeps each benchmark's full JSON, the exact command, its wall time and status, and a summary table --
 measurement, value, goal, whether it is met, the mode and the command -- ready for the README "Performance" section.
@@ -43,6 +44,7 @@ BENCHMARKS: tuple[str, ...] = (
     "bench_engine",
     "bench_datapath",
     "bench_inference",
+    "bench_label",
     "accuracy",
 )
 #: Extra arguments per benchmark and mode (the scripts' own ``--quick``/``--smoke`` presets do the rest).
@@ -198,6 +200,17 @@ def _rows_inference(d: dict) -> list[dict]:
     return rows
 
 
+def _rows_label(d: dict) -> list[dict]:
+    h, p = d["http"], d["in_process"]
+    return [
+        {
+            "measurement": f"hip infer over MONAI Label HTTP vs in-process, p50 ({d['settings']['requests']} requests)",
+            "value": f"{_r(h['p50_ms'], 1)} ms vs {_r(p['p50_ms'], 1)} ms (x{_r(d['ratio_p50'], 2)})",
+        },
+        {"measurement": "HTTP p95 / requests/s", "value": f"{_r(h['p95_ms'], 1)} ms / {_r(h['requests_per_s'], 2)}"},
+    ]
+
+
 def _rows_accuracy(d: dict) -> list[dict]:
     rows = []
     hip = d.get("hip")
@@ -236,6 +249,7 @@ _SUMMARISERS: dict[str, Callable[[dict], list[dict]]] = {
     "bench_engine": _rows_engine,
     "bench_datapath": _rows_datapath,
     "bench_inference": _rows_inference,
+    "bench_label": _rows_label,
     "accuracy": _rows_accuracy,
 }
 
