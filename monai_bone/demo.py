@@ -112,6 +112,17 @@ def _copy_bundle(src: Path, dst: Path) -> Path:
     return dst
 
 
+def _pin_settings(bundle: Path, values: Mapping[str, Any]) -> None:
+    """Write the demo's model-shaping settings (``spatial_size``) into the copied configs, so the trained copy infers
+    at the size it was trained at when run, exported or served without the demo's overrides."""
+    for path in sorted((bundle / "configs").glob("*.json")):
+        config = json.loads(path.read_text(encoding="utf-8"))
+        changed = {k: v for k, v in values.items() if k in config and config[k] != v}
+        if changed:
+            config.update(changed)
+            atomic_write_text(path, json.dumps(config, indent=4) + "\n")
+
+
 def _finite(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
@@ -251,7 +262,8 @@ def _report(summary: Mapping[str, Any], out: Path) -> str:
         f"with clinical and ground-truth CSVs, seed {s['seed']} (`data/`).",
         f"2. Index: `build_datalist` with {s['folds']} patient-disjoint folds; fold 0 validates.",
         f"3. Training through each bundle's `train.json` (ConfigWorkflow) with overrides: epochs {s['epochs']}, "
-        f"spatial_size {s['size']}, batch_size {s['batch_size']} (bundle defaults stay paper-faithful). The saved "
+        f"spatial_size {s['size']}, batch_size {s['batch_size']} (the source bundles stay paper-faithful; the trained "
+        f"copies in `bundles/` carry spatial_size {s['size']} in their configs). The saved "
         "`models/model.pt` is the epoch with the best validation metric, so the evaluation below is on the fold used "
         "for that choice (optimistic; `monai-bone cv` gives unbiased out-of-fold estimates).",
         "4. Evaluation through `evaluate.json` on fold 0 → `hip/evaluation/`, `knee/evaluation/` "
@@ -388,6 +400,7 @@ def run_demo(
 
             steps.start(f"train {task}")
             bundle = _copy_bundle(sources[task], out / "bundles" / sources[task].name)
+            _pin_settings(bundle, {"spatial_size": int(s["size"])})
             ov: dict[str, Any] = {
                 "datalist": str(datalist),
                 "val_fold": 0,

@@ -58,6 +58,9 @@ def test_demo_quick_writes_report(
         bundle = out / "bundles" / default_bundle_dir(task).name
         assert (bundle / "models" / "model.pt").is_file()
         assert not list((bundle / "models").glob("checkpoint_epoch=*.pt"))  # no 300 MB resume state in a demo
+        for name in ("train.json", "inference.json"):  # the trained copy infers at the size it was trained at
+            assert json.loads((bundle / "configs" / name).read_text())["spatial_size"] == 64
+        assert json.loads((copies[task] / "configs" / "inference.json").read_text())["spatial_size"] != 64
     assert isinstance(summary["hip"]["metrics"]["mae"], float) and summary["hip"]["oracle_r2"] > 0
     assert set(summary["hip"]["baselines"]) == {"OST index", "clinical-only ridge"}
     assert before == {t: _snapshot(c) for t, c in copies.items()}  # source bundles untouched
