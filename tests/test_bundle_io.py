@@ -16,6 +16,7 @@ from monai_bone.bundle_io import (
     export_bundle,
     import_bundle,
     sha256_file,
+    untrained_copy,
     verify_archive,
 )
 
@@ -197,26 +198,10 @@ def test_export_refuses_untrained_and_identifying(tmp_path: Path) -> None:
 def test_hip_bundle_roundtrip_reproduces_inference(tmp_path: Path) -> None:
     """Export the real hip bundle (weights of an instantiated network), import it, infer from both: identical."""
     import csv
-    import shutil
-
-    from monai.bundle import ConfigParser
 
     from monai_bone.cv.workflow import bundle_workflow, default_bundle_dir
     from monai_bone.data.synth import synthesize
-    from monai_bone.engines import fit_clinical_stats
 
-    src = default_bundle_dir("hip")
-    bundle = tmp_path / "hip_bundle"
-    for part in ("configs", "docs"):
-        shutil.copytree(src / part, bundle / part)
-    shutil.copy2(src / "LICENSE", bundle / "LICENSE")
-    (bundle / "models").mkdir()
-    parser = ConfigParser()
-    parser.read_config(str(bundle / "configs" / "inference.json"))
-    parser["bundle_root"] = str(bundle)
-    parser.get_parsed_content("imports")
-    torch.manual_seed(0)
-    torch.save(parser.get_parsed_content("network_def").state_dict(), bundle / "models" / "model.pt")
     cohort = tmp_path / "cohort"
     synthesize("hip", 3, cohort, seed=1, size=64, progress=False)
     base = {"height": 1.6, "alcohol": 2.0, "activity": 3.0, "smoking": "never"}
@@ -225,7 +210,8 @@ def test_hip_bundle_roundtrip_reproduces_inference(tmp_path: Path) -> None:
         | {"diet_score": 0.1 * i, "sex": "FM"[i % 2]}
         for i in range(6)
     ]
-    fit_clinical_stats(records, bundle / "models" / "clinical_stats.json")
+    bundle = untrained_copy(default_bundle_dir("hip"), tmp_path / "hip_bundle", records, seed=0)
+    assert (bundle / "LICENSE").is_file() and (bundle / "docs" / "README.md").is_file()
 
     archive = tmp_path / "hip.zip"
     export_bundle(bundle, archive)
@@ -252,3 +238,20 @@ def test_hip_bundle_roundtrip_reproduces_inference(tmp_path: Path) -> None:
             outputs.append(list(csv.DictReader(line for line in f if not line.startswith("#"))))
     assert len(outputs[0]) == 3 and all(r["bmd"] for r in outputs[0])
     assert [(r["patient_id"], r["bmd"]) for r in outputs[0]] == [(r["patient_id"], r["bmd"]) for r in outputs[1]]
+
+
+def test_untrained_copy_is_seeded_and_never_overwrites(tmp_path: Path) -> None:
+    from monai_bone.cv.workflow import default_bundle_dir
+
+    src = default_bundle_dir("knee")
+    a = untrained_copy(src, tmp_path / "a", seed=3)
+    b = untrained_copy(src, tmp_path / "b", seed=3)
+    c = untrained_copy(src, tmp_path / "c", seed=4)
+    load = lambda p: torch.load(p / "models" / "model.pt", weights_only=True)  # noqa: E731
+    wa, wb, wc = load(a), load(b), load(c)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert any(not torch.equal(wa[k], wc[k]) for k in wa if wa[k].is_floating_point())
+    assert not (a / "models" / "clinical_stats.json").exists()  # no records given
+    assert (a / "configs" / "inference.json").read_bytes() == (src / "configs" / "inference.json").read_bytes()
+    with pytest.raises(FileExistsError):
+        untrained_copy(src, a)

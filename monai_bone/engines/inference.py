@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .folds import load_records
 
-__all__ = ["IMAGE_SUFFIXES", "inference_records", "prepare_inference_datalist"]
+__all__ = ["IMAGE_SUFFIXES", "inference_records", "inference_source_kind", "prepare_inference_datalist"]
 
 logger = logging.getLogger(__name__)
 
@@ -87,13 +87,20 @@ def prepare_inference_datalist(
         task=None,
         folds=1,
         progress=False,
-        source_kind=_source_kind(src),
+        source_kind=inference_source_kind(src),
     )
     return out
 
 
-def _source_kind(src: Path, limit: int = 5000) -> str | None:
-    """``"kop"`` for PNG/JPEG input (one file, or a folder holding only such files), else None (auto-detect)."""
+def inference_source_kind(src: str | os.PathLike, limit: int = 5000) -> str | None:
+    """Source kind to index unlabelled input with: ``"kop"`` for PNG/JPEG input (one file, or a folder holding only
+    such files, with or without class folders), ``"dicom"`` for a single other file, else None (auto-detect).
+
+    Args:
+        src: the file or folder.
+        limit: how many files of a folder are looked at.
+    """
+    src = Path(src)
     if src.is_file():
         return "kop" if src.suffix.lower() in _PIL_SUFFIXES else "dicom"
     files = [p for p in itertools.islice(src.rglob("*"), limit) if p.is_file() and not p.name.startswith(".")]

@@ -172,7 +172,7 @@ class BundlePredictor:
                 {
                     "outputs": ["bmd (g/cm^2)", "t_score", "who_class", "screening_positive", "field_attention"],
                     "clinical_fields": self.fields,
-                    "reference": {"mean": self.writer.ref_mean, "sd": self.writer.ref_sd},
+                    "reference": {"mean": round(self.writer.ref_mean, 6), "sd": round(self.writer.ref_sd, 6)},
                     "screening_threshold": self.writer.screening_threshold,
                 }
             )
@@ -235,7 +235,7 @@ class BundlePredictor:
                     "who_class": row["who_class"],
                     "screening_positive": row["screening_positive"],
                     "screening_threshold": self.writer.screening_threshold,
-                    "reference": {"mean": self.writer.ref_mean, "sd": self.writer.ref_sd},
+                    "reference": {"mean": round(self.writer.ref_mean, 6), "sd": round(self.writer.ref_sd, 6)},
                     "field_attention": {k[len("attn_") :]: v for k, v in row.items() if k.startswith("attn_")},
                     "clinical": {f: study.record.get(f) for f in CLINICAL_FIELDS},
                     "clinical_source": study.sources,

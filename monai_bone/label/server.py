@@ -159,6 +159,7 @@ def prepare_studies(source: str | os.PathLike, work_dir: str | os.PathLike, prog
     from monai_bone.data.datalist import build_datalist
     from monai_bone.data.dicomweb import is_dicomweb_url
     from monai_bone.engines import load_records
+    from monai_bone.engines.inference import inference_source_kind
 
     text = os.fspath(source)
     if is_dicomweb_url(text):
@@ -170,7 +171,8 @@ def prepare_studies(source: str | os.PathLike, work_dir: str | os.PathLike, prog
     index = work / "index"
     index.mkdir(parents=True, exist_ok=True)
     datalist = index / "datalist.json"
-    build_datalist(str(root), str(datalist), task=None, folds=1, progress=progress)
+    kind = inference_source_kind(root)  # a flat folder of PNG/JPEG knee images is an image folder, not DICOM
+    build_datalist(str(root), str(datalist), task=None, folds=1, progress=progress, source_kind=kind)
     studies = work / "studies"
     if studies.exists():
         for p in studies.iterdir():  # our links only; MONAI Label's own files (labels/, datastore json) are kept

@@ -110,3 +110,23 @@ def test_series_folder_and_untrained_bundle(served, predictors, tmp_path) -> Non
     (untrained / "configs" / "inference.json").write_text("{}")
     with pytest.raises(FileNotFoundError, match="models/model.pt not found"):
         BundlePredictor(untrained)
+
+
+def test_png_knee_image_equals_bundle_inference(served, predictors, tmp_path) -> None:
+    """A KOP-style PNG (the knee paper's format) through the predictor and through inference.json on a flat folder."""
+    from _label_test_utils import run_bundle_inference
+
+    from monai_bone.data.synth import synthesize
+
+    synthesize("knee", 2, tmp_path / "kop", size=96, seed=5, fmt="kop", progress=False)
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for png in (tmp_path / "kop").rglob("*.png"):
+        (flat / png.name).write_bytes(png.read_bytes())
+    expected = run_bundle_inference(served["bundles"]["knee"], flat, tmp_path / "ref")
+    assert len(expected) == 2
+    for png in sorted(flat.glob("*.png")):
+        got = predictors["knee"].predict(png)
+        for label, p in got["probabilities"].items():
+            assert abs(p - expected[png.name][f"prob_{label}"]) <= 1e-5
+        assert got["synthetic"] is True

@@ -75,3 +75,16 @@ def _has(name: str) -> bool:
     import importlib.util
 
     return importlib.util.find_spec(name) is not None
+
+
+def test_flat_png_folder_is_an_image_folder(tmp_path) -> None:
+    from monai_bone.data.synth import synthesize
+
+    synthesize("knee", 2, tmp_path / "kop", size=64, seed=2, fmt="kop", progress=False)
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for png in (tmp_path / "kop").rglob("*.png"):
+        (flat / png.name).write_bytes(png.read_bytes())
+    out = prepare_studies(flat, tmp_path / "work", progress=False)
+    links = sorted(p.name for p in Path(out["studies"]).iterdir() if p.is_symlink())
+    assert out["images"] == 2 and all(name.endswith(".png") for name in links)
