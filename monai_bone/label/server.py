@@ -42,6 +42,7 @@ __all__ = [
     "DEFAULT_SEARCH_FILTER",
     "LabelServer",
     "bundle_paths",
+    "die_with_parent",
     "parse_models",
     "image_id_for",
     "port_is_free",
@@ -117,6 +118,17 @@ def bundle_paths(tasks: Sequence[str], given: Mapping[str, str | os.PathLike] | 
                     )
         out[task] = path.resolve()
     return out
+
+
+def die_with_parent() -> None:
+    """``preexec_fn`` of a server child process (Linux): SIGTERM when the parent dies, even from SIGKILL.
+
+    A test run or benchmark killed by a timeout then leaves no MONAI Label (or Orthanc) process holding its port.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -335,6 +347,7 @@ class LabelServer:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl, no locks taken
             )
         finally:
             log.close()

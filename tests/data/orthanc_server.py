@@ -31,6 +31,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from monai_bone.label.server import die_with_parent
+
 __all__ = ["OrthancServer", "find_dicomweb_plugin", "find_orthanc", "free_port", "port_is_free"]
 
 #: Where Debian's orthanc-dicomweb package puts the plugin (the first is a symlink to the versioned file).
@@ -80,14 +82,6 @@ def port_is_free(port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-def _die_with_parent() -> None:
-    """In the child before exec (Linux): get SIGTERM when the test process dies, even from SIGKILL."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class OrthancServer:
@@ -173,7 +167,7 @@ class OrthancServer:
                 stdin=subprocess.DEVNULL,
                 cwd=self.workdir,
                 start_new_session=True,  # Ctrl-C in the test runner does not hit it first; stop() ends it
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
             if self._wait_ready():
                 return self

@@ -88,3 +88,34 @@ def test_flat_png_folder_is_an_image_folder(tmp_path) -> None:
     out = prepare_studies(flat, tmp_path / "work", progress=False)
     links = sorted(p.name for p in Path(out["studies"]).iterdir() if p.is_symlink())
     assert out["images"] == 2 and all(name.endswith(".png") for name in links)
+
+
+def test_server_children_die_with_their_parent() -> None:
+    """A test run killed by a timeout must not leave a server holding its port: the child gets SIGTERM."""
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import subprocess, sys, time\n"
+        "from monai_bone.label.server import die_with_parent\n"
+        "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'], preexec_fn=die_with_parent)\n"
+        "print(p.pid, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    parent.kill()  # SIGKILL: no cleanup code runs in the parent
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _alive(child):
+        time.sleep(0.1)
+    assert not _alive(child)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in state and "\nState:\tX" not in state
