@@ -399,16 +399,36 @@ class LabelServer:
         self.stop()
 
     def run_foreground(self) -> int:
-        """Run the server attached to this terminal until it exits or Ctrl-C; returns its exit code."""
+        """Run the server attached to this terminal until it exits, Ctrl-C or SIGTERM; returns its exit code.
+
+        SIGINT and SIGTERM are passed on to the server, which shuts down cleanly; the server also gets SIGTERM if
+        this process dies without passing anything on (e.g. SIGKILL), so it never outlives its command.
+        """
         cmd = self.command()
         logger.info("starting MONAI Label at %s (work folder %s)", self.url, self.work_dir)
-        proc = subprocess.Popen(cmd, cwd=self.work_dir, env=self.environment())
+        proc = subprocess.Popen(cmd, cwd=self.work_dir, env=self.environment(), preexec_fn=die_with_parent)  # noqa: PLW1509
+
+        def forward(signum: int, _frame: Any) -> None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signum)
+
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        for sig, handler in previous.items():
+            if handler is not signal.SIG_IGN:  # a launcher that ignores Ctrl-C keeps it ignored
+                signal.signal(sig, forward)
         try:
-            return proc.wait()
-        except KeyboardInterrupt:
-            proc.send_signal(signal.SIGINT)
             try:
-                return proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
                 return proc.wait()
+            except KeyboardInterrupt:
+                forward(signal.SIGINT, None)
+                return proc.wait()
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)

@@ -49,7 +49,22 @@ def test_serve_refuses_bad_arguments_before_starting(tmp_path, caplog) -> None:
     assert port_is_free(port)
 
 
-def test_serve_runs_in_the_foreground_until_ctrl_c(served, tmp_path) -> None:  # noqa: F811
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                state = (proc / "status").read_text()
+            except OSError:
+                continue
+            if text in cmdline and "\nState:\tZ" not in state:
+                found.append(int(proc.name))
+    return found
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_serve_runs_in_the_foreground_until_stopped(served, tmp_path, stop_signal) -> None:  # noqa: F811
     require_monailabel()
     port = free_port()
     script = Path(sys.executable).parent / "monai-bone"  # the console script a user runs
@@ -72,7 +87,7 @@ def test_serve_runs_in_the_foreground_until_ctrl_c(served, tmp_path) -> None:  #
                 time.sleep(0.5)
         assert info is not None, (tmp_path / "cli.log").read_text()[-3000:]
         assert set(info["models"]) == {"hip_bmd_xattn", "knee_osteoporosis_hybrid_attention"}
-        proc.send_signal(signal.SIGINT)  # Ctrl-C reaches the CLI, which stops MONAI Label
+        proc.send_signal(stop_signal)  # Ctrl-C or a service manager's SIGTERM reaches the CLI only
         assert proc.wait(timeout=60) is not None
     finally:
         if proc.poll() is None:
@@ -85,5 +100,6 @@ def test_serve_runs_in_the_foreground_until_ctrl_c(served, tmp_path) -> None:  #
     while not port_is_free(port) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert port_is_free(port)
+    assert _processes_mentioning(str(tmp_path / "work")) == []  # the MONAI Label child stopped with its CLI
     assert (tmp_path / "work" / "app" / "main.py").is_file()
     assert (tmp_path / "work" / "index" / "rejects.csv").is_file()
