@@ -71,6 +71,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--workdir", default="monai-bone-label", help="work folder: app, datastore links, logs (default: %(default)s)"
     )
     s.add_argument("--no-progress", action="store_true", help="hide the index progress bar")
+    s.add_argument(
+        "monailabel_args",
+        nargs=argparse.REMAINDER,
+        metavar="-- MONAILABEL_ARGS",
+        help="after --: more `monailabel start_server` arguments, e.g. -- --ssl_keyfile K --ssl_certfile C",
+    )
     s.set_defaults(func=run_serve)
     return p
 
@@ -102,5 +108,6 @@ def run_serve(args: argparse.Namespace) -> int:
         overrides=overrides,
         device=args.device,
         progress=not args.no_progress,
+        extra_args=[a for a in args.monailabel_args if a != "--"],
     )
     return server.run_foreground()

@@ -265,6 +265,8 @@ class LabelServer:
         device: torch device for both models.
         progress: tqdm bar while indexing a local folder.
         log_file: where the server's output goes when started with :meth:`start` (default ``<work_dir>/server.log``).
+        extra_args: more ``monailabel start_server`` arguments, passed as given (e.g. ``--ssl_keyfile K
+            --ssl_certfile C`` for HTTPS, ``--log_level warning``); :meth:`start` waits for plain HTTP only.
 
     Raises:
         ValueError: when the port is taken.
@@ -282,6 +284,7 @@ class LabelServer:
         device: str | None = None,
         progress: bool = False,
         log_file: str | os.PathLike | None = None,
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.studies = os.fspath(studies)
         self.work_dir = Path(work_dir).resolve()
@@ -292,6 +295,7 @@ class LabelServer:
         self.device = device
         self.progress = progress
         self.log_file = Path(log_file) if log_file else self.work_dir / "server.log"
+        self.extra_args = [str(a) for a in extra_args]
         self.process: subprocess.Popen | None = None
         self.prepared: dict[str, Any] | None = None
 
@@ -323,7 +327,7 @@ class LabelServer:
         cmd += ["--studies", self.prepared["studies"], "--host", self.host, "--port", str(self.port)]
         for key, value in conf.items():
             cmd += ["--conf", key, value]
-        return cmd
+        return cmd + self.extra_args
 
     def environment(self) -> dict[str, str]:
         """The server's environment (:func:`server_environment`)."""

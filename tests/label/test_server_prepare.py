@@ -119,3 +119,23 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return "\nState:\tZ" not in state and "\nState:\tX" not in state
+
+
+def test_command_line_carries_conf_and_extra_arguments(served, tmp_path) -> None:
+    from monai_bone.label.server import LabelServer
+
+    server = LabelServer(
+        served["archive"],
+        tmp_path / "w",
+        port=18123,
+        models=["knee"],
+        bundles=served["bundles"],
+        overrides={"knee": {"spatial_size": 96}},
+        extra_args=["--ssl_keyfile", "k.pem"],
+    )
+    cmd = server.command()
+    assert cmd[1:4] == ["-m", "monai_bone.label", "start_server"] and cmd[-2:] == ["--ssl_keyfile", "k.pem"]
+    conf = {cmd[i + 1]: cmd[i + 2] for i, a in enumerate(cmd) if a == "--conf"}
+    assert conf["models"] == "knee" and json.loads(conf["knee_overrides"]) == {"spatial_size": 96}
+    assert conf["knee_bundle"] == str(Path(served["bundles"]["knee"]).resolve()) and "hip_bundle" not in conf
+    assert (tmp_path / "w" / "app" / "main.py").read_text().count("BoneLabelApp") == 1
