@@ -52,6 +52,7 @@ __all__ = [
     "MISSING_TOKENS",
     "ClinicalTable",
     "normalise_smoking",
+    "parse_clinical_value",
     "parse_number",
     "read_clinical_csv",
 ]
@@ -266,16 +267,30 @@ def _sniff_delimiter(header_line: str) -> str:
     return best
 
 
-def _parse_cell(column: str, cell: str, decimal_comma: bool) -> Any:
-    """Typed value of one cell of an understood column; raises ValueError when it does not parse."""
-    if column in NUMERIC_FIELDS or column == "bmd":
-        return parse_number(cell, decimal_comma=decimal_comma)
-    if column == "sex":
-        return None if cell.strip().lower() in MISSING_TOKENS else normalise_sex(cell)
-    if column == "smoking":
-        return normalise_smoking(cell)
-    text = cell.strip()
-    return None if text.lower() in MISSING_TOKENS else text
+def parse_clinical_value(name: str, value: Any, decimal_comma: bool = False) -> Any:
+    """Typed value of one understood column, from a CSV cell or a request value (string or number).
+
+    Args:
+        name: a clinical field, ``bmd`` or ``label``.
+        value: the cell or value; missing tokens (:data:`MISSING_TOKENS`) and ``None`` give ``None``.
+        decimal_comma: also accept ``1,62`` for numbers (see :func:`parse_number`).
+
+    Returns:
+        A float for numeric fields and ``bmd``, ``F``/``M`` for ``sex``, ``never``/``former``/``current`` for
+        ``smoking``, stripped text otherwise.
+
+    Raises:
+        ValueError: when the value does not parse.
+    """
+    if name in NUMERIC_FIELDS or name == "bmd":
+        return parse_number(value, decimal_comma=decimal_comma)
+    if value is None or str(value).strip().lower() in MISSING_TOKENS:
+        return None
+    if name == "sex":
+        return normalise_sex(value)
+    if name == "smoking":
+        return normalise_smoking(value)
+    return str(value).strip()
 
 
 def _squash(name: str) -> str:
@@ -377,7 +392,10 @@ def read_clinical_csv(paths: str | os.PathLike | Iterable[str | os.PathLike], ke
             for index, column in columns.items():
                 cell = cells[index]
                 try:
-                    value = _parse_cell(column, cell, decimal_comma) if column in understood else cell.strip() or None
+                    if column in understood:
+                        value = parse_clinical_value(column, cell, decimal_comma)
+                    else:
+                        value = cell.strip() or None
                 except ValueError as err:
                     table.warnings.setdefault(key_value, []).append(
                         FieldWarning(column, "unparseable", cell.strip(), None, f"{err}; set to null", f"csv:{where}")

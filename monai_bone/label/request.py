@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from monai_bone.constants import CLINICAL_FIELDS, DICOM_FIELDS, NUMERIC_FIELDS
-from monai_bone.data.clinical_csv import parse_number
-from monai_bone.data.dicom_header import RejectError, normalise_sex, sniff_file_type
+from monai_bone.constants import CLINICAL_FIELDS, DICOM_FIELDS
+from monai_bone.data.clinical_csv import parse_clinical_value
+from monai_bone.data.dicom_header import RejectError, sniff_file_type
 from monai_bone.data.sources import DicomFolderSource, ImageFolderSource
 
 __all__ = ["PredictionError", "StudyInput", "clinical_from_request", "find_study_file", "study_input"]
@@ -76,8 +76,6 @@ def clinical_from_request(params: Mapping[str, Any] | None) -> dict[str, Any]:
     Raises:
         PredictionError: (400) naming the field when a value does not parse or ``"clinical"`` is not a mapping.
     """
-    from monai_bone.data.clinical_csv import normalise_smoking
-
     if not params:
         return {}
     given: dict[str, Any] = {k: v for k, v in params.items() if k in CLINICAL_FIELDS}
@@ -92,12 +90,7 @@ def clinical_from_request(params: Mapping[str, Any] | None) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name, raw in given.items():
         try:
-            if name in NUMERIC_FIELDS:
-                value = parse_number(raw)
-            elif name == "sex":
-                value = None if raw in (None, "") else normalise_sex(raw)
-            else:
-                value = normalise_smoking(raw)
+            value = parse_clinical_value(name, raw)
         except ValueError as err:
             raise PredictionError(f"clinical field {name!r}: {err}", 400) from None
         if value is not None:
