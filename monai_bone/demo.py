@@ -41,7 +41,7 @@ __all__ = ["DEMO_DEFAULTS", "QUICK_SETTINGS", "DemoResult", "format_summary", "r
 
 logger = logging.getLogger(__name__)
 
-#: Default demo settings: ~5 minutes on 2 idle CPU cores (275 s measured), enough data and epochs for both networks
+#: Default demo settings: 4-5 minutes on 2 idle CPU cores (239-275 s measured), enough data and epochs for both networks
 #: to learn on the synthetic cohorts (hip R² 0.52 vs clinical-only ridge 0.36 and OST 0.26 on fold 0; knee AUC
 #: 0.90). With 64 studies, 3 epochs at 128 px they did not beat the baselines.
 DEMO_DEFAULTS: dict[str, Any] = {
