@@ -40,11 +40,12 @@ from monailabel.config import settings
 from monailabel.interfaces.app import MONAILabelApp
 
 import monai_bone
+from monai_bone.cv.workflow import BUNDLE_NAMES
 
 from .infer_task import BoneInferTask
 from .predictor import BundlePredictor
 from .request import PredictionError
-from .server import DEFAULT_SEARCH_FILTER, parse_models
+from .server import DEFAULT_SEARCH_FILTER, bundle_paths, parse_models
 
 __all__ = ["BoneLabelApp"]
 
@@ -105,28 +106,19 @@ class BoneLabelApp(MONAILabelApp):
             version=monai_bone.__version__,
         )
 
-    def _bundle_for(self, task: str) -> str:
-        given = self._bone_conf.get(f"{task}_bundle")
-        if given:
-            return given
-        from monai_bone.cv.workflow import default_bundle_dir
-
-        return str(default_bundle_dir(task))
-
     def init_infers(self) -> dict[str, BoneInferTask]:
         """One :class:`BoneInferTask` per configured task, named after its bundle."""
+        given = {task: self._bone_conf.get(f"{task}_bundle") for task in self.tasks}
         infers: dict[str, BoneInferTask] = {}
-        for task in self.tasks:
+        for task, bundle in bundle_paths(self.tasks, given).items():
             predictor = BundlePredictor(
-                self._bundle_for(task),
+                bundle,
                 device=self.device,
                 overrides=_json_conf(self._bone_conf, f"{task}_overrides"),
                 work_dir=self.work_dir / "bundles",
             )
             if predictor.task != task:
                 raise ValueError(f"{predictor.bundle_dir}: given as the {task} bundle but it is a {predictor.task} one")
-            from monai_bone.cv.workflow import BUNDLE_NAMES
-
             infers[BUNDLE_NAMES[task]] = BoneInferTask(predictor)
         return infers
 
