@@ -37,19 +37,14 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
 def _summary(seconds: list[float]) -> dict[str, float]:
+    import numpy as np
+
     return {
         "requests": len(seconds),
         "requests_per_s": len(seconds) / sum(seconds),
         "p50_ms": 1000 * statistics.median(seconds),
-        "p95_ms": 1000 * _percentile(seconds, 0.95),
+        "p95_ms": 1000 * float(np.percentile(seconds, 95)),
         "mean_ms": 1000 * statistics.fmean(seconds),
     }
 
@@ -63,7 +58,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from monai_bone.constants import SYNTHETIC_NOTE
     from monai_bone.engines import load_records
     from monai_bone.label import BundlePredictor
-    from monai_bone.label.server import LabelServer, image_id_for, port_is_free
+    from monai_bone.label.server import LabelServer, free_port, image_id_for, port_is_free
 
     args = parse_args(argv)
     if args.threads:
@@ -80,7 +75,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         overrides = {"spatial_size": args.size}
         device = "cpu"
         predictor = BundlePredictor(bundle, device=device, overrides=overrides)
-        port = _free_port()
+        port = free_port()
         server = LabelServer(
             source, work / "label", port=port, models=["hip"], bundles={"hip": bundle},
             overrides={"hip": overrides}, device=device,
@@ -144,14 +139,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     common.write_outputs(args.out, "bench_label", report, markdown)
     print(markdown)
     return report
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def to_markdown(report: dict[str, Any]) -> str:

@@ -31,6 +31,7 @@ from monai_bone.constants import KNEE_LABELS_BINARY, KNEE_LABELS_THREE, SYNTHETI
 from monai_bone.data.dicom_header import FieldWarning, RejectError, read_header, sniff_file_type
 
 __all__ = [
+    "IMAGE_FILE_SUFFIXES",
     "IMAGE_FORMATS",
     "SOURCE_KINDS",
     "DicomFolderSource",
@@ -48,7 +49,8 @@ SOURCE_KINDS: tuple[str, ...] = ("dicom", "kop", "dicomweb")
 
 #: PIL formats accepted in image-folder sources.
 IMAGE_FORMATS: tuple[str, ...] = ("PNG", "JPEG")
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+#: Suffixes of the image files (PNG/JPEG) an image folder holds.
+IMAGE_FILE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg")
 
 
 @dataclass
@@ -275,7 +277,7 @@ def _class_folders(root: Path) -> set[str]:
     def has_image(path: str) -> bool:
         try:
             with os.scandir(path) as it:
-                return any(e.name.lower().endswith(_IMAGE_SUFFIXES) and e.is_file() for e in it)
+                return any(e.name.lower().endswith(IMAGE_FILE_SUFFIXES) and e.is_file() for e in it)
         except OSError:
             return False
 

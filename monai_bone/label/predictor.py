@@ -20,6 +20,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Mapping
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -184,12 +185,9 @@ class BundlePredictor:
         batch = self._collate([item])
         prepared = self.prepare_batch(batch, self.device, self.fast_path.non_blocking)
         inputs, args, kwargs = (prepared[0], (), {}) if len(prepared) == 2 else (prepared[0], prepared[2], prepared[3])
-        amp = torch.autocast(self.device.type, **self.fast_path.amp_kwargs) if self.fast_path.amp else None
+        amp = torch.autocast(self.device.type, **self.fast_path.amp_kwargs) if self.fast_path.amp else nullcontext()
         with torch.no_grad():
-            if amp is not None:
-                with amp:
-                    pred = self.inferer(inputs, self.network, *args, **kwargs)
-            else:
+            with amp:
                 pred = self.inferer(inputs, self.network, *args, **kwargs)
             out: dict[str, Any] = self.postprocessing({"pred": pred[0]})
             if self.attention:

@@ -43,6 +43,7 @@ __all__ = [
     "LabelServer",
     "bundle_paths",
     "die_with_parent",
+    "free_port",
     "parse_models",
     "image_id_for",
     "port_is_free",
@@ -131,6 +132,13 @@ def die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` right now (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     """Whether nothing listens on ``host:port``."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -143,8 +151,10 @@ def image_id_for(rel: str | os.PathLike) -> str:
     Args:
         rel: path relative to the studies folder.
     """
+    from monai_bone.engines.inference import IMAGE_SUFFIXES
+
     p = Path(rel)
-    stem = p.with_suffix("") if p.suffix.lower() in (".dcm", ".dicom", ".png", ".jpg", ".jpeg") else p
+    stem = p.with_suffix("") if p.suffix.lower() in IMAGE_SUFFIXES else p
     return _UNSAFE.sub("_", "__".join(stem.parts))
 
 

@@ -31,7 +31,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from monai_bone.label.server import die_with_parent
+from monai_bone.label.server import die_with_parent, free_port
 
 __all__ = ["OrthancServer", "find_dicomweb_plugin", "find_orthanc", "free_port", "port_is_free"]
 
@@ -61,13 +61,6 @@ def find_dicomweb_plugin() -> str | None:
             if os.path.isfile(path):
                 return path
     return None
-
-
-def free_port() -> int:
-    """A TCP port that is free on 127.0.0.1 right now (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def port_is_free(port: int) -> bool:
