@@ -14,26 +14,15 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from _label_test_utils import SERVE_OVERRIDES, require_monailabel
+from _label_test_utils import label_server, require_monailabel
 
 from monai_bone.cv.workflow import BUNDLE_NAMES
 from monai_bone.label.server import LabelServer, image_id_for, port_is_free
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
-from orthanc_server import OrthancServer, find_dicomweb_plugin, find_orthanc, free_port  # noqa: E402
+from orthanc_server import OrthancServer, find_dicomweb_plugin, find_orthanc  # noqa: E402
 
 HIP, KNEE = BUNDLE_NAMES["hip"], BUNDLE_NAMES["knee"]
-
-
-def _server(served: dict, studies, work: Path) -> LabelServer:
-    return LabelServer(
-        studies,
-        work,
-        port=free_port(),
-        bundles=served["bundles"],
-        overrides={"hip": SERVE_OVERRIDES, "knee": SERVE_OVERRIDES},
-        device="cpu",
-    )
 
 
 def _infer(server: LabelServer, model: str, image: str, params: dict | None = None, files=None):
@@ -58,9 +47,9 @@ def _check_knee(got: dict, ref: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def local_server(served, tmp_path_factory):
+def locallabel_server(served, tmp_path_factory):
     require_monailabel()
-    server = _server(served, served["archive"], tmp_path_factory.mktemp("label_local"))
+    server = label_server(served, served["archive"], tmp_path_factory.mktemp("label_local"))
     with server:
         yield server
     assert port_is_free(server.port), "MONAI Label's port is still bound after teardown"
@@ -141,7 +130,7 @@ def test_orthanc_backed_predictions(served, tmp_path_factory) -> None:
         for f in uploads:
             assert orthanc.upload(f)["Status"] == "Success", f
         series = {f.name: str(pydicom.dcmread(f, stop_before_pixels=True).SeriesInstanceUID) for f in uploads}
-        server = _server(served, orthanc.dicomweb_url, work / "label")
+        server = label_server(served, orthanc.dicomweb_url, work / "label")
         with server:
             import requests
 
