@@ -30,15 +30,20 @@ from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
-from monailabel.datastore.dicom import DICOMWebDatastore
-from monailabel.datastore.local import DataModel, ImageLabelModel, LocalDatastore
 
+from .compat import install_pydicom2_uid_alias
 from .http import RequestRefused, discard_request_file
+
+install_pydicom2_uid_alias()  # MONAI Label's DICOMweb datastore imports pydicom_seg
+
+from monailabel.datastore.dicom import DICOMWebDatastore  # noqa: E402
+from monailabel.datastore.local import DataModel, ImageLabelModel, LocalDatastore  # noqa: E402
 
 __all__ = [
     "MAX_ID_LENGTH",
     "UPLOAD_ID_RE",
     "ArchiveDatastore",
+    "NoLabelsMixin",
     "ReadOnlyDICOMwebDatastore",
     "check_upload_id",
     "upload_suffix",
@@ -102,7 +107,33 @@ def _no_labels() -> RequestRefused:
     return RequestRefused(403, "this server stores no labels (it predicts numbers, not masks)", "no_labels")
 
 
-class ArchiveDatastore(LocalDatastore):
+class NoLabelsMixin:
+    """Datastore methods refusing labels (403 ``no_labels``): this app predicts numbers and stores no masks.
+
+    On a DICOMweb datastore, MONAI Label's ``save_label`` would STOW a DICOM SEG to the PACS.
+    """
+
+    def save_label(
+        self, image_id: str, label_filename: str, label_tag: str, label_info: dict[str, Any], label_id: str = ""
+    ) -> str:
+        """Refused (the uploaded label file is deleted)."""
+        discard_request_file(label_filename)
+        raise _no_labels()
+
+    def remove_label(self, label_id: str, label_tag: str) -> None:
+        """Refused."""
+        raise _no_labels()
+
+    def update_label_info(self, label_id: str, label_tag: str, info: dict[str, Any]) -> None:
+        """Refused."""
+        raise _no_labels()
+
+    def get_dataset_archive(self, limit_cases: int | None) -> str:
+        """Refused: 404, there are no labelled images to pack."""
+        raise RequestRefused(404, "no labelled images: this server stores no labels", "no_labels")
+
+
+class ArchiveDatastore(NoLabelsMixin, LocalDatastore):
     """A ``LocalDatastore`` over links into a read-only archive, with uploads kept in their own folder.
 
     Args:
@@ -222,25 +253,8 @@ class ArchiveDatastore(LocalDatastore):
             raise RequestRefused(400, "info: expected a JSON object", "malformed_params")
         super().update_image_info(image_id, info)
 
-    def save_label(self, image_id: str, label_filename: str, label_tag: str, label_info: dict[str, Any]) -> str:
-        """Refused: 403 ``no_labels``."""
-        discard_request_file(label_filename)
-        raise _no_labels()
 
-    def remove_label(self, label_id: str, label_tag: str) -> None:
-        """Refused: 403 ``no_labels``."""
-        raise _no_labels()
-
-    def update_label_info(self, label_id: str, label_tag: str, info: dict[str, Any]) -> None:
-        """Refused: 403 ``no_labels``."""
-        raise _no_labels()
-
-    def get_dataset_archive(self, limit_cases: int | None) -> str:
-        """Refused: 404, there are no labelled images to pack."""
-        raise RequestRefused(404, "no labelled images: this server stores no labels", "no_labels")
-
-
-class ReadOnlyDICOMwebDatastore(DICOMWebDatastore):
+class ReadOnlyDICOMwebDatastore(NoLabelsMixin, DICOMWebDatastore):
     """MONAI Label's DICOMweb datastore that never writes to the PACS nor takes uploads (403 with a reason)."""
 
     def add_image(self, image_id: str, image_filename: str, image_info: dict[str, Any]) -> str:
@@ -252,18 +266,3 @@ class ReadOnlyDICOMwebDatastore(DICOMWebDatastore):
     def remove_image(self, image_id: str) -> None:
         """Refused: 403 (the PACS is read-only to this server)."""
         raise RequestRefused(403, "the DICOMweb archive is read-only to this server", "archive_read_only")
-
-    def save_label(
-        self, image_id: str, label_filename: str, label_tag: str, label_info: dict[str, Any], label_id: str = ""
-    ) -> str:
-        """Refused: 403 ``no_labels`` (MONAI Label would STOW a DICOM SEG to the PACS)."""
-        discard_request_file(label_filename)
-        raise _no_labels()
-
-    def remove_label(self, label_id: str, label_tag: str) -> None:
-        """Refused: 403 ``no_labels``."""
-        raise _no_labels()
-
-    def update_label_info(self, label_id: str, label_tag: str, info: dict[str, Any]) -> None:
-        """Refused: 403 ``no_labels``."""
-        raise _no_labels()

@@ -47,7 +47,7 @@ def _check_knee(got: dict, ref: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def locallabel_server(served, tmp_path_factory):
+def local_server(served, tmp_path_factory):
     require_monailabel()
     server = label_server(served, served["archive"], tmp_path_factory.mktemp("label_local"))
     with server:
@@ -149,6 +149,13 @@ def test_orthanc_backed_predictions(served, tmp_path_factory) -> None:
             assert ct.status_code == 422 and "not_xray" in ct.json()["detail"]
             unknown = _infer(server, HIP, "1.2.3.4.5.6.7.8.9")
             assert unknown.status_code == 404, unknown.text
+            hip_series = series[served["files"]["hip"][0].name]  # the PACS is read-only to the server
+            upload = {"file": ("s.dcm", served["files"]["knee"][0].read_bytes())}
+            put = requests.put(f"{server.url}/datastore/", params={"image": hip_series}, files=upload, timeout=60)
+            delete = requests.delete(f"{server.url}/datastore/", params={"id": hip_series}, timeout=60)
+            for r in (put, delete):
+                assert r.status_code == 403 and r.json()["reason"] == "archive_read_only", r.text
+            assert len(orthanc.get_json("/instances")) == len(uploads)
             assert requests.get(f"{server.url}/info/", timeout=30).status_code == 200
         assert port_is_free(server.port)
     assert port_is_free(orthanc.port)
