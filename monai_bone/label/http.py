@@ -13,7 +13,8 @@ middleware that checks a request before MONAI Label sees it:
 - an exception that escapes MONAI Label becomes a JSON 500 naming its type (the traceback goes to the server log).
 
 The body is spooled to a temporary file (in the server's ``TMPDIR``, which ``monai-bone label serve`` puts inside its
-work folder) and replayed to MONAI Label unchanged. :class:`RequestRefused` is an ``HTTPException`` that also carries
+work folder), its form scanned without storing the file parts (:func:`~monai_bone.label.form_scan.scan_form`) and
+replayed to MONAI Label unchanged. :class:`RequestRefused` is an ``HTTPException`` that also carries
 a machine-readable ``reason``; :func:`install` registers its handler, so refusals answer
 ``{"detail": "...", "reason": "..."}``. :mod:`monai_bone.label.asgi` is MONAI Label's FastAPI app with both installed
 (``monailabel start_server --uvicorn_app monai_bone.label.asgi:app``, which ``label serve`` passes).
@@ -26,13 +27,15 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any
 
 from fastapi import HTTPException
-from starlette.datastructures import UploadFile
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+
+from .form_scan import FormSummary, MalformedFormError, scan_form
 
 __all__ = [
     "DEFAULT_MAX_UPLOAD_MB",
@@ -250,49 +253,44 @@ class RequestGuard:
         return spool
 
     async def _check_form(self, scope: Scope, spool: Any) -> None:
-        """Parse a form body and check its JSON fields and, for ``/infer/``, its image input."""
+        """Scan a form body (files are counted, not stored) and check its JSON fields and image input."""
         method, path = _route(scope)
         headers = dict(scope.get("headers") or [])
-        content_type = headers.get(b"content-type", b"").decode("latin-1").lower()
+        content_type = headers.get(b"content-type", b"").decode("latin-1")
         is_infer = method == "POST" and path.startswith("/infer/")
-        if not content_type.startswith(_FORM_TYPES):
-            if is_infer:
-                _check_infer_input(Request(scope), file=None, has_label=False)
-            return
-        request = Request(scope, _replay(spool))
-        try:
-            form = await request.form()
-        except Exception as err:  # noqa: BLE001 - Starlette's MultiPartException, a bad boundary, bad encoding
-            raise RequestRefused(400, f"malformed form body ({err})", "malformed_request") from None
-        finally:
-            spool.seek(0)
-        try:
-            for name in JSON_FORM_FIELDS:
-                for value in form.getlist(name):
-                    if not isinstance(value, str):
-                        raise RequestRefused(400, f"{name}: expected a JSON text field, got a file", "malformed_params")
-                    json_object_field(name, value, self.max_json_depth)
-            if is_infer:
-                file = form.get("file")
-                _check_infer_input(request, file=file, has_label=form.get("label") is not None)
-            elif method == "PUT" and path.rstrip("/") in ("/datastore", "/datastore/image"):
-                file = form.get("file")
-                if isinstance(file, UploadFile) and not file.size:
-                    raise RequestRefused(400, "the uploaded image file is empty", "empty_image")
-        finally:
-            await form.close()
+        form = FormSummary()
+        if content_type.lower().startswith(_FORM_TYPES):
+            try:
+                form = await run_in_threadpool(scan_form, content_type, _chunks(spool))
+            except MalformedFormError as err:
+                raise RequestRefused(400, f"malformed form body: {err}", "malformed_request") from None
+            finally:
+                spool.seek(0)
+        for name in JSON_FORM_FIELDS:
+            if name in form.files:
+                raise RequestRefused(400, f"{name}: expected a JSON text field, got a file", "malformed_params")
+            for value in form.fields.get(name, []):
+                json_object_field(name, value, self.max_json_depth)
+        if is_infer:
+            _check_infer_input(Request(scope), form)
+        elif (
+            method == "PUT"
+            and path.rstrip("/") in ("/datastore", "/datastore/image")
+            and 0 in form.files.get("file", [])
+        ):
+            raise RequestRefused(400, "the uploaded image file is empty", "empty_image")
 
 
-def _check_infer_input(request: Request, file: Any, has_label: bool) -> None:
+def _check_infer_input(request: Request, form: FormSummary) -> None:
     """An infer request names an image, a session or uploads a non-empty file; it takes no label input."""
-    if has_label:
+    if "label" in form.files or "label" in form.fields:
         raise RequestRefused(400, "this server takes no label input (it predicts numbers, not masks)", "label_input")
-    if isinstance(file, UploadFile):
-        if not file.size:
+    if "file" in form.fields:
+        raise RequestRefused(400, "'file' must be an uploaded file", "malformed_request")
+    if "file" in form.files:
+        if 0 in form.files["file"]:
             raise RequestRefused(400, "the uploaded image file is empty", "empty_image")
         return
-    if file is not None and file != "":
-        raise RequestRefused(400, "'file' must be an uploaded file", "malformed_request")
     image = request.query_params.get("image")
     if not image and not request.query_params.get("session_id"):
         raise RequestRefused(400, "no image given: ?image=<datastore id> or upload a file", "no_image")
@@ -313,6 +311,12 @@ async def _drain(receive: Receive, limit: int) -> None:
             return
         seen += len(message.get("body", b""))
         more = bool(message.get("more_body", False))
+
+
+def _chunks(spool: Any) -> Iterator[bytes]:
+    spool.seek(0)
+    while chunk := spool.read(_CHUNK):
+        yield chunk
 
 
 def _replay(spool: Any, after: Receive | None = None) -> Receive:

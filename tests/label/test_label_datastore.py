@@ -88,3 +88,28 @@ def test_archive_is_read_only_and_uploads_survive_a_restart(tmp_path) -> None:
     again.remove_image("u1")
     assert sorted(again.list_images()) == ["a"] and not (uploads / "u1.dcm").exists()
     assert (archive / "a.dcm").read_bytes() == original
+
+
+def test_form_scan_keeps_fields_and_counts_files() -> None:
+    from requests import Request
+
+    from monai_bone.label.form_scan import MalformedFormError, scan_form
+
+    files = {"file": ("x.dcm", b"\1" * 300_000), "empty": ("e.dcm", b"")}
+    req = Request("POST", "http://h/", data={"params": '{"a": 1}', "other": "ü"}, files=files).prepare()
+    body = req.body
+    chunks = [body[i : i + 7001] for i in range(0, len(body), 7001)]
+    form = scan_form(req.headers["Content-Type"], chunks)
+    assert form.fields == {"params": ['{"a": 1}'], "other": ["ü"]}
+    assert form.files == {"file": [300_000], "empty": [0]}
+    encoded = Request("POST", "http://h/", data={"params": "null"}).prepare()
+    assert scan_form(encoded.headers["Content-Type"], [encoded.body.encode()]).fields == {"params": ["null"]}
+    for content_type, data in [
+        ("multipart/form-data", body),
+        ("multipart/form-data; boundary=zzz", b"garbage"),
+        (req.headers["Content-Type"], body.replace(b"Content-Disposition: form-data; ", b"X: ", 1)),
+    ]:
+        with pytest.raises(MalformedFormError):
+            scan_form(content_type, [data])
+    with pytest.raises(MalformedFormError, match="larger than"):
+        scan_form(req.headers["Content-Type"], [body], max_field_bytes=4)
