@@ -64,7 +64,7 @@ JSON_FORM_FIELDS: tuple[str, ...] = ("params", "info")
 #: Deepest nesting of a JSON form field (request parameters are flat; a few levels leave room).
 MAX_JSON_DEPTH = 16
 _SPOOL_MEMORY = 1024 * 1024
-_CHUNK = 256 * 1024
+_CHUNK = 1024 * 1024
 _FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 
 
