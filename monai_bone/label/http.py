@@ -7,6 +7,7 @@ middleware that checks a request before MONAI Label sees it:
 - the body is at most ``max_upload_bytes`` (``Content-Length`` checked first, streamed bodies counted): 413;
 - a multipart or URL-encoded form must parse, and its JSON fields (``params``, ``info``) must each be a JSON object
   nested at most :data:`MAX_JSON_DEPTH` deep (bad JSON, ``null``, a number, a list, deep nesting): 400;
+- infer ``params`` may not replace the request's ``model``, ``image``, ``label`` or ``session``: 400;
 - ``POST /infer/<model>`` needs an image (``?image=<id>``, ``?session_id=`` or a non-empty ``file`` part; an empty file
   is refused, and no ``label`` part is taken): 400;
 - model files are not replaced or deleted over HTTP (``PUT``/``DELETE /model/<name>``): 405;
@@ -41,6 +42,7 @@ __all__ = [
     "DEFAULT_MAX_UPLOAD_MB",
     "JSON_FORM_FIELDS",
     "MAX_JSON_DEPTH",
+    "RESERVED_INFER_PARAMS",
     "RequestGuard",
     "RequestRefused",
     "discard_request_file",
@@ -61,6 +63,8 @@ Send = Callable[[Message], Awaitable[None]]
 DEFAULT_MAX_UPLOAD_MB = 100.0
 #: Form fields that MONAI Label reads as a JSON object.
 JSON_FORM_FIELDS: tuple[str, ...] = ("params", "info")
+#: Request keys an infer ``params`` object may not replace (MONAI Label merges params over the request).
+RESERVED_INFER_PARAMS: tuple[str, ...] = ("model", "image", "label", "session")
 #: Deepest nesting of a JSON form field (request parameters are flat; a few levels leave room).
 MAX_JSON_DEPTH = 16
 _SPOOL_MEMORY = 1024 * 1024
@@ -231,7 +235,8 @@ class RequestGuard:
             except ValueError:
                 raise RequestRefused(400, f"malformed Content-Length {length!r}", "malformed_request") from None
             if declared > cap:
-                await _drain(receive, limit=min(declared, 4 * cap))
+                if headers.get(b"expect", b"").lower() != b"100-continue":  # else the client waits: send nothing
+                    await _drain(receive, limit=min(declared, 4 * cap))
                 raise RequestRefused(413, _too_large(cap), "upload_too_large")
         spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY)  # noqa: SIM115 - closed by __call__
         total, more = 0, True
@@ -270,7 +275,11 @@ class RequestGuard:
             if name in form.files:
                 raise RequestRefused(400, f"{name}: expected a JSON text field, got a file", "malformed_params")
             for value in form.fields.get(name, []):
-                json_object_field(name, value, self.max_json_depth)
+                given = json_object_field(name, value, self.max_json_depth)
+                reserved = sorted(set(given) & set(RESERVED_INFER_PARAMS)) if is_infer else []
+                if reserved:
+                    detail = f"{name}: {reserved} cannot be set in params (use ?image=<id> or upload a file)"
+                    raise RequestRefused(400, detail, "malformed_params")
         if is_infer:
             _check_infer_input(Request(scope), form)
         elif (

@@ -201,6 +201,17 @@ def test_malformed_params_are_400(served, guarded, params) -> None:
     _untouched(guarded, served)
 
 
+def test_infer_params_cannot_replace_the_image(served, guarded) -> None:
+    http, url = guarded["http"], guarded["url"]
+    knee = {"file": ("k.dcm", served["files"]["knee"][0].read_bytes())}
+    for params in ({"image": "/etc/passwd"}, {"image": guarded["hip_id"]}, {"model": KNEE}, {"label": "x"}):
+        data = {"params": json.dumps(params)}
+        r = http.post(f"{url}/infer/{HIP}", params={"image": guarded["hip_id"]}, data=data, timeout=60)
+        _refused(r, 400, "malformed_params")
+        _refused(http.post(f"{url}/infer/{KNEE}", data=data, files=knee, timeout=60), 400, "malformed_params")
+    _untouched(guarded, served)
+
+
 def test_empty_and_missing_images_are_400(served, guarded) -> None:
     http, url = guarded["http"], guarded["url"]
     empty = {"file": ("empty.dcm", b"")}
