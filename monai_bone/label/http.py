@@ -10,7 +10,9 @@ middleware that checks a request before MONAI Label sees it:
 - infer ``params`` may not replace the request's ``model``, ``image``, ``label`` or ``session``: 400;
 - ``POST /infer/<model>`` needs an image (``?image=<id>``, ``?session_id=`` or a non-empty ``file`` part; an empty file
   is refused, and no ``label`` part is taken): 400;
-- model files are not replaced or deleted over HTTP (``PUT``/``DELETE /model/<name>``): 405;
+- model files are not replaced or deleted over HTTP (``PUT``/``DELETE /model/<name>``), and no training, scoring,
+  active-learning or batch job is started (MONAI Label submits them even with its tasks off): 405;
+- ``output=dicom_seg`` (this app returns no masks) and a ``session_id`` while sessions are off: 400;
 - an exception that escapes MONAI Label becomes a JSON 500 naming its type (the traceback goes to the server log).
 
 The body is spooled to a temporary file (in the server's ``TMPDIR``, which ``monai-bone label serve`` puts inside its
@@ -69,6 +71,7 @@ RESERVED_INFER_PARAMS: tuple[str, ...] = ("model", "image", "label", "session")
 MAX_JSON_DEPTH = 16
 _SPOOL_MEMORY = 1024 * 1024
 _CHUNK = 1024 * 1024
+_JOB_ROUTES = ("/train", "/scoring", "/activelearning", "/batch")
 _FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 
 
@@ -222,8 +225,7 @@ class RequestGuard:
     async def _read_body(self, scope: Scope, receive: Receive) -> Any:
         """Spool the body (bounded) for requests that may carry one; ``None`` when the request has no body."""
         method, path = _route(scope)
-        if method in ("PUT", "DELETE") and path.rstrip("/").startswith("/model/"):
-            raise RequestRefused(405, "model files are not replaced or deleted over HTTP", "read_only")
+        _check_route(method, path)
         if method not in ("POST", "PUT", "PATCH"):
             return None
         headers = dict(scope.get("headers") or [])
@@ -290,6 +292,16 @@ class RequestGuard:
             raise RequestRefused(400, "the uploaded image file is empty", "empty_image")
 
 
+def _check_route(method: str, path: str) -> None:
+    """Routes this server does not offer: model file changes, and training, scoring, active-learning or batch jobs
+    (MONAI Label submits those jobs even with its tasks switched off; this app predicts and stores no labels)."""
+    if method in ("PUT", "DELETE") and path.startswith("/model/"):
+        raise RequestRefused(405, "model files are not replaced or deleted over HTTP", "read_only")
+    if method not in ("GET", "HEAD") and path.startswith(_JOB_ROUTES):
+        detail = "this server predicts only: no training, scoring, active-learning or batch jobs over HTTP"
+        raise RequestRefused(405, detail, "not_offered")
+
+
 def _check_infer_input(request: Request, form: FormSummary) -> None:
     """An infer request names an image, a session or uploads a non-empty file; it takes no label input."""
     if "label" in form.files or "label" in form.fields:
@@ -300,11 +312,21 @@ def _check_infer_input(request: Request, form: FormSummary) -> None:
         if 0 in form.files["file"]:
             raise RequestRefused(400, "the uploaded image file is empty", "empty_image")
         return
+    if request.query_params.get("output") == "dicom_seg":
+        raise RequestRefused(400, "this server returns no DICOM SEG (its models predict numbers)", "unsupported_output")
+    if request.query_params.get("session_id") and not _sessions_on():
+        raise RequestRefused(400, "sessions are off on this server: give ?image=<id> or upload a file", "sessions_off")
     image = request.query_params.get("image")
     if not image and not request.query_params.get("session_id"):
         raise RequestRefused(400, "no image given: ?image=<datastore id> or upload a file", "no_image")
     if image and os.path.isabs(image):
         raise RequestRefused(403, "image must be a datastore id (server paths are not served)", "server_path")
+
+
+def _sessions_on() -> bool:
+    from monailabel.config import settings
+
+    return bool(settings.MONAI_LABEL_SESSIONS)
 
 
 def _too_large(cap: int) -> str:

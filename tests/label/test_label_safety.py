@@ -104,6 +104,8 @@ def test_archive_images_cannot_be_replaced_or_deleted(served, guarded) -> None:
     _refused(http.delete(f"{url}/datastore/label", params={"id": guarded["hip_id"], "tag": "final"}), 403, "no_labels")
     _refused(http.put(f"{url}/model/{HIP}", files={"file": ("m.pt", b"x")}, timeout=60), 405, "read_only")
     _refused(http.delete(f"{url}/model/{HIP}", timeout=60), 405, "read_only")
+    for job in (f"/train/{HIP}", "/scoring/x", "/activelearning/random", f"/batch/infer/{HIP}"):
+        _refused(http.post(f"{url}{job}", timeout=60), 405, "not_offered")
     info = http.get(f"{url}/datastore/", params={"output": "all"}, timeout=30).json()
     assert guarded["hip_id"] in info["objects"]  # still listed and inferable
     assert http.post(f"{url}/infer/{HIP}", params={"image": guarded["hip_id"], "output": "json"}).status_code == 200
@@ -217,6 +219,9 @@ def test_empty_and_missing_images_are_400(served, guarded) -> None:
     empty = {"file": ("empty.dcm", b"")}
     _refused(http.post(f"{url}/infer/{KNEE}", params={"output": "json"}, files=empty, timeout=60), 400, "empty_image")
     _refused(http.post(f"{url}/infer/{KNEE}", params={"output": "json"}, timeout=60), 400, "no_image")
+    _refused(http.post(f"{url}/infer/{KNEE}", params={"session_id": "x"}, timeout=60), 400, "sessions_off")
+    seg = {"image": guarded["knee_id"], "output": "dicom_seg"}
+    _refused(http.post(f"{url}/infer/{KNEE}", params=seg, timeout=60), 400, "unsupported_output")
     _refused(_put_image(guarded, "empty", b"", "empty.dcm"), 400, "empty_image")
     garbage = http.post(f"{url}/infer/{KNEE}", data=b"\x00garbage", headers={"content-type": "multipart/form-data"})
     _refused(garbage, 400, "malformed_request")
