@@ -68,7 +68,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     s.add_argument("--device", default=None, help="torch device (default: CUDA when available)")
     s.add_argument(
-        "--workdir", default="monai-bone-label", help="work folder: app, datastore links, logs (default: %(default)s)"
+        "--workdir",
+        default="monai-bone-label",
+        help="work folder: app, datastore links, uploads, temporary files, logs (default: %(default)s)",
+    )
+    s.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=100.0,
+        metavar="MB",
+        help="largest request body (image upload) in MB; larger ones are answered 413 (default: %(default)g)",
     )
     s.add_argument("--no-progress", action="store_true", help="hide the index progress bar")
     s.add_argument(
@@ -109,5 +118,6 @@ def run_serve(args: argparse.Namespace) -> int:
         device=args.device,
         progress=not args.no_progress,
         extra_args=[a for a in args.monailabel_args if a != "--"],
+        max_upload_mb=args.max_upload_mb,
     )
     return server.run_foreground()

@@ -12,12 +12,18 @@ Start it with ``monai-bone label serve`` (which prepares the app folder, the stu
 ``knee_overrides``     the same for the knee bundle
 ``device``             torch device (default: the bundles' choice, CUDA when available)
 ``rejects``            JSON file image id -> reason, for studies the index refused (written by ``label serve``)
+``uploads``            upload area of a local datastore (default ``<app folder>/uploads``; ``label serve``:
+                       ``<work folder>/uploads``)
+``max_upload_mb``      request body cap in MB, answered 413 (default 100; read by :mod:`monai_bone.label.asgi`)
 =====================  =============================================================================================
 
 The infer tasks are named after the bundles (``POST /infer/hip_bmd_xattn?image=<id>``). Bad requests get a 4xx JSON
-``{"detail": "..."}`` (MONAI Label itself answers 500 to every error): 404 unknown model or image id, 400 a malformed
-id or clinical value, 403 a server path given as image, 415 a file that is neither DICOM nor PNG/JPEG, 422 a file
-that is not a usable hip/knee radiograph (e.g. a CT, which the index rejects as ``not_xray``).
+``{"detail": "...", "reason": "..."}`` (MONAI Label itself answers 500 to every error): 404 unknown model or image id,
+400 a malformed id or clinical value, 403 a server path given as image, 415 a file that is neither DICOM nor PNG/JPEG,
+422 a file that is not a usable hip/knee radiograph (``reason`` is the predictor's, e.g. ``not_xray`` for a CT, which
+the index rejects the same way). The datastore is :class:`~monai_bone.label.datastore.ArchiveDatastore` (the archive
+is read-only; uploads go to their own folder) or, for DICOMweb, a read-only one; the request guard of
+:mod:`monai_bone.label.http` (body cap, JSON form fields) comes with ``--uvicorn_app monai_bone.label.asgi:app``.
 
 DICOMweb defaults (used unless the ``MONAI_LABEL_*`` variable is set): series search filter ``{"Modality": "DX,CR"}``
 (a QIDO-RS value list; MONAI Label's default is CT; set ``{"Modality": "DX"}`` for a PACS without list matching), no
@@ -31,17 +37,20 @@ import json
 import logging
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from fastapi import HTTPException
 from monailabel.config import settings
+from monailabel.datastore.dicom import DICOMWebDatastore
 from monailabel.interfaces.app import MONAILabelApp
+from monailabel.interfaces.datastore import Datastore
 
 import monai_bone
 from monai_bone.cv.workflow import BUNDLE_NAMES
 
+from .datastore import ArchiveDatastore, ReadOnlyDICOMwebDatastore
+from .http import RequestRefused, discard_request_file, is_request_file
 from .infer_task import BoneInferTask
 from .predictor import BundlePredictor
 from .request import PredictionError
@@ -122,6 +131,21 @@ class BoneLabelApp(MONAILabelApp):
             infers[BUNDLE_NAMES[task]] = BoneInferTask(predictor)
         return infers
 
+    def init_datastore(self) -> Datastore:
+        """:class:`ArchiveDatastore` over a local folder; MONAI Label's DICOMweb datastore made read-only otherwise."""
+        if self.studies.startswith(("http://", "https://")):
+            store = super().init_datastore()
+            if type(store) is DICOMWebDatastore:  # same state, refusing methods: the class is swapped, not copied
+                store.__class__ = ReadOnlyDICOMwebDatastore
+            return store
+        return ArchiveDatastore(
+            self.studies,
+            uploads_path=self._bone_conf.get("uploads") or os.path.join(self.app_dir, "uploads"),
+            extensions=settings.MONAI_LABEL_DATASTORE_FILE_EXT,
+            auto_reload=settings.MONAI_LABEL_DATASTORE_AUTO_RELOAD,
+            read_only=settings.MONAI_LABEL_DATASTORE_READ_ONLY,
+        )
+
     def init_strategies(self) -> dict:
         """No active-learning strategies: this app predicts, it does not collect labels."""
         return {}
@@ -131,18 +155,16 @@ class BoneLabelApp(MONAILabelApp):
 
     def _resolve_image(self, image: Any, datastore: Any) -> str:
         if not isinstance(image, str) or not image.strip():
-            raise HTTPException(status_code=400, detail="no image id given (?image=<id>)")
+            raise RequestRefused(400, "no image id given (?image=<id>)", "no_image")
         if os.path.isabs(image):
-            path = os.path.realpath(image)
-            uploads = os.path.realpath(tempfile.gettempdir())
-            if os.path.exists(path) and os.path.dirname(path) == uploads and os.path.basename(path).startswith("tmp"):
-                return path  # a file uploaded with the request (MONAI Label stores it as a temporary file)
-            raise HTTPException(status_code=403, detail="image must be a datastore id (server paths are not served)")
+            if is_request_file(image) and os.path.exists(image):
+                return os.path.realpath(image)  # the file uploaded with this request (MONAI Label's temporary file)
+            raise RequestRefused(403, "image must be a datastore id (server paths are not served)", "server_path")
         if not _ID_RE.match(image) or image in (".", ".."):
-            raise HTTPException(status_code=400, detail=f"malformed image id {image!r}")
+            raise RequestRefused(400, f"malformed image id {image!r}", "malformed_id")
         if image in self.rejected:
             detail = f"image {image!r} was rejected by the index: {self.rejected[image]}"
-            raise HTTPException(status_code=422, detail=detail)
+            raise RequestRefused(422, detail, self.rejected[image].split(":", 1)[0].strip() or None)
         try:
             uri = datastore.get_image_uri(image)
         except (IndexError, KeyError, LookupError):
@@ -150,17 +172,25 @@ class BoneLabelApp(MONAILabelApp):
         except Exception as err:  # noqa: BLE001 - a DICOMweb retrieval failure is the remote server's, not ours
             raise HTTPException(status_code=502, detail=f"cannot retrieve image {image!r}: {err}") from None
         if not uri or not os.path.exists(uri):
-            raise HTTPException(status_code=404, detail=f"unknown image id {image!r}")
+            raise RequestRefused(404, f"unknown image id {image!r}", "unknown_image")
         return uri
 
     def infer(self, request: dict[str, Any], datastore: Any = None) -> dict[str, Any]:
-        """MONAI Label's infer with request checks and 4xx answers (see the module docstring)."""
-        model = request.get("model")
-        if model not in self._infers:
-            raise HTTPException(status_code=404, detail=f"unknown model {model!r}; served: {sorted(self._infers)}")
-        request = dict(request)
-        request["image"] = self._resolve_image(request.get("image"), datastore or self.datastore())
+        """MONAI Label's infer with request checks and 4xx answers (see the module docstring).
+
+        A refused request's uploaded file is deleted here (MONAI Label deletes it only after a successful answer).
+        """
         try:
-            return super().infer(request, datastore)
-        except PredictionError as err:
-            raise HTTPException(status_code=err.status, detail=str(err)) from None
+            model = request.get("model")
+            if model not in self._infers:
+                detail = f"unknown model {model!r}; served: {sorted(self._infers)}"
+                raise RequestRefused(404, detail, "unknown_model")
+            request = dict(request)
+            request["image"] = self._resolve_image(request.get("image"), datastore or self.datastore())
+            try:
+                return super().infer(request, datastore)
+            except PredictionError as err:  # any reason of the predictor's passes through
+                raise RequestRefused(err.status, str(err), err.reason) from None
+        except BaseException:
+            discard_request_file(request.get("image"))
+            raise

@@ -28,7 +28,7 @@ import torch
 
 from monai_bone.constants import CLINICAL_FIELDS, SYNTHETIC_NOTE, WHO_CLASSES
 
-from .request import PredictionError, study_input
+from .request import PredictionError, error_reason, study_input
 
 __all__ = ["WRITER_SETTINGS", "BundlePredictor", "resolve_bundle"]
 
@@ -219,7 +219,8 @@ class BundlePredictor:
         with self._lock:
             item = self.preprocessing(dict(study.record))
             if item.get("error"):
-                raise PredictionError(f"{Path(study.record['image']).name}: {item['error']}", 422)
+                name = Path(study.record["image"]).name
+                raise PredictionError(f"{name}: {item['error']}", 422, error_reason(item["error"]))
             out = self._forward(item)
             row = self.writer.make_row(item, out)
         result: dict[str, Any] = {"model": self.name, "task": self.task}

@@ -15,6 +15,7 @@ dropped with a warning, BMI derived from height and weight) and records where ev
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,10 @@ from monai_bone.data.clinical_csv import parse_clinical_value
 from monai_bone.data.dicom_header import RejectError, sniff_file_type
 from monai_bone.data.sources import IMAGE_FILE_SUFFIXES, DicomFolderSource, ImageFolderSource
 
-__all__ = ["PredictionError", "StudyInput", "clinical_from_request", "find_study_file", "study_input"]
+__all__ = ["PredictionError", "StudyInput", "clinical_from_request", "error_reason", "find_study_file", "study_input"]
+
+#: A reject reason inside a one-line error message: a snake_case word followed by ``": "`` (``blank_image: ...``).
+_REASON_RE = re.compile(r"(?:^|[\s:])([a-z][a-z0-9]*(?:_[a-z0-9]+)+): ")
 
 
 class PredictionError(ValueError):
@@ -35,11 +39,14 @@ class PredictionError(ValueError):
         message: what is wrong, naming the file or field.
         status: HTTP status code (400 bad parameter, 404 unknown model/image, 415 not an image file, 422 an image
             that is not a usable hip/knee radiograph).
+        reason: short machine-readable cause (e.g. the index's reject reason ``not_xray``); the server answers it
+            beside the message as ``{"detail": ..., "reason": ...}``.
     """
 
-    def __init__(self, message: str, status: int = 422) -> None:
+    def __init__(self, message: str, status: int = 422, reason: str | None = None) -> None:
         super().__init__(message)
         self.status = int(status)
+        self.reason = reason
 
 
 @dataclass
@@ -59,6 +66,17 @@ class StudyInput:
     missing: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     synthetic: bool = False
+
+
+def error_reason(message: str, default: str = "unusable_image") -> str:
+    """The reject reason named in a load error message (``"a.dcm: RejectError: blank_image: ..."`` -> ``blank_image``).
+
+    Args:
+        message: one-line error of the bundle's loader (the ``error`` of an inference row).
+        default: the reason when the message names none.
+    """
+    found = _REASON_RE.search(message or "")
+    return found.group(1) if found else default
 
 
 def clinical_from_request(params: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -106,7 +124,7 @@ def find_study_file(path: str | os.PathLike) -> Path:
         The file to predict on (for a folder, the first file by name; a DX series normally holds one image).
 
     Raises:
-        PredictionError: (404) when the path does not exist or the folder holds no file.
+        PredictionError: 404 when the path does not exist or the folder holds no file, 400 for an empty file.
     """
     p = Path(path)
     if not str(path) or not p.exists():
@@ -115,7 +133,9 @@ def find_study_file(path: str | os.PathLike) -> Path:
         files = sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
         if not files:
             raise PredictionError(f"{p}: the series folder holds no instance", 404)
-        return files[0]
+        p = files[0]
+    if p.stat().st_size == 0:
+        raise PredictionError(f"{p.name}: the image file is empty", 400, "empty_image")
     return p
 
 
@@ -148,9 +168,9 @@ def study_input(path: str | os.PathLike, params: Mapping[str, Any] | None = None
             detail = f"not a DICOM file ({sniff_file_type(file)}); send a DX/CR DICOM or a PNG/JPEG radiograph"
         else:
             detail = err.detail
-        raise PredictionError(f"{file.name}: {err.reason}: {detail}", status) from None
+        raise PredictionError(f"{file.name}: {err.reason}: {detail}", status, err.reason) from None
     except OSError as err:
-        raise PredictionError(f"{file.name}: cannot read the file ({err})", 422) from None
+        raise PredictionError(f"{file.name}: cannot read the file ({err})", 422, "unreadable") from None
     found: list = list(img.warnings)
     values = merge_clinical(img, row or None, "request", found)
     dropped = {w.field for w in found if w.source == "request" and w.code == "implausible"}

@@ -6,16 +6,21 @@
     <work_dir>/index/datalist.json  header index of a local studies folder, with rejects.csv and warnings.csv
     <work_dir>/index/rejects.json   image id -> why the index refused it (answered as 422, not "unknown")
     <work_dir>/studies/             MONAI Label's datastore: one link per usable radiograph, named <id>.dcm/.png/.jpg
+    <work_dir>/uploads/             images uploaded with PUT /datastore/ (linked into studies/ under their id)
+    <work_dir>/tmp/                 the server's TMPDIR: request bodies and files uploaded with an infer request
     <work_dir>/dicomweb_cache/      series retrieved from a DICOMweb server
 
 A local folder (any depth, any file names) is indexed first with the same header rules as ``monai-bone index``;
 MONAI Label's datastore then sees one link per accepted radiograph (its own bookkeeping files go into the work
-folder, never into the archive). The image id of a file is its path relative to the folder, without the suffix,
+folder, never into the archive; the archive is read-only to the server, see :mod:`monai_bone.label.datastore`). The
+image id of a file is its path relative to the folder, without the suffix,
 with ``/`` written ``__`` (``patient1/hip/IM0001.dcm`` -> ``patient1__hip__IM0001``). A DICOMweb URL is passed to
 MONAI Label as is; its image ids are SeriesInstanceUIDs of DX and CR series.
 
-The server runs offline: MONAI Label's training, scoring, experiment tracking and downloads are switched off (no
-SAM2 or DICOM-SEG tools; this app registers no model that would fetch weights).
+The server runs offline: MONAI Label's training, scoring, experiment tracking, sessions and downloads are switched off
+(no SAM2 or DICOM-SEG tools; this app registers no model that would fetch weights). It runs MONAI Label's FastAPI app
+with the request guard of :mod:`monai_bone.label.http` (``--uvicorn_app monai_bone.label.asgi:app``): request
+bodies above ``max_upload_mb`` are answered 413, malformed forms and JSON parameters 400.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from typing import Any
 __all__ = [
     "APP_MAIN",
     "DATASTORE_EXTENSIONS",
+    "DEFAULT_MAX_UPLOAD_MB",
     "DEFAULT_SEARCH_FILTER",
     "LabelServer",
     "bundle_paths",
@@ -52,6 +58,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: Default request body cap in MB (same as :data:`monai_bone.label.http.DEFAULT_MAX_UPLOAD_MB`, which needs FastAPI).
+DEFAULT_MAX_UPLOAD_MB = 100.0
 
 #: ``main.py`` of the app folder: MONAI Label looks there for a direct subclass of ``MONAILabelApp``.
 APP_MAIN = '''"""MONAI Label app folder of monai-bone (written by `monai-bone label serve`; safe to reuse)."""
@@ -254,10 +263,12 @@ def server_environment(work_dir: str | os.PathLike, base: Mapping[str, str] | No
         "MONAI_LABEL_TASKS_STRATEGY": "false",
         "MONAI_LABEL_AUTO_UPDATE_SCORING": "false",
         "MONAI_LABEL_TRACKING_ENABLED": "false",
+        "MONAI_LABEL_SESSIONS": "false",
         "HF_HUB_OFFLINE": "1",
     }
     for key, value in defaults.items():
         env.setdefault(key, value)
+    env["TMPDIR"] = str(work / "tmp")  # request bodies and infer uploads stay inside the work folder
     return env
 
 
@@ -277,6 +288,7 @@ class LabelServer:
         log_file: where the server's output goes when started with :meth:`start` (default ``<work_dir>/server.log``).
         extra_args: more ``monailabel start_server`` arguments, passed as given (e.g. ``--ssl_keyfile K
             --ssl_certfile C`` for HTTPS, ``--log_level warning``); :meth:`start` waits for plain HTTP only.
+        max_upload_mb: largest request body in MB (larger ones are answered 413).
 
     Raises:
         ValueError: when the port is taken.
@@ -295,6 +307,7 @@ class LabelServer:
         progress: bool = False,
         log_file: str | os.PathLike | None = None,
         extra_args: Sequence[str] = (),
+        max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
     ) -> None:
         self.studies = os.fspath(studies)
         self.work_dir = Path(work_dir).resolve()
@@ -306,6 +319,9 @@ class LabelServer:
         self.progress = progress
         self.log_file = Path(log_file) if log_file else self.work_dir / "server.log"
         self.extra_args = [str(a) for a in extra_args]
+        if not float(max_upload_mb) > 0:
+            raise ValueError(f"the upload cap must be a positive number of MB, got {max_upload_mb!r}")
+        self.max_upload_mb = float(max_upload_mb)
         self.process: subprocess.Popen | None = None
         self.prepared: dict[str, Any] | None = None
 
@@ -320,7 +336,8 @@ class LabelServer:
         if not port_is_free(self.port, "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host):
             raise ValueError(f"port {self.port} is already in use; choose another with --port")
         tasks = parse_models(",".join(self.models) if self.models else None)
-        conf: dict[str, str] = {"models": ",".join(tasks)}
+        conf: dict[str, str] = {"models": ",".join(tasks), "max_upload_mb": f"{self.max_upload_mb:g}"}
+        conf["uploads"] = str(self.work_dir / "uploads")
         for task, path in bundle_paths(tasks, self.bundles).items():
             conf[f"{task}_bundle"] = str(path)
         for task, ov in self.overrides.items():
@@ -329,12 +346,14 @@ class LabelServer:
             conf["device"] = self.device
         app = self.work_dir / "app"
         app.mkdir(parents=True, exist_ok=True)
+        (self.work_dir / "tmp").mkdir(exist_ok=True)
         (app / "main.py").write_text(APP_MAIN, encoding="utf-8")
         self.prepared = prepare_studies(self.studies, self.work_dir, progress=self.progress)
         if self.prepared["rejects"]:
             conf["rejects"] = self.prepared["rejects"]
         cmd = [sys.executable, "-m", "monai_bone.label", "start_server", "--app", str(app)]
         cmd += ["--studies", self.prepared["studies"], "--host", self.host, "--port", str(self.port)]
+        cmd += ["--uvicorn_app", "monai_bone.label.asgi:app"]
         for key, value in conf.items():
             cmd += ["--conf", key, value]
         return cmd + self.extra_args

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -43,7 +44,9 @@ def test_serve_refuses_bad_arguments_before_starting(tmp_path, caplog) -> None:
     (empty_bundle / "configs").mkdir(parents=True)
     (empty_bundle / "configs" / "inference.json").write_text("{}")
     assert main([*args, "--models", "hip", "--hip-bundle", str(empty_bundle)]) == 1
+    assert main([*args, "--max-upload-mb", "0"]) == 1
     text = caplog.text
+    assert "upload cap must be a positive number of MB" in text
     assert "TASK.ID=VALUE" in text and "unknown model 'elbow'" in text and "hip bundle not found" in text
     assert "models/model.pt not found; serve a trained bundle" in text
     assert port_is_free(port)
@@ -72,7 +75,7 @@ def test_serve_runs_in_the_foreground_until_stopped(served, tmp_path, stop_signa
     cmd += ["label", "serve", "--studies", str(served["archive"])]
     cmd += ["--port", str(port), "--workdir", str(tmp_path / "work"), "--device", "cpu", "--no-progress"]
     cmd += ["--hip-bundle", str(served["bundles"]["hip"]), "--knee-bundle", str(served["bundles"]["knee"])]
-    cmd += ["--override", "hip.spatial_size=64", "--override", "knee.spatial_size=64"]
+    cmd += ["--override", "hip.spatial_size=64", "--override", "knee.spatial_size=64", "--max-upload-mb", "0.5"]
     log = open(tmp_path / "cli.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -87,6 +90,11 @@ def test_serve_runs_in_the_foreground_until_stopped(served, tmp_path, stop_signa
                 time.sleep(0.5)
         assert info is not None, (tmp_path / "cli.log").read_text()[-3000:]
         assert set(info["models"]) == {"hip_bmd_xattn", "knee_osteoporosis_hybrid_attention"}
+        url = f"http://127.0.0.1:{port}/datastore/?image=big"
+        big = urllib.request.Request(url, data=b"\0" * 600_000, method="PUT")
+        with pytest.raises(urllib.error.HTTPError) as err:  # the --max-upload-mb cap reached the server
+            urllib.request.urlopen(big, timeout=60)
+        assert err.value.code == 413 and json.load(err.value)["reason"] == "upload_too_large"
         proc.send_signal(stop_signal)  # Ctrl-C or a service manager's SIGTERM reaches the CLI only
         assert proc.wait(timeout=60) is not None
     finally:

@@ -70,6 +70,21 @@ def _hip_datalist(root: Path) -> Path:
     return out
 
 
+def label_server(served: dict, studies, work: Path, **kwargs):
+    """A :class:`LabelServer` over ``studies`` with the test bundles, small images, CPU and a free port."""
+    from monai_bone.label.server import LabelServer, free_port
+
+    return LabelServer(
+        studies,
+        work,
+        port=free_port(),
+        bundles=served["bundles"],
+        overrides={"hip": SERVE_OVERRIDES, "knee": SERVE_OVERRIDES},
+        device="cpu",
+        **kwargs,
+    )
+
+
 def require_monailabel() -> None:
     """Skip without MONAI Label -- but fail in CI, where the test command installs the label extra."""
     import importlib.util

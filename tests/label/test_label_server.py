@@ -14,26 +14,15 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from _label_test_utils import SERVE_OVERRIDES, require_monailabel
+from _label_test_utils import label_server, require_monailabel
 
 from monai_bone.cv.workflow import BUNDLE_NAMES
 from monai_bone.label.server import LabelServer, image_id_for, port_is_free
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
-from orthanc_server import OrthancServer, find_dicomweb_plugin, find_orthanc, free_port  # noqa: E402
+from orthanc_server import OrthancServer, find_dicomweb_plugin, find_orthanc  # noqa: E402
 
 HIP, KNEE = BUNDLE_NAMES["hip"], BUNDLE_NAMES["knee"]
-
-
-def _server(served: dict, studies, work: Path) -> LabelServer:
-    return LabelServer(
-        studies,
-        work,
-        port=free_port(),
-        bundles=served["bundles"],
-        overrides={"hip": SERVE_OVERRIDES, "knee": SERVE_OVERRIDES},
-        device="cpu",
-    )
 
 
 def _infer(server: LabelServer, model: str, image: str, params: dict | None = None, files=None):
@@ -60,7 +49,7 @@ def _check_knee(got: dict, ref: dict) -> None:
 @pytest.fixture(scope="module")
 def local_server(served, tmp_path_factory):
     require_monailabel()
-    server = _server(served, served["archive"], tmp_path_factory.mktemp("label_local"))
+    server = label_server(served, served["archive"], tmp_path_factory.mktemp("label_local"))
     with server:
         yield server
     assert port_is_free(server.port), "MONAI Label's port is still bound after teardown"
@@ -141,7 +130,7 @@ def test_orthanc_backed_predictions(served, tmp_path_factory) -> None:
         for f in uploads:
             assert orthanc.upload(f)["Status"] == "Success", f
         series = {f.name: str(pydicom.dcmread(f, stop_before_pixels=True).SeriesInstanceUID) for f in uploads}
-        server = _server(served, orthanc.dicomweb_url, work / "label")
+        server = label_server(served, orthanc.dicomweb_url, work / "label")
         with server:
             import requests
 
@@ -160,6 +149,13 @@ def test_orthanc_backed_predictions(served, tmp_path_factory) -> None:
             assert ct.status_code == 422 and "not_xray" in ct.json()["detail"]
             unknown = _infer(server, HIP, "1.2.3.4.5.6.7.8.9")
             assert unknown.status_code == 404, unknown.text
+            hip_series = series[served["files"]["hip"][0].name]  # the PACS is read-only to the server
+            upload = {"file": ("s.dcm", served["files"]["knee"][0].read_bytes())}
+            put = requests.put(f"{server.url}/datastore/", params={"image": hip_series}, files=upload, timeout=60)
+            delete = requests.delete(f"{server.url}/datastore/", params={"id": hip_series}, timeout=60)
+            for r in (put, delete):
+                assert r.status_code == 403 and r.json()["reason"] == "archive_read_only", r.text
+            assert len(orthanc.get_json("/instances")) == len(uploads)
             assert requests.get(f"{server.url}/info/", timeout=30).status_code == 200
         assert port_is_free(server.port)
     assert port_is_free(orthanc.port)

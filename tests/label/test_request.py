@@ -34,3 +34,27 @@ def test_bad_values_are_400(params, text) -> None:
     with pytest.raises(PredictionError, match=text) as err:
         clinical_from_request(params)
     assert err.value.status == 400
+
+
+def test_empty_file_is_400_with_a_reason(tmp_path) -> None:
+    from monai_bone.label import find_study_file
+
+    (tmp_path / "empty.dcm").write_bytes(b"")
+    with pytest.raises(PredictionError, match="empty") as err:
+        find_study_file(tmp_path / "empty.dcm")
+    assert err.value.status == 400 and err.value.reason == "empty_image"
+
+
+@pytest.mark.parametrize(
+    "message, reason",
+    [
+        ("a.dcm: RejectError: blank_image: constant pixels", "blank_image"),
+        ("wrong_body_part: KNEE is not HIP", "wrong_body_part"),
+        ("img_1.dcm: ValueError: cannot decode", "unusable_image"),
+        ("", "unusable_image"),
+    ],
+)
+def test_reasons_are_read_from_load_errors(message, reason) -> None:
+    from monai_bone.label.request import error_reason
+
+    assert error_reason(message) == reason

@@ -139,3 +139,9 @@ def test_command_line_carries_conf_and_extra_arguments(served, tmp_path) -> None
     assert conf["models"] == "knee" and json.loads(conf["knee_overrides"]) == {"spatial_size": 96}
     assert conf["knee_bundle"] == str(Path(served["bundles"]["knee"]).resolve()) and "hip_bundle" not in conf
     assert (tmp_path / "w" / "app" / "main.py").read_text().count("BoneLabelApp") == 1
+    assert cmd[cmd.index("--uvicorn_app") + 1] == "monai_bone.label.asgi:app"  # the request guard
+    assert conf["max_upload_mb"] == "100" and conf["uploads"] == str((tmp_path / "w" / "uploads").resolve())
+    assert server.environment()["TMPDIR"] == str((tmp_path / "w" / "tmp").resolve())
+    assert (tmp_path / "w" / "tmp").is_dir()
+    with pytest.raises(ValueError, match="positive"):
+        LabelServer(served["archive"], tmp_path / "w2", max_upload_mb=0)
