@@ -29,8 +29,8 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _copies(files: list[Path], out: Path) -> list[Path]:
-    """Copies with fresh UIDs and a patient name / birth date (the inputs stay untouched)."""
+def _copies(files: list[Path], out: Path, **changes) -> list[Path]:
+    """Copies with fresh UIDs, a patient name / birth date and ``changes`` (the inputs stay untouched)."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for f in files:
@@ -38,6 +38,8 @@ def _copies(files: list[Path], out: Path) -> list[Path]:
         ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
         ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
         ds.PatientName, ds.PatientBirthDate = NAME, BIRTH
+        for key, val in changes.items():
+            setattr(ds, key, val)
         path = out / f"{ds.SOPInstanceUID}.dcm"
         ds.save_as(path, enforce_file_format=True)
         written.append(path)
@@ -76,6 +78,11 @@ def env(tmp_path_factory) -> dict:
         "later": _copies(knee[1:2], root / "up2" / "knee"),
         "last": _copies(hip[2:3], root / "up3" / "hip") + _copies(knee[2:3], root / "up3" / "knee"),
     }
+    # a chest DX (skipped: body part) and a hip DX whose pixel data do not fit its Rows (one error entry)
+    env_odd = {
+        "chest": _copies(hip[3:4], root / "odd" / "chest", BodyPartExamined="CHEST")[0],
+        "broken": _copies(hip[3:4], root / "odd" / "broken", Rows=4096)[0],
+    }
     ct = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
     ct.PatientName, ct.PatientBirthDate = NAME, BIRTH
     ct.save_as(root / "ct.dcm", enforce_file_format=True)
@@ -90,6 +97,7 @@ def env(tmp_path_factory) -> dict:
         "bundles": bundles,
         "batches": batches,
         "ct": root / "ct.dcm",
+        **env_odd,
         "expected": expected,
         "state": str(root / "state.json"),
         "work": str(root / "work"),
@@ -122,7 +130,7 @@ def test_watch_round_trip(env, caplog):
 
     orthanc_dir = env["root"] / "orthanc"
     with OrthancServer(workdir=orthanc_dir) as server:
-        for f in [*env["batches"]["first"], env["ct"]]:
+        for f in [*env["batches"]["first"], env["ct"], env["chest"], env["broken"]]:
             server.upload(f)
         client = PacsClient(server.dicomweb_url)
         # 1. first run, as a user runs it (subprocess): one SR per DX study, none for the CT
@@ -132,7 +140,8 @@ def test_watch_round_trip(env, caplog):
         )
         log = proc.stdout + proc.stderr
         assert proc.returncode == 0, log[-4000:]
-        assert "modality CT is not DX/CR" in log
+        assert "modality CT is not DX/CR" in log and "BodyPartExamined 'CHEST' is not in the body-part map" in log
+        assert _srs(client, _study_of(env["chest"])) == [] and _srs(client, _study_of(env["broken"])) == []
         for f in env["batches"]["first"]:
             assert len(_srs(client, _study_of(f))) == 1
         assert _srs(client, _study_of(env["ct"])) == []
@@ -140,20 +149,20 @@ def test_watch_round_trip(env, caplog):
         state_text = Path(env["state"]).read_text()
         for text in (log, state_text):
             assert NAME not in text and "Tester" not in text and BIRTH not in text
-        assert _counts(env) == {"done": 3, "skipped": 1, "error": 0}
+        assert _counts(env) == {"done": 3, "skipped": 2, "error": 1}
         n_instances = server.get_json("/statistics")["CountInstances"]
 
         # 2. second run: nothing new stored
         assert main(_cli_args(server.dicomweb_url, env, env["bundles"])) == 0
         assert server.get_json("/statistics")["CountInstances"] == n_instances
-        assert _counts(env) == {"done": 3, "skipped": 1, "error": 0}
+        assert _counts(env) == {"done": 3, "skipped": 2, "error": 1}
 
         # 3. a study added afterwards is processed by the next run
         server.upload(env["batches"]["later"][0])
         assert main(_cli_args(server.dicomweb_url, env, env["bundles"])) == 0
         assert len(_srs(client, _study_of(env["batches"]["later"][0]))) == 1
         _check_values(client, env["batches"]["later"], env["expected"])
-        assert _counts(env) == {"done": 4, "skipped": 1, "error": 0}
+        assert _counts(env) == {"done": 4, "skipped": 2, "error": 1}
 
         # 4. Orthanc stops after the first of two new SRs is stored: clear error, state intact
         for f in env["batches"]["last"]:
@@ -172,13 +181,13 @@ def test_watch_round_trip(env, caplog):
         watcher = StopAfterFirstStore(PacsClient(server.dicomweb_url), WatchState(env["state"]), config)
         assert watcher.run(once=True) == 1
         assert "cannot reach DICOMweb server" in caplog.text and "state kept in" in caplog.text
-        assert _counts(env) == {"done": 5, "skipped": 1, "error": 0}
+        assert _counts(env) == {"done": 5, "skipped": 2, "error": 1}
 
     # 5. Orthanc back (same storage, another port): the next run finishes the rest only
     with OrthancServer(workdir=orthanc_dir) as server:
         client = PacsClient(server.dicomweb_url)
         assert main(_cli_args(server.dicomweb_url, env, env["bundles"])) == 0
-        assert _counts(env) == {"done": 6, "skipped": 1, "error": 0}
+        assert _counts(env) == {"done": 6, "skipped": 2, "error": 1}
         every = env["batches"]["first"] + env["batches"]["later"] + env["batches"]["last"]
         for f in every:
             assert len(_srs(client, _study_of(f))) == 1
