@@ -250,6 +250,10 @@ class Watcher:
                     if "cannot reach" in str(err):
                         raise
                     self.state.record(item.sop, "error", study=item.study, error=str(err))
+                except (ValueError, TypeError, AttributeError, OSError, EOFError) as err:  # an unusable instance
+                    message = f"retrieved instance unusable: {type(err).__name__}: {err}"
+                    logger.error("instance %s of study %s: %s", item.sop, item.study, message)
+                    self.state.record(item.sop, "error", study=item.study, error=message)
             for task, group in by_task.items():
                 if self.stop_event.is_set():
                     break

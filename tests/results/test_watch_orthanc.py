@@ -159,8 +159,12 @@ def test_watch_round_trip(env, caplog):
 
         # 3. a study added afterwards is processed by the next run
         server.upload(env["batches"]["later"][0])
-        assert main(_cli_args(server.dicomweb_url, env, env["bundles"])) == 0
-        assert len(_srs(client, _study_of(env["batches"]["later"][0]))) == 1
+        assert main([*_cli_args(server.dicomweb_url, env, env["bundles"]), "--heatmap"]) == 0
+        later_study = _study_of(env["batches"]["later"][0])
+        assert len(_srs(client, later_study)) == 1
+        # --heatmap: the Secondary Capture is stored in the same study, and the SR measurement has an image region
+        assert [s["modality"] for s in client.series(later_study)].count("OT") == 1
+        assert _sr_values(client, later_study)["region"] is not None
         _check_values(client, env["batches"]["later"], env["expected"])
         assert _counts(env) == {"done": 4, "skipped": 2, "error": 1}
 
