@@ -295,6 +295,7 @@ class Watcher:
         Returns:
             0, or 1 when ``once`` and the server could not be reached.
         """
+        self.stop_event.clear()
         previous = None
         if threading.current_thread() is threading.main_thread():
             previous = signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
@@ -310,12 +311,14 @@ class Watcher:
                     if once:
                         return 1
                     wait, backoff = backoff, min(backoff * 2, self.config.max_backoff)
-                    logger.info("retrying in %.0f s", wait)
+                    logger.info("retrying in %.1f s", wait)
                 if once:
                     return 0
                 self.stop_event.wait(wait)
         except KeyboardInterrupt:
             logger.info("interrupted; state kept in %s", self.state.path)
+        else:
+            logger.info("stopped; state kept in %s", self.state.path)
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
