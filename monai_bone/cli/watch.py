@@ -58,6 +58,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--interval", type=float, default=60.0, help="seconds between polls (default: %(default)s)")
     p.add_argument("--max-backoff", type=float, default=600.0, help="longest retry wait while the server is down")
     p.add_argument("--since", metavar="YYYYMMDD", help="QIDO-RS study search from this StudyDate on")
+    p.add_argument(
+        "--lookback-days",
+        type=int,
+        default=2,
+        help="later QIDO-RS polls search StudyDate from the last poll minus this (-1: always from --since)",
+    )
     p.add_argument("--no-changes", action="store_true", help="do not use Orthanc's change feed (QIDO-RS only)")
     p.add_argument("--credentials-file", help="file whose first line is user:password (HTTP basic auth)")
     p.add_argument("--allow-remote", action="store_true", help="allow a server that is not on this machine")
@@ -105,6 +111,7 @@ def run_watch(args: argparse.Namespace) -> int:
         interval=args.interval,
         max_backoff=args.max_backoff,
         since_date=args.since,
+        lookback_days=args.lookback_days,
         use_changes=not args.no_changes,
         keep_work=args.keep_work,
     )

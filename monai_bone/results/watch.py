@@ -4,7 +4,9 @@ One poll (:meth:`Watcher.poll`):
 
 1. **Find studies.** On Orthanc (detected from ``GET /system`` beside the DICOMweb root) the change feed
    (``/changes?since=N``) names the studies that received instances since the last poll; the first poll of a server
-   (and any other server) runs a QIDO-RS study search (``--since YYYYMMDD`` limits it by StudyDate).
+   (and any other server) runs a QIDO-RS study search (``--since YYYYMMDD`` limits it by StudyDate); later QIDO-RS
+   polls search from the last poll's date minus ``--lookback-days`` (so, without a change feed, an image whose
+   StudyDate is older than that window when it arrives is found only by a run with an earlier ``--since``).
 2. **Choose.** Each series of those studies: another modality than DX/CR is skipped (one state entry for the series,
    reason logged); a DX/CR series whose BodyPartExamined is not in the body-part map is skipped likewise; instances
    already in the state file are not looked at again.
@@ -36,7 +38,7 @@ from monai_bone.data.dicomweb import DicomwebError
 from .pacs import PacsClient
 from .state import WatchState
 
-__all__ = ["DEFAULT_BODY_PARTS", "WATCH_MODALITIES", "WatchConfig", "Watcher"]
+__all__ = ["DEFAULT_BODY_PARTS", "WATCH_MODALITIES", "WatchConfig", "Watcher", "qido_since"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +61,9 @@ class WatchConfig:
         heatmap: also compute Grad-CAM and store the heat-map Secondary Capture.
         interval: seconds between polls.
         max_backoff: longest wait (seconds) between attempts while the server is down.
-        since_date: YYYYMMDD lower bound of the QIDO-RS StudyDate search (None: all dates).
+        since_date: YYYYMMDD lower bound of the QIDO-RS StudyDate search of the first poll (None: all dates).
+        lookback_days: later QIDO-RS polls search StudyDate from the last poll's date minus this many days (a
+            negative value: every poll searches from ``since_date``). Not used with Orthanc's change feed.
         use_changes: use Orthanc's change feed when the server is Orthanc.
         keep_work: keep the per-poll work folders.
     """
@@ -72,6 +76,7 @@ class WatchConfig:
     interval: float = 60.0
     max_backoff: float = 600.0
     since_date: str | None = None
+    lookback_days: int = 2
     use_changes: bool = True
     keep_work: bool = False
 
@@ -83,6 +88,19 @@ class _Pending:
     sop: str
     task: str | None
     path: Path | None = None
+
+
+def qido_since(last_poll: str | None, lookback_days: int, since_date: str | None = None) -> str | None:
+    """StudyDate lower bound (YYYYMMDD) of a QIDO-RS poll: ``since_date`` on the first poll (``last_poll`` None) or
+    with a negative ``lookback_days``, else the later of ``since_date`` and the last poll's date minus
+    ``lookback_days``."""
+    import datetime as dt
+
+    if last_poll is None or lookback_days < 0:
+        return since_date
+    day = dt.datetime.strptime(last_poll[:10], "%Y-%m-%d").date() - dt.timedelta(days=lookback_days)
+    bound = day.strftime("%Y%m%d")
+    return max(bound, since_date) if since_date else bound
 
 
 class Watcher:
@@ -118,7 +136,9 @@ class Watcher:
             return studies
         if root is not None:  # first poll of this Orthanc: remember where the feed is before the full search
             server["pending_seq"] = self.client.orthanc_last_seq(root)
-        studies = self.client.studies(self.config.since_date)
+        studies = self.client.studies(
+            qido_since(server.get("last_poll"), self.config.lookback_days, self.config.since_date)
+        )
         logger.info("QIDO-RS: %d studies", len(studies))
         return studies
 

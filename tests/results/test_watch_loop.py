@@ -15,7 +15,7 @@ from pathlib import Path
 from monai_bone.label.server import free_port
 from monai_bone.results.pacs import PacsClient, load_credentials
 from monai_bone.results.state import WatchState
-from monai_bone.results.watch import WatchConfig, Watcher
+from monai_bone.results.watch import WatchConfig, Watcher, qido_since
 
 
 def _bundle(root: Path) -> Path:
@@ -67,3 +67,10 @@ def test_sigterm_stops_cleanly_and_credentials_stay_secret(tmp_path):
     assert proc.returncode == 0, log[-3000:]
     assert "cannot reach DICOMweb server" in log and "stopped; state kept in" in log
     assert secret not in log and "watcher:" not in log
+
+
+def test_qido_date_window():
+    assert qido_since(None, 2) is None and qido_since(None, 2, "20240101") == "20240101"
+    assert qido_since("2026-03-02T10:00:00Z", 2) == "20260228"
+    assert qido_since("2026-03-02T10:00:00Z", 2, "20260301") == "20260301"
+    assert qido_since("2026-03-02T10:00:00Z", -1, "20200101") == "20200101"
