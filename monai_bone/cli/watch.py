@@ -67,6 +67,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--no-changes", action="store_true", help="do not use Orthanc's change feed (QIDO-RS only)")
     p.add_argument("--credentials-file", help="file whose first line is user:password (HTTP basic auth)")
     p.add_argument("--allow-remote", action="store_true", help="allow a server that is not on this machine")
+    p.add_argument("--nproc", type=int, default=1, help="torchrun processes for a large backlog (one per GPU)")
+    p.add_argument("--backlog", type=int, default=200, help="new instances of a bundle from which --nproc applies")
     p.add_argument("--keep-work", action="store_true", help="keep each poll's retrieved files and outputs")
     p.set_defaults(func=run_watch)
     return p
@@ -114,6 +116,8 @@ def run_watch(args: argparse.Namespace) -> int:
         lookback_days=args.lookback_days,
         use_changes=not args.no_changes,
         keep_work=args.keep_work,
+        nproc=args.nproc,
+        backlog=args.backlog,
     )
     watcher = Watcher(client, WatchState(args.state), config)
     logger.info("watching %s (bundles: %s; state %s)", client.url, ", ".join(sorted(bundles)), args.state)

@@ -26,7 +26,14 @@ from monai_bone.handlers.prediction_writer import BonePredictionWriter
 if TYPE_CHECKING:
     from ignite.engine import Engine
 
-__all__ = ["SHARD_DIR", "ShardedPredictionWriter", "distributed_datalist", "done_sources", "shard_records"]
+__all__ = [
+    "SHARD_DIR",
+    "ShardedPredictionWriter",
+    "distributed_datalist",
+    "done_sources",
+    "shard_records",
+    "torchrun_inference",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -157,6 +164,42 @@ class ShardedPredictionWriter(BonePredictionWriter):
                 row["image"] = os.path.relpath(source, os.fspath(self.merge_relative_to))
             rows.append(row)
         self.write(rows, engine)
+
+
+def torchrun_inference(
+    bundle: str | os.PathLike,
+    input: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    nproc: int,
+    overrides: dict[str, Any] | None = None,
+    timeout: float | None = None,
+) -> None:
+    """Run ``inference.json`` + ``multi_gpu_inference.json`` of ``bundle`` under ``torchrun --standalone``.
+
+    Args:
+        bundle: the bundle folder.
+        input: datalist, folder or file to infer.
+        output_dir: the bundle's ``output_dir``.
+        nproc: processes (one per GPU; on CPU, gloo processes).
+        overrides: further ID overrides (``device`` is left to the multi-GPU config).
+        timeout: seconds before the run is killed (None: no limit).
+
+    Raises:
+        RuntimeError: when torchrun fails (the message ends with the tail of its log).
+    """
+    import subprocess
+    import sys
+
+    configs = "['configs/inference.json','configs/multi_gpu_inference.json']"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={int(nproc)}"]
+    cmd += ["-m", "monai.bundle", "run", "--config_file", configs, "--bundle_root", str(bundle)]
+    cmd += ["--input", str(input), "--output_dir", str(output_dir)]
+    for key, value in (overrides or {}).items():
+        if key != "device":
+            cmd += [f"--{key}", value if isinstance(value, str) else json.dumps(value)]
+    proc = subprocess.run(cmd, cwd=bundle, capture_output=True, text=True, timeout=timeout, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"torchrun inference exited with {proc.returncode}: {(proc.stdout + proc.stderr)[-2000:]}")
 
 
 def _plain(obj: Any) -> Any:

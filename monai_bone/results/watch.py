@@ -66,6 +66,9 @@ class WatchConfig:
             negative value: every poll searches from ``since_date``). Not used with Orthanc's change feed.
         use_changes: use Orthanc's change feed when the server is Orthanc.
         keep_work: keep the per-poll work folders.
+        nproc: with more than 1, a bundle's batch of at least ``backlog`` new instances runs under ``torchrun``
+            with ``multi_gpu_inference.json`` (one process per GPU; gloo processes on CPU).
+        backlog: batch size from which ``nproc`` applies.
     """
 
     bundles: Mapping[str, Path]
@@ -79,6 +82,8 @@ class WatchConfig:
     lookback_days: int = 2
     use_changes: bool = True
     keep_work: bool = False
+    nproc: int = 1
+    backlog: int = 200
 
 
 @dataclass
@@ -196,27 +201,30 @@ class Watcher:
         item.path = atomic_write_bytes(folder / item.task / f"{item.sop}.dcm", data)
         return True
 
-    def _infer(self, task: str, source: Path, out: Path) -> dict[str, dict]:
-        """Run the bundle's inference.json on ``source``; per file name: the prediction row plus its DICOM outputs."""
+    def _infer(self, task: str, source: Path, out: Path, n: int = 0) -> dict[str, dict]:
+        """Run the bundle's inference.json on ``source`` (``n`` instances; under torchrun for a large backlog); per
+        file name: the prediction row plus its DICOM outputs."""
         import json
 
         from monai_bone.cv.workflow import bundle_workflow, quiet_engines
 
         overrides = {"write_sr": True, "save_gradcam": bool(self.config.heatmap), **self.config.overrides.get(task, {})}
-        with quiet_engines():
-            wf = bundle_workflow(
-                self.config.bundles[task],
-                ("inference.json",),
-                "infer",
-                input=str(source),
-                output_dir=str(out),
-                **overrides,
-            )
-            wf.initialize()
-            try:
-                wf.run()
-            finally:
-                wf.finalize()
+        if self.config.nproc > 1 and n >= self.config.backlog:
+            from .shards import torchrun_inference
+
+            logger.info("%s: %d new instances -> torchrun with %d processes", task, n, self.config.nproc)
+            torchrun_inference(self.config.bundles[task], source, out, self.config.nproc, overrides)
+        else:
+            with quiet_engines():
+                wf = bundle_workflow(
+                    self.config.bundles[task], ("inference.json",), "infer", input=str(source), output_dir=str(out),
+                    **overrides,
+                )  # fmt: skip
+                wf.initialize()
+                try:
+                    wf.run()
+                finally:
+                    wf.finalize()
         rows = {
             Path(r["image"]).name: dict(r) for r in json.loads((out / "predictions.json").read_text())["predictions"]
         }
@@ -278,7 +286,7 @@ class Watcher:
                 if self.stop_event.is_set():
                     break
                 try:
-                    rows = self._infer(task, work / "incoming" / task, work / "out" / task)
+                    rows = self._infer(task, work / "incoming" / task, work / "out" / task, len(group))
                 except Exception as err:  # a bundle failing on this batch: every instance gets its error entry
                     message = f"{task} inference failed: {type(err).__name__}: {err}"
                     logger.error("%s", message)

@@ -66,3 +66,27 @@ def test_torchrun_merge_and_resume(tmp_path):
 
 def _rows_from(doc: dict) -> dict[str, dict]:
     return {r["image"]: r for r in doc["predictions"]}
+
+
+def test_watch_hands_a_backlog_to_torchrun(tmp_path):
+    """The watcher's inference step under torchrun (2 gloo processes) equals its in-process step, SRs included."""
+    from _results_test_utils import OVERRIDES
+
+    from monai_bone.results.pacs import PacsClient
+    from monai_bone.results.state import WatchState
+    from monai_bone.results.watch import WatchConfig, Watcher
+
+    source = synth_dicom(tmp_path, "hip", 4, seed=32)
+    bundle = make_bundles(tmp_path, source)["hip"]
+    results = {}
+    for nproc in (1, 2):
+        config = WatchConfig(
+            bundles={"hip": bundle}, workdir=tmp_path / "w", overrides={"hip": OVERRIDES}, nproc=nproc, backlog=2
+        )
+        watcher = Watcher(PacsClient("http://127.0.0.1:1/dicom-web"), WatchState(tmp_path / "s.json"), config)
+        results[nproc] = watcher._infer("hip", source, tmp_path / f"out{nproc}", n=4)
+    assert set(results[1]) == set(results[2]) and len(results[1]) == 4
+    for name, row in results[1].items():
+        other = results[2][name]
+        assert other["bmd"] == pytest.approx(row["bmd"], abs=1e-5) and Path(other["dicom_sr"]).is_file()
+        assert other["dicom_sr_uid"] == row["dicom_sr_uid"]
