@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 
@@ -30,7 +32,9 @@ def _by_sop(task_dir: Path) -> dict[str, dict]:
 @pytest.mark.parametrize("task", ["hip", "knee"])
 def test_sr_valid_and_equal_to_csv(outputs, task):
     out_dir = outputs["root"] / f"{task}_out"
-    rows = {Path(r["image"]).name: r for r in outputs[task]["predictions"]}
+    lines = (out_dir / "predictions.csv").read_text().splitlines()
+    assert lines[0].startswith("# SYNTHETIC")
+    rows = {Path(r["image"]).name: r for r in csv.DictReader(io.StringIO("\n".join(lines[1:])))}
     written = _by_sop(out_dir)
     assert set(written) == set(rows) and len(rows) == (3 if task == "hip" else 2)
     for name, row in rows.items():
@@ -60,7 +64,7 @@ def test_sr_valid_and_equal_to_csv(outputs, task):
             assert values["BMD-FN-EST:unit"] == "g/cm2" and values["T-FN-EST:unit"] == "{T-score}"
             assert values["T-FN-EST"] == pytest.approx(float(row["t_score"]), abs=1e-4)
             assert values["WHO-CAT"].lower() == row["who_class"]
-            assert values["SCREEN"] == ("Positive" if row["screening_positive"] else "Negative")
+            assert values["SCREEN"] == ("Positive" if row["screening_positive"] == "True" else "Negative")
             assert values["REF-MEAN"] == pytest.approx(1.019) and values["REF-SD"] == pytest.approx(0.12)
             # Grad-CAM was on: the measurement group is attached to a region on the source image, heat map SC exists
             region = values["region"]
