@@ -6,8 +6,8 @@ dictionary per study, and add to each study's output:
 
 - :class:`FieldAttentionHandler`: ``field_weights`` ``(F,)`` from ``XAttnBMD.attention_maps`` (which clinical field
   the image attended to), which :class:`~monai_bone.handlers.BonePredictionWriter` writes as ``attn_<field>`` columns.
-- :class:`GradCamSaver`: a Grad-CAM overlay PNG per study (``monai.visualize.GradCAM``), and its path as
-  ``gradcam``.
+- :class:`GradCamSaver`: a Grad-CAM overlay PNG per study (``monai.visualize.GradCAM``), its path as
+  ``gradcam`` and the map itself as ``gradcam_map``.
 """
 
 from __future__ import annotations
@@ -151,6 +151,8 @@ class GradCamSaver:
         id_key: batch key of the patient identifier (used in the file name).
         output_key: output key the PNG path is written to.
         synthetic: add "SYNTHETIC" to the title of every image.
+        map_key: output key the heat map itself (network-input geometry, ``(H, W)`` array) is written to (read by
+            :class:`~monai_bone.results.DicomResultsSaver`).
 
     Raises:
         ValueError: when ``target_layer`` is not a layer of the network.
@@ -166,6 +168,7 @@ class GradCamSaver:
         id_key: str = "patient_id",
         output_key: str = "gradcam",
         synthetic: bool = False,
+        map_key: str = "gradcam_map",
     ) -> None:
         net = _bare(network)
         names = {n for n, _ in net.named_modules()}
@@ -178,6 +181,7 @@ class GradCamSaver:
         self.image_key = image_key
         self.id_key = id_key
         self.output_key = output_key
+        self.map_key = map_key
         self.synthetic = bool(synthetic)
         self._cam = None
 
@@ -228,3 +232,4 @@ class GradCamSaver:
             path = atomic_write_bytes(self.output_dir / name, _overlay_png(shown, heat_np, title))
             if i < len(output):
                 output[i][self.output_key] = str(path)
+                output[i][self.map_key] = heat_np

@@ -4,15 +4,23 @@ MONAI Label's generic ``BundleInferTask`` appends segmentation-style restore/wri
 the monai-bone models return numbers (a class probability, a BMD), so :class:`BoneInferTask` implements MONAI Label's
 ``InferTask`` interface directly around a :class:`~monai_bone.label.predictor.BundlePredictor` and returns
 ``(None, result_json)`` -- MONAI Label then answers the request with the JSON alone.
+
+With ``"sr": true`` in the request ``params`` the task also writes the DICOM SR of the prediction (a Comprehensive 3D
+SR, :func:`monai_bone.results.build_sr`, for a DICOM input) and returns it as the result file: ``output=image``
+downloads the SR, ``output=all`` gives the JSON and the SR in one multipart answer, and the JSON names it under
+``"sr"`` -- a viewer can show a number or a class only through such an object.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from typing import Any
 
 from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
 
 from .predictor import BundlePredictor
+from .request import PredictionError, find_study_file
 
 __all__ = ["BoneInferTask"]
 
@@ -53,10 +61,43 @@ class BoneInferTask(InferTask):
         """A loaded predictor is always valid (loading fails loudly at start-up instead)."""
         return True
 
-    def __call__(self, request: dict[str, Any]) -> tuple[None, dict[str, Any]]:
+    def __call__(self, request: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
         """Predict ``request["image"]`` (a resolved file or series folder) with the request's clinical params.
 
+        Returns:
+            ``(None, result)``, or ``(SR file, result)`` when the request asks for ``"sr": true``.
+
         Raises:
-            monai_bone.label.request.PredictionError: with the 4xx status of an unusable request.
+            monai_bone.label.request.PredictionError: with the 4xx status of an unusable request (400 for an SR
+                asked of a PNG/JPEG input).
         """
-        return None, self.predictor.predict(request["image"], request)
+        result = self.predictor.predict(request["image"], request)
+        if str(request.get("sr", "")).lower() not in ("true", "1", "yes"):
+            return None, result
+        path = self.write_sr(request["image"], result)
+        result["sr"] = {"file": os.path.basename(path), "media_type": "application/dicom"}
+        return path, result
+
+    def write_sr(self, image: str, result: dict[str, Any]) -> str:
+        """Write the SR of ``result`` (made on ``image``) to a temporary file; MONAI Label deletes it once sent."""
+        import pydicom
+        from pydicom.errors import InvalidDicomError
+
+        from monai_bone.results import build_sr, bundle_algorithm, write_dataset
+
+        source = find_study_file(image)
+        try:
+            header = pydicom.dcmread(source, stop_before_pixels=True)
+        except (InvalidDicomError, OSError):
+            raise PredictionError(f"{source.name}: an SR needs a DICOM input (this is not DICOM)", 400) from None
+        writer = self.predictor.writer
+        reference = {
+            "ref_mean": writer.ref_mean,
+            "ref_sd": writer.ref_sd,
+            "screening_threshold": writer.screening_threshold,
+        }
+        algorithm = bundle_algorithm(self.predictor.bundle_dir)
+        sr = build_sr(header, result, self.predictor.task, algorithm, bool(result.get("synthetic")), reference)
+        fd, path = tempfile.mkstemp(prefix="monai_bone_sr_", suffix=".dcm")
+        os.close(fd)
+        return str(write_dataset(sr, path))

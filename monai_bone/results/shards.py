@@ -1,0 +1,206 @@
+"""Archive-scale inference under ``torchrun``: one shard of the pending studies per rank, resumable, one merged file.
+
+``configs/multi_gpu_inference.json`` (on top of ``inference.json``) uses three pieces:
+
+- :func:`distributed_datalist`: starts the process group (NCCL on GPU, gloo on CPU) and has rank 0 alone index a
+  folder input (the other ranks wait, then read the same datalist);
+- :func:`shard_records`: the studies not yet in any shard file of ``<output_dir>/shards/`` (so a rerun skips what is
+  done), dealt round-robin to the ranks; a rank left with nothing gets a repeat of a pending study so every rank
+  takes part in the collective steps (the merge keeps one row per study);
+- :class:`ShardedPredictionWriter`: a :class:`~monai_bone.handlers.BonePredictionWriter` that appends each
+  iteration's rows to its rank's ``shards/rank<R>-<pid>.jsonl`` (flushed and fsynced: a killed run keeps every
+  finished batch) and, at the end, after a barrier, lets rank 0 merge all shard files (this run's and earlier ones)
+  into the usual ``predictions.csv`` / ``predictions.json``, in datalist order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from monai_bone.handlers.prediction_writer import BonePredictionWriter
+
+if TYPE_CHECKING:
+    from ignite.engine import Engine
+
+__all__ = [
+    "SHARD_DIR",
+    "ShardedPredictionWriter",
+    "distributed_datalist",
+    "done_sources",
+    "shard_records",
+    "torchrun_inference",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Sub-folder of ``output_dir`` holding the per-rank row files.
+SHARD_DIR: str = "shards"
+_SOURCE = "_source"
+
+
+def _rank_world() -> tuple[int, int]:
+    """Join torchrun's process group when launched by it (``monai_bone.engines.init_distributed``)."""
+    from monai_bone.engines import get_rank, get_world_size, init_distributed
+
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+        init_distributed()
+    return get_rank(), get_world_size()
+
+
+def barrier() -> None:
+    """``torch.distributed.barrier()`` in a distributed run, else nothing."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def distributed_datalist(input: str | os.PathLike, output_dir: str | os.PathLike, clinical: Any = None) -> Path:
+    """:func:`~monai_bone.engines.prepare_inference_datalist` run by rank 0 only (the others wait, then read it)."""
+    from monai_bone.engines import prepare_inference_datalist
+
+    rank, _ = _rank_world()
+    path = prepare_inference_datalist(input, output_dir, clinical=clinical) if rank == 0 else None
+    barrier()
+    if path is None:
+        is_json = Path(input).is_file() and str(input).lower().endswith(".json")
+        path = Path(input) if is_json else Path(output_dir) / "inference_datalist.json"
+    return Path(path)
+
+
+def _shard_rows(output_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    rows = []
+    for f in sorted((Path(output_dir) / SHARD_DIR).glob("rank*.jsonl")):
+        for line in f.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:  # the last line of a killed writer
+                continue
+            if isinstance(row, dict) and row.get(_SOURCE):
+                rows.append(row)
+    return rows
+
+
+def done_sources(output_dir: str | os.PathLike) -> set[str]:
+    """Absolute image paths that already have a row in a shard file of ``output_dir``."""
+    return {r[_SOURCE] for r in _shard_rows(output_dir)}
+
+
+def shard_records(datalist: str | os.PathLike, output_dir: str | os.PathLike) -> list[dict]:
+    """This rank's share of the datalist studies that have no row yet (all ranks see the same list).
+
+    Returns:
+        ``pending[rank::world]``, or one pending study when that is empty but others are pending; ``[]`` when
+        nothing is pending at all.
+    """
+    from monai_bone.engines import load_records
+
+    rank, world = _rank_world()
+    done = done_sources(output_dir)
+    records = load_records(datalist)
+    pending = [r for r in records if os.path.abspath(str(r["image"])) not in done]
+    barrier()  # every rank has read the shard files before any rank writes to them
+    mine = pending[rank::world] or pending[:1]
+    logger.info(
+        "rank %d/%d: %d of %d pending studies (%d already done)", rank, world, len(mine), len(pending), len(done)
+    )
+    return mine
+
+
+class ShardedPredictionWriter(BonePredictionWriter):
+    """:class:`~monai_bone.handlers.BonePredictionWriter` for sharded, resumable runs (see the module docstring).
+
+    Takes the arguments of :class:`~monai_bone.handlers.BonePredictionWriter` plus ``datalist`` (the datalist the
+    shards come from; it orders the merged rows).
+    """
+
+    def __init__(self, *args: Any, datalist: str | os.PathLike | None = None, **kwargs: Any) -> None:
+        relative_to = kwargs.pop("relative_to", None)
+        super().__init__(*args, **kwargs)
+        self.merge_relative_to = relative_to
+        self.datalist = datalist
+        self.shard_file: Path | None = None
+
+    def __call__(self, engine: Engine) -> None:
+        """Collect this iteration's rows and append them to this rank's shard file."""
+        start = len(self.rows)
+        super().__call__(engine)
+        new = self.rows[start:]
+        if not new:
+            return
+        if self.shard_file is None:
+            rank, _ = _rank_world()
+            self.shard_file = self.output_dir / SHARD_DIR / f"rank{rank}-{os.getpid()}.jsonl"
+            self.shard_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.shard_file, "a", encoding="utf-8") as f:
+            for row in new:
+                f.write(json.dumps({**row, _SOURCE: os.path.abspath(row["image"])}, default=_plain) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def _completed(self, engine: Engine | None) -> None:
+        barrier()
+        if _rank_world()[0] == self.save_rank:
+            self.merge(engine)
+
+    def merge(self, engine: Engine | None = None) -> None:
+        """Write ``predictions.csv`` / ``.json`` from every shard row, one per study, in datalist order."""
+        from monai_bone.engines import load_records
+
+        order: dict[str, int] = {}
+        if self.datalist is not None:
+            order = {os.path.abspath(str(r["image"])): i for i, r in enumerate(load_records(self.datalist))}
+        by_source: dict[str, dict[str, Any]] = {}
+        for row in _shard_rows(self.output_dir):
+            by_source.setdefault(row[_SOURCE], row)
+        rows = []
+        for source in sorted(by_source, key=lambda s: (order.get(s, len(order)), s)):
+            row = {k: v for k, v in by_source[source].items() if k != _SOURCE}
+            if self.merge_relative_to is not None:
+                row["image"] = os.path.relpath(source, os.fspath(self.merge_relative_to))
+            rows.append(row)
+        self.write(rows, engine)
+
+
+def torchrun_inference(
+    bundle: str | os.PathLike,
+    input: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    nproc: int,
+    overrides: dict[str, Any] | None = None,
+    timeout: float | None = None,
+) -> None:
+    """Run ``inference.json`` + ``multi_gpu_inference.json`` of ``bundle`` under ``torchrun --standalone``.
+
+    Args:
+        bundle: the bundle folder.
+        input: datalist, folder or file to infer.
+        output_dir: the bundle's ``output_dir``.
+        nproc: processes (one per GPU; on CPU, gloo processes).
+        overrides: further ID overrides (``device`` is left to the multi-GPU config).
+        timeout: seconds before the run is killed (None: no limit).
+
+    Raises:
+        RuntimeError: when torchrun fails (the message ends with the tail of its log).
+    """
+    import subprocess
+    import sys
+
+    configs = "['configs/inference.json','configs/multi_gpu_inference.json']"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={int(nproc)}"]
+    cmd += ["-m", "monai.bundle", "run", "--config_file", configs, "--bundle_root", str(bundle)]
+    cmd += ["--input", str(input), "--output_dir", str(output_dir)]
+    for key, value in (overrides or {}).items():
+        if key != "device":
+            cmd += [f"--{key}", value if isinstance(value, str) else json.dumps(value)]
+    proc = subprocess.run(cmd, cwd=bundle, capture_output=True, text=True, timeout=timeout, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"torchrun inference exited with {proc.returncode}: {(proc.stdout + proc.stderr)[-2000:]}")
+
+
+def _plain(obj: Any) -> Any:
+    return obj.tolist() if hasattr(obj, "tolist") else str(obj)
