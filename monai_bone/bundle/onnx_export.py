@@ -42,7 +42,7 @@ def example_inputs(
     meta: Mapping[str, Any], names: Sequence[str], batch: int, seed: int = 0, missing: float = 0.3
 ) -> tuple[torch.Tensor, ...]:
     """Random inputs at the metadata shape: image in [0, 1], clinical ~ N(0, 1) with about ``missing`` of the fields
-    NaN (and masked out in ``clinical_mask``, which also drops one more present field per row)."""
+    NaN (and 0 in ``clinical_mask``, which also marks the first present field of each row missing)."""
     inputs = meta["network_data_format"]["inputs"]
     g = torch.Generator().manual_seed(seed)
     img = inputs["image"]
@@ -56,7 +56,10 @@ def example_inputs(
         out.append(clinical)
         if "clinical_mask" in names:
             mask = (~gone).float()
-            mask[:, int(torch.randint(n, (1,), generator=g))] = 0.0
+            for row in range(batch):  # one more field per row missing by the mask only (its value stays finite)
+                present = torch.nonzero(mask[row]).flatten()
+                if len(present):
+                    mask[row, present[0]] = 0.0
             out.append(mask)
     return tuple(out)
 

@@ -1,6 +1,6 @@
 """The folder a MONAI model-zoo pull request needs: the bundle without its weights, plus ``large_files.yml``.
 
-Model-zoo keeps files over 25 MB out of git: weights are published elsewhere and ``large_files.yml`` lists, per file,
+Model-zoo keeps large files out of git (its pre-commit refuses files over 1 MiB; its guide names 25 MB): weights are published elsewhere and ``large_files.yml`` lists, per file,
 its ``path`` in the bundle, its ``url``, ``hash_val`` and ``hash_type: sha256`` (MONAI's ``download_large_files`` and
 model-zoo's ``verify_bundle.py`` fetch and check them). :func:`write_model_zoo_folder` builds that folder from an
 exported archive: ``DIR/<bundle_name>/`` (configs, docs, LICENSE, small model files, ``large_files.yml``) and, to
@@ -19,14 +19,14 @@ import yaml
 
 __all__ = ["LARGE_FILE_SUFFIXES", "MODEL_ZOO_MAX_BYTES", "large_files_entries", "write_model_zoo_folder"]
 
-#: model-zoo's limit for a file committed to the repository.
-MODEL_ZOO_MAX_BYTES = 25 * (1 << 20)
+#: model-zoo's limit for a file committed to the repository (pre-commit `check-added-large-files --maxkb=1024`).
+MODEL_ZOO_MAX_BYTES = 1024 * 1024
 #: Files that always go to ``large_files.yml`` whatever their size.
 LARGE_FILE_SUFFIXES = (".pt", ".ts", ".onnx")
 
 
 def large_files_entries(bundle_dir: Path, base_url: str) -> list[dict[str, str]]:
-    """``large_files.yml`` entries for the weights (and any file over 25 MB) under ``bundle_dir``."""
+    """``large_files.yml`` entries for the weights (and any file over 1 MiB) under ``bundle_dir``."""
     from monai_bone.bundle_io import sha256_file
 
     entries = []
