@@ -1,10 +1,11 @@
 """The folder a MONAI model-zoo pull request needs: the bundle without its weights, plus ``large_files.yml``.
 
-Model-zoo keeps large files out of git (its pre-commit refuses files over 1 MiB; its guide names 25 MB): weights are published elsewhere and ``large_files.yml`` lists, per file,
-its ``path`` in the bundle, its ``url``, ``hash_val`` and ``hash_type: sha256`` (MONAI's ``download_large_files`` and
-model-zoo's ``verify_bundle.py`` fetch and check them). :func:`write_model_zoo_folder` builds that folder from an
-exported archive: ``DIR/<bundle_name>/`` (configs, docs, LICENSE, small model files, ``large_files.yml``) and, to
-upload to the URL you named, ``DIR/large_files/<bundle_name>/models/...``.
+Model-zoo keeps large files out of git (its pre-commit refuses files over 1 MiB; its guide names 25 MB): weights
+are published elsewhere and ``large_files.yml`` lists, per file, its ``path`` in the bundle, its ``url``,
+``hash_val`` and ``hash_type: sha256`` (MONAI's ``download_large_files`` and model-zoo's ``verify_bundle.py`` fetch
+and check them). :func:`write_model_zoo_folder` builds that folder from an exported archive:
+``DIR/<bundle_name>/`` (configs, docs, LICENSE, small model files, ``large_files.yml``) and, to upload to the URL
+you named, ``DIR/large_files/<bundle_name>/models/...``.
 """
 
 from __future__ import annotations
