@@ -1,6 +1,6 @@
 """A non-editable install works away from the source tree: build sdist + wheel (``twine check``), install the wheel
-into a fresh folder, and from an unrelated directory run ``monai-bone demo`` at tiny settings (hip), copy a bundle out of the
-package and run its ``inference.json`` with ``python -m monai.bundle run``.
+into a fresh folder, and from an unrelated directory run ``monai-bone demo`` at tiny settings (hip), copy a bundle out
+of the package and run its ``inference.json`` with ``python -m monai.bundle run``.
 
 The wheel is installed with ``pip install --no-deps --target SITE`` and run with ``PYTHONPATH=SITE`` on this
 interpreter, so its dependencies (torch, MONAI, ...) come from the test environment while ``monai_bone`` and its
@@ -92,7 +92,7 @@ def test_wheel_ships_bundles_without_weights(installed: dict[str, Path]) -> None
 
 def test_demo_and_bundle_run_from_the_installed_package(installed: dict[str, Path]) -> None:
     cwd, env, site = installed["cwd"], installed["env"], installed["site"]
-    code = "import monai_bone; from monai_bone.bundle import packaged_bundle_dir as d; print(monai_bone.__file__, d('hip'))"
+    code = "import monai_bone, monai_bone.bundle as b; print(monai_bone.__file__, b.packaged_bundle_dir('hip'))"
     where, found = _run([sys.executable, "-c", code], cwd, env).split()
     assert Path(where).is_relative_to(site), where  # the wheel's copy, not the source tree
     assert Path(found) == site / "monai_bone" / "bundle" / "shipped" / "hip_bmd_xattn"
