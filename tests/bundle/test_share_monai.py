@@ -122,8 +122,11 @@ def test_download_then_load_default_workflow(task: str, hip: dict[str, Path], tm
     loaded = monai.bundle.load(name=name, bundle_dir=str(tmp_path / "hub"), device="cpu")  # workflow_type="train"
     assert isinstance(loaded, torch.nn.Module), type(loaded)
     inputs = _synthetic_study(bundle, task, tmp_path)
+    original = _network(bundle)
     with torch.no_grad():
-        torch.testing.assert_close(loaded.eval()(*inputs), _network(bundle)(*inputs), rtol=0, atol=1e-6)
+        torch.testing.assert_close(loaded.eval()(*inputs), original(*inputs), rtol=0, atol=1e-6)
+        infer = monai.bundle.load(name=name, bundle_dir=str(tmp_path / "hub"), device="cpu", workflow_type="inference")
+        torch.testing.assert_close(infer.eval()(*inputs), original(*inputs), rtol=0, atol=1e-6)
     meta = json.loads((tmp_path / "hub" / name / "configs" / "metadata.json").read_text())
     assert meta["exact_versions"]["torch"] == importlib.metadata.version("torch") and "python" in meta["exact_versions"]
 
