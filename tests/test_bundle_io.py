@@ -20,7 +20,6 @@ from monai_bone.bundle_io import (
     verify_archive,
 )
 
-
 P = "toy/"  # the archive's top folder (the bundle folder's name)
 
 
