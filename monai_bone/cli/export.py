@@ -52,7 +52,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--half",
         choices=("fp16", "bf16"),
         default=None,
-        help="pack the weights in half precision (about half the size; loaded back to fp32)",
+        help="pack models/model.pt in half precision (half the size, loads back to fp32; model.ts/.onnx stay fp32)",
     )
     p.add_argument(
         "--model-zoo",
