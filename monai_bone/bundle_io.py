@@ -1,22 +1,24 @@
-"""Share a trained bundle as one zip archive whose every file is covered by a sha256 manifest.
+"""Share a trained bundle as one zip archive in MONAI's layout whose every file is covered by a sha256 manifest.
 
-``export_bundle`` packs what another site needs to run the model and nothing else: the weights
-(``models/model.pt``), a TorchScript copy made by MONAI's ``ckpt_export`` from the bundle's inference config
-(``models/model.ts``), the clinical normalisation file (``models/clinical_stats.json``, hip bundle), ``configs/``,
-``docs/``, ``LICENSE`` and, when present, ``large_files.yml``. Data, logs, per-study outputs and any other checkpoint
-are never packed (allow-list, not deny-list), and a text file giving a patient name or birth date is refused.
-Beside the files go ``manifest.json`` (path, size, sha256 of every file) and ``sha256sums`` (the same hashes in the
-format ``sha256sum -c`` reads).
+``export_bundle`` packs what another site needs to run the model and nothing else, under one ``<bundle_name>/`` top
+folder (so ``monai.bundle.download(url=...)``, ``load_bundle_config`` and ``monai.bundle.load`` consume it): the
+weights (``models/model.pt``, optionally fp16/bf16), a TorchScript copy made by MONAI's ``ckpt_export`` from the
+bundle's inference config (``models/model.ts``), optionally ``models/model.onnx`` with every named input, the clinical
+normalisation file (``models/clinical_stats.json``, hip bundle), ``configs/``, ``docs/``, ``LICENSE`` and, when
+present, ``large_files.yml``. Data, logs, per-study outputs and any other checkpoint are never packed (allow-list, not
+deny-list), and a text file giving a patient name or birth date is refused. Beside the files go ``manifest.json``
+(path, size, sha256 of every file), ``sha256sums`` and, when signed, ``manifest.sig``
+(:mod:`monai_bone.bundle.manifest`). The manifest digest is printed and written to ``<zip>.manifest-sha256``.
 
-``import_bundle`` checks every hash before anything is written: a file that was changed, added or removed after export
-is refused with a message naming it. The hashes protect against corruption and tampering in transit only as far as the
-archive and its manifest travel separately or the manifest hash is compared out of band; they are not a signature.
+``import_bundle`` treats the archive as untrusted: caps on size, member count and compression ratio, every member
+streamed through its sha256 check into a staging folder (:mod:`monai_bone.bundle.verify`). The manifest alone proves
+only internal consistency; ``expect_sha256`` (the published digest) or ``trust_key`` (the author's ed25519 public key)
+prove origin (:mod:`monai_bone.bundle.signing`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import os
@@ -24,21 +26,38 @@ import re
 import shutil
 import tempfile
 import zipfile
-import zlib
 from collections.abc import Iterable, Mapping
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from monai_bone.utils.io import atomic_write_bytes
+from monai_bone.bundle.manifest import (
+    MANIFEST_NAME,
+    SIGNATURE_NAME,
+    SUMS_NAME,
+    BundleIntegrityError,
+    build_manifest,
+    check_bundle_name,
+    manifest_bytes,
+    sums_text,
+)
+from monai_bone.bundle.safe_zip import ArchiveLimits
+from monai_bone.bundle.verify import UNTRUSTED_NOTE, VerifiedArchive, verify_archive_stream
+from monai_bone.utils.io import atomic_write_bytes, atomic_write_stream, atomic_write_text
 
 __all__ = [
     "MANIFEST_NAME",
+    "SIGNATURE_NAME",
     "SUMS_NAME",
+    "UNTRUSTED_NOTE",
+    "ArchiveLimits",
     "BundleIntegrityError",
+    "VerifiedArchive",
     "collect_bundle_files",
+    "digest_path",
     "export_bundle",
+    "half_state_dict",
     "import_bundle",
     "sha256_bytes",
     "sha256_file",
@@ -47,11 +66,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-MANIFEST_NAME = "manifest.json"
-SUMS_NAME = "sha256sums"
-ARCHIVE_FORMAT = "monai-bone-bundle"
-ARCHIVE_FORMAT_VERSION = 1
 
 #: Suffixes packed from ``configs/`` and ``docs/`` (anything else there is skipped with a warning).
 _CONFIG_SUFFIXES = (".json", ".yaml", ".yml", ".conf")
@@ -69,10 +83,6 @@ _IDENTIFYING = re.compile(
 _EMPTY_VALUES = {"", "null", "none", "[]", "{}"}
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 _CHUNK = 1 << 20
-
-
-class BundleIntegrityError(ValueError):
-    """An archive or bundle failed a check (hash mismatch, missing or unexpected file, unsafe path)."""
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -199,22 +209,90 @@ def _make_torchscript(root: Path, ckpt: Path, out: Path, net_id: str) -> None:
         raise BundleIntegrityError(f"{root}: ckpt_export of '{net_id}' to TorchScript failed: {err}") from err
 
 
-def _manifest(entries: Mapping[str, bytes], meta: Mapping[str, Any]) -> dict[str, Any]:
-    from monai_bone import __version__
+def half_state_dict(state: Mapping[str, torch.Tensor], dtype: torch.dtype = torch.float16) -> dict[str, torch.Tensor]:
+    """A copy of ``state`` with multi-element floating-point weights in ``dtype`` (fp16 or bf16) for sharing.
 
+    Scalars (``XAttnBMD.target_mean``/``target_std``), BatchNorm running statistics and integer entries stay as they
+    are; loading the result into the fp32 network (``load_state_dict``, MONAI's checkpoint loader) casts back to fp32.
+    """
+    if dtype not in (torch.float16, torch.bfloat16):
+        raise ValueError(f"half precision means torch.float16 or torch.bfloat16, got {dtype}")
+    keep = ("running_mean", "running_var", "num_batches_tracked")
     return {
-        "format": ARCHIVE_FORMAT,
-        "format_version": ARCHIVE_FORMAT_VERSION,
-        "bundle_name": meta.get("name"),
-        "bundle_version": meta.get("version"),
-        "monai_bone_version": __version__,
-        "hash_type": "sha256",
-        "files": [{"path": p, "size": len(b), "sha256": sha256_bytes(b)} for p, b in entries.items()],
+        k: v.to(dtype) if v.is_floating_point() and v.numel() > 1 and not k.endswith(keep) else v
+        for k, v in state.items()
     }
 
 
-def _sums_text(files: Iterable[Mapping[str, Any]]) -> str:
-    return "".join(f"{f['sha256']}  {f['path']}\n" for f in files)
+_HALF = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def _weights_bytes(ckpt: Path, key_in_ckpt: str, half: str | None, tmp: Path) -> tuple[bytes, Path]:
+    """The bytes of ``models/model.pt`` to pack and a file holding them (for ``ckpt_export``)."""
+    state = _load_weights(ckpt, key_in_ckpt)
+    if not key_in_ckpt and half is None:
+        return ckpt.read_bytes(), ckpt  # a plain state dict is packed byte for byte
+    if half is not None:
+        if half not in _HALF:
+            raise ValueError(f"half must be one of {sorted(_HALF)}, got {half!r}")
+        state = half_state_dict(state, _HALF[half])
+    out = tmp / "model.pt"
+    torch.save(dict(state), out)  # network weights only, never optimizer or trainer state
+    return out.read_bytes(), out
+
+
+def _export_metadata(root: Path, entries: dict[str, bytes]) -> dict[str, Any]:
+    if "configs/metadata.json" not in entries:
+        return {}
+    from monai_bone.bundle.metadata import with_exact_versions
+
+    meta = with_exact_versions(json.loads(entries["configs/metadata.json"]))
+    entries["configs/metadata.json"] = (json.dumps(meta, indent=4) + "\n").encode("utf-8")
+    return meta
+
+
+def _add_onnx(root: Path, ckpt: Path, meta: Mapping[str, Any], tmp: Path, entries: dict[str, bytes]) -> None:
+    from monai.bundle import ConfigParser
+
+    from monai_bone.bundle.onnx_export import check_onnx, export_onnx
+
+    config = next(root / "configs" / n for n in ("inference.json", "inference.yaml") if (root / "configs" / n).exists())
+    parser = ConfigParser()
+    parser.read_config(str(config))
+    parser["bundle_root"] = str(root)
+    if "imports" in parser:
+        parser.get_parsed_content("imports")
+    net = parser.get_parsed_content("network_def")
+    net.load_state_dict(_load_weights(ckpt))
+    path = tmp / "model.onnx"
+    names = export_onnx(net, meta, path)
+    worst = check_onnx(net, meta, path)
+    if worst > 1e-4:
+        raise BundleIntegrityError(f"{root}: ONNX output differs from eager by {worst:.2e} (> 1e-4); not packed")
+    logger.info("ONNX export with inputs %s, dynamic batch; max |onnxruntime - eager| = %.1e", names, worst)
+    entries["models/model.onnx"] = path.read_bytes()
+
+
+def _write_archive(out: Path, name: str, entries: Mapping[str, bytes], manifest_data: bytes, sig: bytes | None) -> None:
+    def write(f: Any) -> None:
+        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for rel, data in entries.items():
+                # weights barely compress (float32) and torch's own format is already a zip: store them as they are
+                stored = rel.startswith("models/") and rel.endswith((".pt", ".ts", ".onnx"))
+                method = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
+                zf.writestr(zipfile.ZipInfo(f"{name}/{rel}", date_time=_ZIP_DATE), data, compress_type=method)
+            files = json.loads(manifest_data)["files"]
+            zf.writestr(zipfile.ZipInfo(f"{name}/{SUMS_NAME}", date_time=_ZIP_DATE), sums_text(files))
+            zf.writestr(zipfile.ZipInfo(f"{name}/{MANIFEST_NAME}", date_time=_ZIP_DATE), manifest_data)
+            if sig is not None:
+                zf.writestr(zipfile.ZipInfo(f"{name}/{SIGNATURE_NAME}", date_time=_ZIP_DATE), sig)
+
+    atomic_write_stream(out, write)
+
+
+def digest_path(archive: str | os.PathLike) -> Path:
+    """Where :func:`export_bundle` writes the manifest digest: ``<archive>.manifest-sha256`` beside the zip."""
+    return Path(f"{archive}.manifest-sha256")
 
 
 def export_bundle(
@@ -224,11 +302,18 @@ def export_bundle(
     net_id: str = "network_def",
     key_in_ckpt: str = "",
     overwrite: bool = False,
+    bundle_name: str | None = None,
+    sign_key: str | os.PathLike | None = None,
+    onnx: bool = False,
+    half: str | None = None,
 ) -> dict[str, Any]:
-    """Pack a trained bundle into a zip archive with a sha256 manifest.
+    """Pack a trained bundle into a zip archive in MONAI's layout with a sha256 manifest.
 
-    The TorchScript model is made by ``monai.bundle.ckpt_export`` from ``configs/inference.json`` and the checkpoint,
-    so it is exactly the network the inference config builds, with the bundle metadata embedded.
+    The archive has one top folder ``<bundle_name>/`` (what ``monai.bundle.download(url=...)``, ``load_bundle_config``
+    and ``monai.bundle.load`` expect; name the zip ``<bundle_name>.zip`` for ``load_bundle_config``). The TorchScript
+    model is made by ``monai.bundle.ckpt_export`` from ``configs/inference.json`` and the checkpoint, so it is exactly
+    the network the inference config builds. ``metadata.json`` gains ``exact_versions``. The manifest digest is written
+    to ``<out>.manifest-sha256``; with ``sign_key`` an ed25519 signature of the manifest goes in as ``manifest.sig``.
 
     Args:
         bundle_dir: bundle folder.
@@ -238,144 +323,103 @@ def export_bundle(
         key_in_ckpt: key of the network weights inside a training checkpoint (e.g. ``"network"``); only those
             weights are packed, as a plain state dict. Empty for a plain state dict (packed byte for byte).
         overwrite: replace ``out`` when it exists.
+        bundle_name: top folder name (default: the bundle folder's name).
+        sign_key: ed25519 private key file (``monai-bone keygen``) to sign the manifest with.
+        onnx: add ``models/model.onnx`` (every named input, dynamic batch; checked against eager within 1e-4).
+        half: ``"fp16"`` or ``"bf16"`` to pack the weights in half precision (about half the size).
 
     Returns:
-        The manifest dict written into the archive.
+        The manifest dict written into the archive (``manifest_bytes(manifest)`` are its exact bytes).
 
     Raises:
-        FileNotFoundError: a required bundle file is missing.
+        FileNotFoundError: a required bundle file or the signing key is missing.
         FileExistsError: ``out`` exists and ``overwrite`` is False.
-        BundleIntegrityError: the weights are not a plain state dict (or lack ``key_in_ckpt``), TorchScript export
-            failed or a text file holds a patient name or birth date.
+        BundleIntegrityError: the weights are not a plain state dict (or lack ``key_in_ckpt``), TorchScript or ONNX
+            export failed, a text file holds a patient name or birth date, a bad bundle name or signing key.
     """
+    from monai_bone.bundle.signing import manifest_digest, sign_manifest
+
     root = Path(bundle_dir).resolve()
     out = Path(out)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out}: already exists (pass overwrite=True / --overwrite to replace it)")
+    name = check_bundle_name(bundle_name or root.name)
     files = collect_bundle_files(root)
     if ckpt_file is not None:
         ckpt_file = Path(ckpt_file)
         if not ckpt_file.is_file():
             raise FileNotFoundError(f"{ckpt_file}: checkpoint not found")
         files["models/model.pt"] = ckpt_file
-    ckpt = files["models/model.pt"]
-    state = _load_weights(ckpt, key_in_ckpt)
 
-    entries: dict[str, bytes] = {rel: p.read_bytes() for rel, p in files.items()}
+    entries: dict[str, bytes] = {rel: p.read_bytes() for rel, p in files.items() if rel != "models/model.pt"}
+    meta = _export_metadata(root, entries)
     with tempfile.TemporaryDirectory(prefix="monai-bone-export-") as tmp:
-        if key_in_ckpt:  # share the network weights only, never optimizer or trainer state
-            ckpt = Path(tmp) / "model.pt"
-            torch.save(dict(state), ckpt)
-            entries["models/model.pt"] = ckpt.read_bytes()
+        entries["models/model.pt"], ckpt = _weights_bytes(files["models/model.pt"], key_in_ckpt, half, Path(tmp))
         ts_path = Path(tmp) / "model.ts"
         _make_torchscript(root, ckpt, ts_path, net_id)
         entries["models/model.ts"] = ts_path.read_bytes()
+        if onnx:
+            _add_onnx(root, ckpt, meta, Path(tmp), entries)
     entries = dict(sorted(entries.items()))
 
-    meta = json.loads(entries["configs/metadata.json"]) if "configs/metadata.json" in entries else {}
-    manifest = _manifest(entries, meta)
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for rel, data in entries.items():
-            # weights barely compress (float32) and torch's own format is already a zip: store them as they are
-            method = zipfile.ZIP_STORED if rel.startswith("models/") and rel.endswith((".pt", ".ts")) else None
-            zf.writestr(zipfile.ZipInfo(rel, date_time=_ZIP_DATE), data, compress_type=method or zipfile.ZIP_DEFLATED)
-        zf.writestr(zipfile.ZipInfo(SUMS_NAME, date_time=_ZIP_DATE), _sums_text(manifest["files"]))
-        zf.writestr(zipfile.ZipInfo(MANIFEST_NAME, date_time=_ZIP_DATE), json.dumps(manifest, indent=2) + "\n")
-    atomic_write_bytes(out, buf.getvalue())
-    logger.info("exported %s (%d files + manifest) to %s", manifest["bundle_name"] or root.name, len(entries), out)
+    listing = [{"path": p, "size": len(b), "sha256": sha256_bytes(b)} for p, b in entries.items()]
+    extra = {"weights_dtype": half} if half else None
+    manifest = build_manifest(listing, name, meta, extra)
+    data = manifest_bytes(manifest)
+    sig = (json.dumps(sign_manifest(data, sign_key), indent=2) + "\n").encode() if sign_key else None
+    _write_archive(out, name, entries, data, sig)
+    digest = manifest_digest(data)
+    atomic_write_text(digest_path(out), f"{digest}  {name}/{MANIFEST_NAME}\n")
+    if out.stem != name:
+        logger.info("note: monai.bundle.load_bundle_config expects the archive named %s.zip", name)
+    logger.info("exported %s (%d files + manifest) to %s; manifest sha256 %s", name, len(entries), out, digest)
     return manifest
 
 
-def _safe_member(archive: Path, name: str) -> str:
-    p = PurePosixPath(name)
-    if "\\" in name or p.is_absolute() or ".." in p.parts or not p.parts or name.startswith("/"):
-        raise BundleIntegrityError(f"{archive}: unsafe path {name!r} in archive; refusing to import")
-    return p.as_posix()
-
-
-def _read_member(zf: zipfile.ZipFile, archive: Path, name: str) -> bytes:
-    try:
-        return zf.read(name)
-    except (zipfile.BadZipFile, zlib.error, EOFError) as err:
-        raise BundleIntegrityError(f"{archive}: {name} is corrupted ({err}); refusing to import") from err
-
-
-def verify_archive(archive: str | os.PathLike) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """Check every file of an exported archive against its manifest, reading nothing onto disk.
+def verify_archive(
+    archive: str | os.PathLike,
+    expect_sha256: str | None = None,
+    trust_key: str | os.PathLike | None = None,
+    limits: ArchiveLimits | None = None,
+) -> VerifiedArchive:
+    """Check every file of an exported archive against its manifest, streaming (nothing is written or kept in memory).
 
     Args:
-        archive: zip written by :func:`export_bundle`.
+        archive: zip written by :func:`export_bundle` (``<bundle_name>/`` layout, or 0.1's flat layout).
+        expect_sha256: the manifest digest received out of band (``monai-bone export`` prints it).
+        trust_key: PEM ed25519 public key whose signature the archive must carry.
+        limits: caps on member count, sizes and compression ratio.
 
     Returns:
-        ``(manifest, contents)``: the manifest dict and the verified bytes of every listed file by archive path.
+        A :class:`~monai_bone.bundle.verify.VerifiedArchive` (manifest, digest, trust level).
 
     Raises:
         FileNotFoundError: ``archive`` does not exist.
-        BundleIntegrityError: not a zip, no or unreadable manifest, unsafe or unexpected path, missing file, size or
-            sha256 mismatch (the message names the file).
+        BundleIntegrityError: not a zip, a cap exceeded, no or unreadable manifest, unsafe or unexpected path, missing
+            file, size or sha256 mismatch, wrong digest or signature (the message names the file).
     """
-    archive = Path(archive)
-    if not archive.is_file():
-        raise FileNotFoundError(f"{archive}: archive not found")
-    try:
-        zf = zipfile.ZipFile(archive)
-    except zipfile.BadZipFile as err:
-        raise BundleIntegrityError(f"{archive}: not a zip archive ({err})") from err
-    with zf:
-        infos = [i for i in zf.infolist() if not i.is_dir()]
-        names = [_safe_member(archive, i.filename) for i in infos]
-        for info in infos:
-            if (info.external_attr >> 16) & 0o170000 == 0o120000:
-                raise BundleIntegrityError(f"{archive}: {info.filename} is a symbolic link; refusing to import")
-        if len(set(names)) != len(names):
-            raise BundleIntegrityError(f"{archive}: duplicate entries in archive; refusing to import")
-        if MANIFEST_NAME not in names:
-            raise BundleIntegrityError(f"{archive}: no {MANIFEST_NAME}; not a monai-bone bundle export")
-        try:
-            manifest = json.loads(_read_member(zf, archive, MANIFEST_NAME))
-            listed = {f["path"]: f for f in manifest["files"]}
-        except (ValueError, KeyError, TypeError) as err:
-            raise BundleIntegrityError(f"{archive}: {MANIFEST_NAME} is unreadable ({err})") from err
-        if manifest.get("format") != ARCHIVE_FORMAT or manifest.get("hash_type") != "sha256":
-            raise BundleIntegrityError(f"{archive}: {MANIFEST_NAME} is not a {ARCHIVE_FORMAT} sha256 manifest")
-        for rel in listed:
-            _safe_member(archive, rel)
-        present = set(names) - {MANIFEST_NAME, SUMS_NAME}
-        extra, missing = sorted(present - set(listed)), sorted(set(listed) - present)
-        if extra:
-            raise BundleIntegrityError(f"{archive}: {extra[0]} is not listed in {MANIFEST_NAME}; refusing to import")
-        if missing:
-            raise BundleIntegrityError(
-                f"{archive}: {missing[0]} is listed in {MANIFEST_NAME} but missing from the archive; refusing to import"
-            )
-        if SUMS_NAME in names:
-            sums = _read_member(zf, archive, SUMS_NAME).decode("utf-8", errors="replace")
-            if sums != _sums_text(manifest["files"]):
-                raise BundleIntegrityError(f"{archive}: {SUMS_NAME} disagrees with {MANIFEST_NAME}; refusing to import")
-        contents: dict[str, bytes] = {}
-        for rel, entry in listed.items():
-            data = _read_member(zf, archive, rel)
-            digest = sha256_bytes(data)
-            if digest != entry.get("sha256") or len(data) != entry.get("size"):
-                raise BundleIntegrityError(
-                    f"{archive}: {rel} fails its sha256 check (expected {entry.get('sha256')}, got {digest}); "
-                    "the archive was modified or corrupted after export - refusing to import"
-                )
-            contents[rel] = data
-    return manifest, contents
+    return verify_archive_stream(archive, None, expect_sha256=expect_sha256, trust_key=trust_key, limits=limits)
 
 
-def import_bundle(archive: str | os.PathLike, out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
+def import_bundle(
+    archive: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    overwrite: bool = False,
+    expect_sha256: str | None = None,
+    trust_key: str | os.PathLike | None = None,
+    limits: ArchiveLimits | None = None,
+) -> Path:
     """Verify an exported archive and unpack it into a bundle folder.
 
-    Nothing is written unless every file passes its check; the folder appears in one rename, so a failed import
-    leaves no half-written bundle.
+    Files stream through their checks into a hidden staging folder beside ``out_dir``; the bundle appears in one
+    rename only when every check passed, so a failed import leaves nothing behind. Without ``expect_sha256`` or
+    ``trust_key`` a warning says that only internal consistency was checked (:data:`UNTRUSTED_NOTE`).
 
     Args:
         archive: zip written by :func:`export_bundle`.
         out_dir: bundle folder to create.
         overwrite: replace ``out_dir`` when it exists and is not empty.
+        expect_sha256, trust_key, limits: see :func:`verify_archive`.
 
     Returns:
         The bundle folder.
@@ -388,28 +432,35 @@ def import_bundle(archive: str | os.PathLike, out_dir: str | os.PathLike, overwr
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
         raise FileExistsError(f"{out_dir}: exists and is not empty (pass overwrite=True / --overwrite to replace it)")
-    manifest, contents = verify_archive(archive)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        for rel, data in contents.items():
-            atomic_write_bytes(staging / rel, data)
-        if "models/model.pt" in contents:
+        result = verify_archive_stream(
+            archive, staging, expect_sha256=expect_sha256, trust_key=trust_key, limits=limits
+        )
+        if (staging / "models" / "model.pt").is_file():
             _load_weights(staging / "models" / "model.pt")
-        atomic_write_bytes(staging / MANIFEST_NAME, (json.dumps(manifest, indent=2) + "\n").encode())
+        atomic_write_bytes(staging / MANIFEST_NAME, result.manifest_bytes)
+        if result.signature is not None:
+            atomic_write_bytes(staging / SIGNATURE_NAME, result.signature)
         if out_dir.exists():
             shutil.rmtree(out_dir) if out_dir.is_dir() else out_dir.unlink()
         os.replace(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    manifest = result.manifest
     logger.info(
-        "imported %s %s (%d files, all sha256 verified) into %s",
+        "imported %s %s (%d files, every sha256 verified; manifest sha256 %s, trust: %s) into %s",
         manifest.get("bundle_name"),
         manifest.get("bundle_version"),
-        len(contents),
+        len(result.sizes),
+        result.digest,
+        result.trust,
         out_dir,
     )
+    if result.trust == "self-consistent":
+        logger.warning("%s: %s", archive, UNTRUSTED_NOTE)
     return out_dir
 
 

@@ -34,6 +34,7 @@ import numpy as np
 from monai_bone.constants import SCREENING_THRESHOLD, SYNTHETIC_NOTE
 from monai_bone.utils.io import atomic_write_json, atomic_write_text
 
+from .bundle.metadata import sync_metadata
 from .cv.baselines import ClinicalBaseline, OSTBaseline
 from .cv.workflow import bundle_workflow, default_bundle_dir, no_checkpoint_overrides, quiet_engines
 
@@ -403,6 +404,7 @@ def run_demo(
             steps.start(f"train {task}")
             bundle = _copy_bundle(sources[task], out / "bundles" / sources[task].name)
             _pin_settings(bundle, {"spatial_size": int(s["size"])})
+            sync_metadata(bundle)  # metadata.json describes the pinned input size, not the source bundle's
             ov: dict[str, Any] = {
                 "datalist": str(datalist),
                 "val_fold": 0,

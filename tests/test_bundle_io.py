@@ -20,6 +20,8 @@ from monai_bone.bundle_io import (
     verify_archive,
 )
 
+P = "toy/"  # the archive's top folder (the bundle folder's name)
+
 
 def _toy_bundle(root: Path) -> Path:
     """A minimal bundle (linear network) plus files that must never be exported."""
@@ -75,9 +77,10 @@ def _rewrite(archive: Path, out: Path, change: dict[str, bytes | None], add: dic
 def test_export_contents_and_manifest(exported: tuple[Path, Path]) -> None:
     bundle, archive = exported
     with zipfile.ZipFile(archive) as zf:
-        names = set(zf.namelist())
-        manifest = json.loads(zf.read(MANIFEST_NAME))
-        sums = zf.read(SUMS_NAME).decode()
+        names = {n.removeprefix(P) for n in zf.namelist()}
+        assert all(n.startswith(P) for n in zf.namelist())  # MONAI layout: one <bundle_name>/ top folder
+        manifest = json.loads(zf.read(P + MANIFEST_NAME))
+        sums = zf.read(P + SUMS_NAME).decode()
     expected = {
         "configs/metadata.json",
         "configs/inference.json",
@@ -96,7 +99,7 @@ def test_export_contents_and_manifest(exported: tuple[Path, Path]) -> None:
     assert all(f"{h}  {p}" in sums for p, h in listed.items())
     # the TorchScript model is the checkpointed network
     with zipfile.ZipFile(archive) as zf:
-        ts_bytes = zf.read("models/model.ts")
+        ts_bytes = zf.read(P + "models/model.ts")
     ts_path = bundle.parent / "check.ts"
     ts_path.write_bytes(ts_bytes)
     ts = torch.jit.load(str(ts_path))
@@ -127,9 +130,9 @@ def test_import_roundtrip_identical(exported: tuple[Path, Path], tmp_path: Path)
 def test_tampered_file_refused(exported: tuple[Path, Path], tmp_path: Path) -> None:
     _, archive = exported
     with zipfile.ZipFile(archive) as zf:
-        weights = bytearray(zf.read("models/model.pt"))
+        weights = bytearray(zf.read(P + "models/model.pt"))
     weights[-20] ^= 0xFF
-    bad = _rewrite(archive, tmp_path / "bad.zip", {"models/model.pt": bytes(weights)})
+    bad = _rewrite(archive, tmp_path / "bad.zip", {P + "models/model.pt": bytes(weights)})
     with pytest.raises(BundleIntegrityError, match=r"models/model\.pt fails its sha256 check"):
         import_bundle(bad, tmp_path / "out")
     assert not (tmp_path / "out").exists()
@@ -139,11 +142,13 @@ def test_tampered_file_refused(exported: tuple[Path, Path], tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("change", "add", "pattern"),
     [
-        ({"configs/inference.json": None}, None, r"configs/inference\.json is listed .* missing"),
-        ({}, {"models/extra.pt": b"x"}, r"models/extra\.pt is not listed"),
-        ({MANIFEST_NAME: None}, None, r"no manifest\.json"),
-        ({SUMS_NAME: b"0" * 64 + b"  LICENSE\n"}, None, r"sha256sums disagrees"),
-        ({}, {"../evil.txt": b"x"}, r"unsafe path"),
+        ({"toy/configs/inference.json": None}, None, r"configs/inference\.json is listed .* missing"),
+        ({}, {"toy/models/extra.pt": b"x"}, r"models/extra\.pt is not listed"),
+        ({}, {"other/x.txt": b"x"}, r"no manifest\.json"),
+        ({"toy/manifest.json": None}, None, r"no manifest\.json"),
+        ({"toy/sha256sums": b"0" * 64 + b"  LICENSE\n"}, None, r"sha256sums disagrees"),
+        ({}, {"toy/../evil.txt": b"x"}, r"unsafe path"),
+        ({}, {"/etc/evil.txt": b"x"}, r"unsafe path"),
     ],
 )
 def test_inconsistent_archive_refused(

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: Sub-command modules of ``monai_bone.cli``, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("synth", "index", "demo", "cv", "export", "bundle_import", "label", "watch")
+COMMANDS: tuple[str, ...] = ("synth", "index", "demo", "cv", "export", "bundle_import", "bundle", "label", "watch")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,9 +16,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "export",
         help="pack a trained bundle (weights, TorchScript, configs, docs, licence) into a verified zip",
         description=(
-            "Pack BUNDLE_DIR into a zip: models/model.pt, models/model.ts (MONAI ckpt_export of the inference "
-            "config), models/clinical_stats.json (hip), configs/, docs/, LICENSE, plus manifest.json and sha256sums "
-            "covering every file. Data, logs, per-study outputs and other checkpoints are never packed."
+            "Pack BUNDLE_DIR into a zip in MONAI's layout (one <name>/ top folder, consumable by "
+            "monai.bundle.download(url=...) and monai.bundle.load): models/model.pt, models/model.ts (MONAI "
+            "ckpt_export of the inference config), models/clinical_stats.json (hip), configs/, docs/, LICENSE, plus "
+            "manifest.json and sha256sums covering every file. Data, logs, per-study outputs and other checkpoints "
+            "are never packed. Prints the manifest digest (also written to X.zip.manifest-sha256) for recipients' "
+            "--expect-sha256; --sign-key adds an ed25519 signature for --trust-key."
         ),
     )
     p.add_argument("bundle_dir", metavar="BUNDLE_DIR", help="trained bundle folder (with models/model.pt)")
@@ -32,6 +35,37 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     p.add_argument("--net-id", default="network_def", help="network ID in the inference config (default network_def)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing archive")
+    p.add_argument(
+        "--name",
+        default=None,
+        metavar="BUNDLE_NAME",
+        help="top folder of the archive (default: the bundle folder's name, e.g. hip_bmd_xattn)",
+    )
+    p.add_argument(
+        "--sign-key",
+        default=None,
+        metavar="KEY",
+        help="sign the manifest with this ed25519 private key (make one with `monai-bone bundle keygen KEY`)",
+    )
+    p.add_argument("--onnx", action="store_true", help="add models/model.onnx (every input, dynamic batch axis)")
+    p.add_argument(
+        "--half",
+        choices=("fp16", "bf16"),
+        default=None,
+        help="pack models/model.pt in half precision (half the size, loads back to fp32; model.ts/.onnx stay fp32)",
+    )
+    p.add_argument(
+        "--model-zoo",
+        default=None,
+        metavar="DIR",
+        help="also write the model-zoo pull-request folder DIR/<name>/ (no weights; needs --weights-url)",
+    )
+    p.add_argument(
+        "--weights-url",
+        default=None,
+        metavar="URL",
+        help="where you will publish models/model.pt (and .ts) for large_files.yml (--model-zoo)",
+    )
     p.set_defaults(func=run)
     return p
 
@@ -43,7 +77,9 @@ def run(args: argparse.Namespace) -> int:
         ValueError: the archive exists (without ``--overwrite``) or a bundle check failed.
         FileNotFoundError: a required bundle file is missing.
     """
-    from monai_bone.bundle_io import export_bundle
+    from monai_bone.bundle.manifest import manifest_bytes
+    from monai_bone.bundle.signing import manifest_digest
+    from monai_bone.bundle_io import digest_path, export_bundle
 
     try:
         manifest = export_bundle(
@@ -53,14 +89,27 @@ def run(args: argparse.Namespace) -> int:
             net_id=args.net_id,
             key_in_ckpt=args.key_in_ckpt,
             overwrite=args.overwrite,
+            bundle_name=args.name,
+            sign_key=args.sign_key,
+            onnx=args.onnx,
+            half=args.half,
         )
+        if args.model_zoo:
+            from monai_bone.bundle.zoo import write_model_zoo_folder
+
+            zoo = write_model_zoo_folder(args.out, args.model_zoo, args.weights_url, overwrite=args.overwrite)
+            logger.info("model-zoo folder: %s", zoo)
     except FileExistsError as err:  # reported like other bad input (message, exit code 1)
         raise ValueError(str(err)) from err
+    digest = manifest_digest(manifest_bytes(manifest))
     logger.info(
-        "wrote %s: %s %s, %d files, sha256 manifest included",
+        "wrote %s: %s %s, %d files, sha256 manifest included%s",
         args.out,
         manifest.get("bundle_name"),
         manifest.get("bundle_version"),
         len(manifest["files"]),
+        ", signed" if args.sign_key else "",
     )
+    print(f"manifest sha256: {digest}  (also in {digest_path(args.out)})")
+    print(f"recipients verify with: monai-bone import {args.out} --out DIR --expect-sha256 {digest}")
     return 0

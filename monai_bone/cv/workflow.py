@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from monai_bone.bundle.packaged import BUNDLE_NAMES, packaged_bundle_dir
+
 __all__ = [
     "BUNDLE_NAMES",
     "PredictionCollector",
@@ -32,8 +34,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Bundle folder name per task.
-BUNDLE_NAMES: dict[str, str] = {"hip": "hip_bmd_xattn", "knee": "knee_osteoporosis_hybrid_attention"}
 
 #: Loggers whose per-iteration INFO lines drown a progress bar over many short training runs.
 _CHATTY = (
@@ -50,26 +50,21 @@ _CHATTY = (
 
 
 def default_bundle_dir(task: str) -> Path:
-    """The bundle of ``task`` shipped in this source tree (``<repo>/bundles/<name>``).
+    """The bundle of ``task`` shipped with monai-bone: inside the installed package, else ``<repo>/bundles/<name>``.
 
     Args:
         task: ``"hip"`` or ``"knee"``.
 
     Returns:
-        The bundle folder.
+        The bundle folder (see :func:`monai_bone.bundle.packaged_bundle_dir`).
 
     Raises:
         ValueError: for an unknown task.
-        FileNotFoundError: when the folder (or its ``configs/train.json``) is not there, e.g. in a wheel install.
+        FileNotFoundError: when neither location holds the bundle.
     """
     if task not in BUNDLE_NAMES:
         raise ValueError(f"task must be one of {sorted(BUNDLE_NAMES)}, got {task!r}")
-    root = Path(__file__).resolve().parents[2] / "bundles" / BUNDLE_NAMES[task]
-    if not (root / "configs" / "train.json").is_file():
-        raise FileNotFoundError(
-            f"{root}: bundle not found (installed without the source tree?); pass the bundle folder with --bundle"
-        )
-    return root
+    return packaged_bundle_dir(task)
 
 
 @contextlib.contextmanager

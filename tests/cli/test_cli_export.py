@@ -43,7 +43,9 @@ def test_export_import_cli(tmp_path: Path) -> None:
     archive = tmp_path / "b.zip"
     assert _run(["export", str(bundle), "--out", str(archive)]) == 0
     with zipfile.ZipFile(archive) as zf:
-        assert {"models/model.pt", "models/model.ts", MANIFEST_NAME, "sha256sums"} <= set(zf.namelist())
+        assert {f"b/{n}" for n in ("models/model.pt", "models/model.ts", MANIFEST_NAME, "sha256sums")} <= set(
+            zf.namelist()
+        )
     with pytest.raises(ValueError, match="already exists"):
         _run(["export", str(bundle), "--out", str(archive)])
     assert _run(["export", str(bundle), "--out", str(archive), "--overwrite"]) == 0
@@ -76,7 +78,7 @@ def test_import_cli_refuses_tampered(tmp_path: Path) -> None:
     with zipfile.ZipFile(archive) as src, zipfile.ZipFile(bad, "w") as dst:
         for info in src.infolist():
             data = src.read(info.filename)
-            dst.writestr(info.filename, data.replace(b"Apache", b"Apacho") if info.filename == "LICENSE" else data)
+            dst.writestr(info.filename, data.replace(b"Apache", b"Apacho") if info.filename == "b/LICENSE" else data)
     with pytest.raises(BundleIntegrityError, match=r"LICENSE fails its sha256 check"):
         _run(["import", str(bad), "--out", str(tmp_path / "u")])
     assert not (tmp_path / "u").exists()

@@ -250,6 +250,21 @@ class XAttnBMD(nn.Module):
 
             load_pretrained(self, pretrained_path)
 
+    def set_target_stats(self, mean: float, std: float) -> XAttnBMD:
+        """Set the ``target_mean``/``target_std`` buffers (e.g. from the training fold) and return the network.
+
+        ``train.json`` calls this on the built ``network_def``, so parsing ``network_def`` alone (``monai.bundle.load``,
+        ``verify_net_in_out``) needs no data; trained values travel in the checkpoint either way.
+
+        Raises:
+            ValueError: non-positive ``std``.
+        """
+        if not std > 0:
+            raise ValueError(f"target_std must be positive, got {std}.")
+        self.target_mean.fill_(float(mean))
+        self.target_std.fill_(float(std))
+        return self
+
     def pretrained_backbone(self) -> tuple[nn.Module, str]:
         """The module torchvision ResNet weights go into, for :func:`~monai_bone.networks.load_pretrained`.
 
