@@ -178,7 +178,7 @@ def write_dx(
         bits_stored: BitsStored, 8 to 16 (BitsAllocated is always 16, HighBit = BitsStored - 1, unsigned).
         pixel_spacing_mm: (row spacing, column spacing) in mm, written as PixelSpacing and ImagerPixelSpacing.
         uid_seed: entropy for the deterministic UIDs (:func:`dx_uids`); give each cohort its own seed.
-        laterality: ImageLaterality ``"R"``, ``"L"`` or ``None`` (written ``"U"``, unpaired/unknown).
+        laterality: ImageLaterality ``"R"``, ``"L"``, ``"B"`` (both, a bilateral image) or ``None`` (written ``"U"``).
         rescale: ``(RescaleSlope, RescaleIntercept)`` with a positive slope, written with RescaleType ``"US"``;
             ``None`` omits the three tags. Stored values do not depend on it.
         window: optional ``(center, width)`` in ``pixels`` units (MONOCHROME2 convention), converted to the file's
@@ -221,8 +221,8 @@ def write_dx(
         raise ValueError(f"{where}: photometric must be one of {PHOTOMETRIC_VALUES}, got {photometric!r}")
     if sex is not None and sex not in ("F", "M", "O"):
         raise ValueError(f"{where}: sex must be 'F', 'M', 'O' or None, got {sex!r}")
-    if laterality is not None and laterality not in ("R", "L"):
-        raise ValueError(f"{where}: laterality must be 'R', 'L' or None, got {laterality!r}")
+    if laterality is not None and laterality not in ("R", "L", "B"):
+        raise ValueError(f"{where}: laterality must be 'R', 'L', 'B' (both) or None, got {laterality!r}")
     spacing = [float(s) for s in pixel_spacing_mm]
     if len(spacing) != 2 or not all(math.isfinite(s) and s > 0 for s in spacing):
         raise ValueError(f"{where}: pixel_spacing_mm must be two positive numbers, got {pixel_spacing_mm!r}")
@@ -303,7 +303,7 @@ def write_dx(
     ds.AcquisitionDate = study_date
     ds.AcquisitionTime = _DEFAULT_TIME
     ds.ImageType = ["DERIVED", "PRIMARY"] if synthetic else ["ORIGINAL", "PRIMARY"]
-    ds.PatientOrientation = ["L", "F"] if laterality != "L" else ["R", "F"]
+    ds.PatientOrientation = ["L", "F"] if laterality not in ("L", "B") else ["R", "F"]
     ds.BurnedInAnnotation = "YES" if burned_in else "NO"
     ds.LossyImageCompression = "00"
     ds.CalibrationImage = "NO"
