@@ -21,6 +21,8 @@ in real radiographs and everything else varies as it does between real acquisiti
   projected width by ``1 + 0.3 (1 - f)``), abduction (femur rotated about the head), knee axial rotation (fibula and
   patella shift), osteoarthritis (joint-space narrowing by ``0.25 x grade``, osteophytes, subchondral sclerosis),
   metal (clips, a plate with screws, staples), bilateral knees (two mirrored knees of the same subject).
+* **Landmark** for region-of-interest work: ``roi_row``/``roi_col`` (pixel coordinates) of the femoral neck midpoint
+  (hip) or the knee joint centre (the first knee of a bilateral image), in the realism factors and realism.csv.
 
 Rendering stays vectorised (parts in their bounding boxes, one FFT for the texture, low-pass filters on a reduced
 grid): at 1024 px about 1.5-2x the time of the simple preset.
@@ -96,6 +98,7 @@ def _draw_hip(cv: _Canvas, kc: float, jitter: np.ndarray, f: dict[str, Any]) -> 
         return _smoothstep(np.sqrt(((u - 0.30) / 0.08) ** 2 + ((v - 0.16) / 0.11) ** 2) - 1.0, 0.05)
 
     _ellipsoid(cv, (0.29, 0.10), 0.16, 0.21, 0.2 * kc, depth=0.035, other=True, cut=foramen)  # ischiopubic ring
+    f["_roi"] = ((base[0] + head[0]) / 2, (base[1] + head[1]) / 2)  # femoral neck midpoint (anatomy units)
     if grade:  # osteophytes at the lateral acetabular rim and the inferior head-neck junction, roof sclerosis
         s = 0.012 * grade
         _ellipsoid(cv, (head[0] - 0.5 * rh, head[1] - 1.05 * rh), 1.5 * s, s, 0.5, other=True)
@@ -125,6 +128,7 @@ def _draw_knee(cv: _Canvas, kc: float, jitter: np.ndarray, f: dict[str, Any]) ->
     fib = -0.168 + 0.0025 * rot
     _ellipsoid(cv, (fib, 0.165), 0.04, 0.045, 0.1 * kc, other=True)
     _capsule(cv, (fib, 0.18), (fib + 0.018, 0.82), 0.022, 0.018, min(0.35 * kc, 0.6), other=True)
+    f.setdefault("_roi", (cv.u_off, gap / 2))  # joint centre (the first knee of a bilateral image)
     if grade:  # marginal osteophytes and subchondral sclerosis of the medial plateau
         s = 0.01 * grade
         for side in (-1.0, 1.0):
@@ -230,6 +234,8 @@ def render_realistic(
     else:
         axis = _draw_knee(cv, kc, jitter, f)
         centres = (0.0,)
+    roi_x, roi_y = cv.to_pixel(*f.pop("_roi"))
+    roi = [round(float(roi_y) * size + rows / 2 - 0.5, 2), round(float(roi_x) * size + cols / 2 - 0.5, 2)]
     du, dv = math.cos(axis) * cv.mirror, math.sin(axis)
     tex_angle = math.atan2(cv.sin * du + cv.cos * dv, cv.cos * du - cv.sin * dv) + texture_angle_jitter
 
@@ -324,6 +330,8 @@ def render_realistic(
         texture_amplitude=round(amplitude, 4),
         cortical_density=round(cortical_density, 4),
         anisotropy=round(anisotropy, 4),
+        roi_row=roi[0],
+        roi_col=roi[1],
     )
     params = {
         "task": task,

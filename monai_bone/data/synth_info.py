@@ -72,6 +72,8 @@ REALISM_COLUMNS: tuple[str, ...] = (
     "texture_amplitude",
     "cortical_density",
     "anisotropy",
+    "roi_row",
+    "roi_col",
 )
 _FILE_COLUMNS = ("photometric", "format", "mode", "scale", "quality", "duplicate_of")
 #: Share of DICOM files written MONOCHROME1 (exactly ``round(share * n)`` files).

@@ -118,6 +118,11 @@ def test_realistic_output_format(task):
         assert img.pixels[img.masks["trabecular"]].mean() > img.pixels[img.masks["soft"]].mean()
         if img.voi_lut is not None:
             assert img.voi_lut.shape == (2**img.bits_stored,)
+        # the ROI landmark (femoral neck midpoint / knee joint centre) lies on the bone or in the joint space
+        r, c = round(factors["roi_row"]), round(factors["roi_col"])
+        if 0 <= r < rows and 0 <= c < cols:
+            near = img.masks["bone"][max(r - 3, 0) : r + 4, max(c - 3, 0) : c + 4]
+            assert near.any(), (seed, r, c)
         spacings.add(img.pixel_spacing_mm)
         shapes.add((rows, cols))
     assert len(spacings) > 6 and len(shapes) > 6  # field of view and aspect ratio vary
