@@ -21,8 +21,8 @@ Pixel convention of :func:`write_dx` (the one thing callers must know):
   the same tissue in both photometric variants of one image. A DX "For Presentation" image must carry a VOI
   transform (PS3.3 C.8.11.3): without ``window`` the writer uses the 1st-99th percentile of the pixels.
 * ``voi_lut`` (optional) is a VOI LUT Sequence item given as a table over the ``pixels`` range (MONOCHROME2
-  convention, ``2**bits_stored`` entries, output 16-bit); for MONOCHROME1 the table is reversed so that both
-  variants display the same picture.
+  convention, ``2**bits_stored`` entries, output 16-bit); for MONOCHROME1 the table is reversed and its output
+  inverted (``65535 - table[max - stored]``) so that both variants display the same picture.
 
 The files pass ``dciodvfy`` (dicom3tools) without errors: besides the DX modules' attributes the writer fills
 AcquisitionContextSequence (empty, type 2), PositionerType (``NONE``), DetectorType, the VOI window and
@@ -117,10 +117,10 @@ _VOI_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
 
 
 def _voi_lut_item(table: np.ndarray, photometric: str) -> Dataset:
-    """VOI LUT Sequence item from a table over the MONOCHROME2 pixel range (reversed for MONOCHROME1)."""
+    """VOI LUT Sequence item from a table over the MONOCHROME2 pixel range (module docstring for MONOCHROME1)."""
     data = np.asarray(table, dtype="<u2")
-    if photometric == "MONOCHROME1":
-        data = data[::-1]
+    if photometric == "MONOCHROME1":  # stored = max - pixel, and MONOCHROME1 shows a low VOI output as white
+        data = (65535 - data[::-1].astype(np.int64)).astype("<u2")
     item = Dataset()
     item.LUTDescriptor = [len(data) % 65536, 0, 16]
     item.LUTExplanation = "monai-bone processing curve"
