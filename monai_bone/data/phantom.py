@@ -1,6 +1,11 @@
 """Phantom radiograph renderer: hip AP and knee AP images whose bone texture follows a given BMD. SYNTHETIC.
 
-The renderer draws a projection (log-attenuation) image, bone bright (MONOCHROME2 convention):
+:func:`render_phantom` has two presets. The default ``"realistic"`` one (:mod:`monai_bone.data.phantom_real`) reuses
+the anatomy below but lets BMD act only through bone structure and varies acquisition, processing, pose, findings and
+field of view per image (:mod:`monai_bone.data.realism`). The ``"simple"`` preset is the model described here (fixed
+square field, BMD also visible in brightness): fast and easy, kept for speed tests.
+
+The simple renderer draws a projection (log-attenuation) image, bone bright (MONOCHROME2 convention):
 
 * **Anatomy** as analytic solids projected along the beam. A bone part is a capsule (shaft, neck, fibula) or an
   ellipsoid (femoral head, trochanters, condyles, tibial plateau, patella, pelvis); its projected path length is
