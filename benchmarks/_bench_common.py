@@ -159,7 +159,7 @@ def make_cohort(
     datalist = out / "datalist.json"
     if datalist.is_file():
         return datalist
-    synthesize(task, n, out, seed=seed, size=size, progress=False)
+    synthesize(task, n, out, seed=seed, size=size, n_classes=2, progress=False)  # the bundles' binary knee task
     build_datalist(
         out / "dicom",
         datalist,

@@ -3,7 +3,8 @@
 Measures (median of ``--reps`` repetitions, each on the same files):
 
 * **synth** -- hip studies per second written by :func:`monai_bone.data.synth.synthesize` at ``--synth-size``
-  (1024² by default): cohort sampling, phantom rendering and DICOM writing, end to end.
+  (1024² by default): cohort sampling, phantom rendering and DICOM writing, end to end -- for the default
+  ``realistic`` phantom preset and for the ``simple`` preset as the baseline in the same run (ratio printed).
 * **index** -- files per second of :func:`monai_bone.data.datalist.build_datalist` (header-only scan, pixel-data
   sanity checks, decoder check, CSV join, folds, writing the datalist/rejects/warnings) over a synthetic hip cohort,
   and of a bare ``pydicom.dcmread(f, stop_before_pixels=True)`` loop over the same files (listing included).
@@ -39,18 +40,19 @@ def _median_rate(count: int, seconds: list[float]) -> float:
     return count / statistics.median(seconds)
 
 
-def bench_synth(work: Path, n: int, size: int, reps: int) -> dict[str, Any]:
-    """Time ``synthesize("hip", n, ..., size)`` ``reps`` times (fresh folder and seed each time)."""
+def bench_synth(work: Path, n: int, size: int, reps: int, preset: str = "realistic") -> dict[str, Any]:
+    """Time ``synthesize("hip", n, ..., size, preset=preset)`` ``reps`` times (fresh folder and seed each time)."""
     from monai_bone.data.synth import synthesize
 
     seconds = []
     for rep in range(reps):
-        out = work / f"synth_{rep}"
+        out = work / f"synth_{preset}_{rep}"
         start = time.perf_counter()
-        synthesize("hip", n, out, seed=rep, size=size, progress=False)
+        synthesize("hip", n, out, seed=rep, size=size, progress=False, preset=preset)
         seconds.append(time.perf_counter() - start)
     return {
         "task": "hip",
+        "preset": preset,
         "size": size,
         "studies_per_rep": n,
         "reps": reps,
@@ -165,7 +167,10 @@ def _markdown(result: dict[str, Any]) -> str:
             "",
             "| measurement | value |",
             "|---|---|",
-            f"| synth hip studies/s at {s['size']}² ({s['studies_per_rep']} per run) | {s['studies_per_s']} |",
+            f"| synth hip studies/s at {s['size']}² ({s['studies_per_rep']} per run), realistic preset | "
+            f"{s['studies_per_s']} |",
+            f"| synth hip studies/s, simple preset (baseline) | {result['synth_simple']['studies_per_s']} |",
+            f"| ratio realistic / simple | {result['synth_ratio']} |",
             f"| bare `dcmread(stop_before_pixels=True)` files/s ({i['files']} files, {i['size']}²) | "
             f"{i['bare_files_per_s']} |",
             f"| `build_datalist` files/s (same files, CSV join, folds, outputs) | {i['index_files_per_s']} |",
@@ -203,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(args.workdir) if args.workdir else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         synth = bench_synth(work, synth_n, args.synth_size, reps)
+        synth_simple = bench_synth(work, synth_n, args.synth_size, reps, preset="simple")
         index = bench_index(work, index_n, index_size, reps)
     result = {
         "benchmark": "bench_data",
@@ -211,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
         "note": SYNTHETIC_NOTE,
         "environment": _environment(),
         "synth": synth,
+        "synth_simple": synth_simple,
+        "synth_ratio": round(synth["studies_per_s"] / synth_simple["studies_per_s"], 3),
         "index": index,
     }
     out = Path(args.out)

@@ -389,7 +389,8 @@ def run_demo(
             n = int(s[f"n_{task}"])
             fmt = "dicom"  # inference then runs on a plain folder of DICOM files, as at a site
             steps.start(f"synthesise {task}")
-            cohort = synthesize(task, n, data, seed=seed, size=s["synth_size"], fmt=fmt, progress=False)
+            # n_classes=2: the knee bundle is binary (normal vs osteoporosis) like the paper; synth's knee default is 3
+            cohort = synthesize(task, n, data, seed=seed, size=s["synth_size"], fmt=fmt, n_classes=2, progress=False)
             steps.done()
 
             steps.start(f"index {task}")

@@ -4,6 +4,10 @@ Example::
 
     monai-bone synth --task hip --n 233 --out data/synth_hip --seed 0
     monai-bone synth --task knee --n 372 --out data/synth_knee --format kop --classes 2
+    monai-bone synth --task hip --n 500 --out data/fast_hip --size 128 --preset simple   # speed tests
+
+Phantoms are ``realistic`` by default (BMD in bone structure; acquisition, processing, pose, osteoarthritis, metal,
+markers, collimation and field of view vary; see realism.csv); ``--preset simple`` keeps the earlier easy look.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from monai_bone.data.phantom import PRESETS
 from monai_bone.data.synth import FORMATS, synthesize
 
 __all__ = ["add_parser", "run"]
@@ -38,7 +43,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="write a SYNTHETIC cohort (phantom radiographs + clinical CSV + ground truth)",
         description="Sample a synthetic cohort (clinical fields and BMD from a documented formula), render phantom "
         "hip/knee AP radiographs whose bone texture follows BMD, and write DX DICOM (or KOP-style PNG class "
-        "folders), clinical.csv, ground_truth.csv and cohort.json. All outputs are labelled SYNTHETIC.",
+        "folders), clinical.csv, ground_truth.csv, realism.csv (each image's realism factors) and cohort.json "
+        "(with the oracle, clinical-only and image-only R^2 ceilings). All outputs are labelled SYNTHETIC.",
     )
     parser.add_argument("--task", required=True, choices=("hip", "knee"), help="hip (BMD regression) or knee (KOP)")
     parser.add_argument("--n", required=True, type=_positive_int(1), help="number of subjects")
@@ -46,7 +52,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed -> identical files; default 0)")
     parser.add_argument("--size", type=_positive_int(64), default=1024, help="image side in pixels (default 1024)")
     parser.add_argument("--format", dest="fmt", choices=FORMATS, default="dicom", help="dicom (default) or kop")
-    parser.add_argument("--classes", dest="n_classes", type=int, choices=(2, 3), default=2, help="knee classes")
+    parser.add_argument(
+        "--classes",
+        dest="n_classes",
+        type=int,
+        choices=(2, 3),
+        default=None,
+        help="knee classes (default 3 -- normal/osteopenia/osteoporosis -- with the realistic preset, else 2)",
+    )
+    parser.add_argument(
+        "--preset",
+        choices=PRESETS,
+        default="realistic",
+        help="phantom look: realistic (default) or simple (fast, BMD visible in brightness; for speed tests)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace a previous synthetic cohort in --out")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
     parser.set_defaults(func=run)
@@ -65,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         n_classes=args.n_classes,
         progress=args.progress,
         overwrite=args.overwrite,
+        preset=args.preset,
     )
     logger.info("wrote SYNTHETIC cohort of %d subjects to %s (see cohort.json)", info["n"], args.out)
     return 0

@@ -32,6 +32,14 @@ Accuracy ceilings (:func:`population_r2`), both population quantities computed f
   = f + u_visible; no model can exceed it in expectation.
 * ``clinical_r2 = var(f) / var(bmd)`` -- the R^2 of the best clinical-only predictor, so image information is worth
   ``oracle_r2 - clinical_r2``.
+* ``image_only_r2 = var(f + u_visible) / var(bmd)`` -- the R^2 of the best image-only ("image texture only")
+  predictor E[bmd | image] = bmd_visible: the phantom renders ``bmd_visible`` whole (trabecular texture and
+  cortical thickness), so with ``f`` and ``u_visible`` independent it *equals* ``oracle_r2``: a perfect reader of the
+  bone structure needs no clinical field. The clinical fields can only help an imperfect reader (they carry
+  ``clinical_r2`` of the variance, and BMI/pose change how the bone looks).
+
+Each ceiling is also given for the sampled cohort itself (``sample_*``: ``1 - mean((bmd - predictor)^2) / var(bmd)``
+with the predictors ``bmd_visible``, ``bmd_clinical`` and ``bmd_visible``).
 
 For the knee task the class quotas change the BMD spread of the sampled cohort; the stated R^2 refer to the
 unselected population (:meth:`Cohort.summary` also reports the sample's own ``sample_oracle_r2``).
@@ -344,8 +352,8 @@ def population_r2(params: CohortParams, n_mc: int = _MC_SIZE, seed: int = _MC_SE
         seed: Monte-Carlo seed (fixed: the result is a property of ``params``, not of any cohort seed).
 
     Returns:
-        ``{"oracle_r2", "clinical_r2", "bmd_mean", "bmd_sd", "share_below_threshold", "n_monte_carlo"}`` for the
-        unselected population.
+        ``{"oracle_r2", "clinical_r2", "image_only_r2", "bmd_mean", "bmd_sd", "share_below_threshold",
+        "n_monte_carlo"}`` for the unselected population.
     """
     return dict(_population_r2(params, int(n_mc), int(seed)))
 
@@ -358,6 +366,7 @@ def _population_r2(params: CohortParams, n_mc: int, seed: int) -> dict[str, floa
     return {
         "oracle_r2": 1.0 - params.sigma_invisible**2 / var_total,
         "clinical_r2": var_f / var_total,
+        "image_only_r2": (var_f + params.sigma_visible**2) / var_total,
         "bmd_mean": float(np.mean(pop["bmd"])),
         "bmd_sd": float(math.sqrt(var_total)),
         "share_below_threshold": float(np.mean(pop["bmd"] < SCREENING_THRESHOLD)),
@@ -447,9 +456,11 @@ class Cohort:
             var = float(np.var(bmd))
             out["sample_oracle_r2"] = float(1 - np.mean((bmd - vis) ** 2) / var) if var > 0 else None
             out["sample_clinical_r2"] = float(1 - np.mean((bmd - clin) ** 2) / var) if var > 0 else None
+            out["sample_image_only_r2"] = out["sample_oracle_r2"]  # E[bmd | image] = bmd_visible (module docstring)
         ceilings = {
             "oracle_r2": ceil["oracle_r2"],
             "clinical_r2": ceil["clinical_r2"],
+            "image_only_r2": ceil["image_only_r2"],
             "population": ceil,
         }
         if self.task == "knee":

@@ -18,7 +18,15 @@ Pixel convention of :func:`write_dx` (the one thing callers must know):
 * ``window`` is given in the units of ``pixels`` (MONOCHROME2 convention, before rescale); the writer converts it to
   the file's modality units: WindowCenter = ``c'`` * slope + intercept with ``c' = c`` (MONOCHROME2) or
   ``c' = 2**bits_stored - 1 - c`` (MONOCHROME1), WindowWidth = ``w`` * slope. The same ``window`` therefore selects
-  the same tissue in both photometric variants of one image.
+  the same tissue in both photometric variants of one image. A DX "For Presentation" image must carry a VOI
+  transform (PS3.3 C.8.11.3): without ``window`` the writer uses the 1st-99th percentile of the pixels.
+* ``voi_lut`` (optional) is a VOI LUT Sequence item given as a table over the ``pixels`` range (MONOCHROME2
+  convention, ``2**bits_stored`` entries, output 16-bit); for MONOCHROME1 the table is reversed and its output
+  inverted (``65535 - table[max - stored]``) so that both variants display the same picture.
+
+The files pass ``dciodvfy`` (dicom3tools) without errors: besides the DX modules' attributes the writer fills
+AcquisitionContextSequence (empty, type 2), PositionerType (``NONE``), DetectorType, the VOI window and
+BurnedInAnnotation (``YES`` when ``burned_in``).
 
 Every file is written atomically (:func:`monai_bone.utils.io.atomic_write_bytes`) as explicit VR little endian with a
 file meta header (Part 10), SOP Class "Digital X-Ray Image Storage - For Presentation". UIDs are derived
@@ -104,6 +112,23 @@ def dx_uids(patient_id: str, uid_seed: str | int = "monai-bone") -> dict[str, st
     }
 
 
+_AP_VIEW_CODE = ("399348003", "SCT", "antero-posterior")
+_VOI_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
+
+
+def _voi_lut_item(table: np.ndarray, photometric: str) -> Dataset:
+    """VOI LUT Sequence item from a table over the MONOCHROME2 pixel range (module docstring for MONOCHROME1)."""
+    data = np.asarray(table, dtype="<u2")
+    if photometric == "MONOCHROME1":  # stored = max - pixel, and MONOCHROME1 shows a low VOI output as white
+        data = (65535 - data[::-1].astype(np.int64)).astype("<u2")
+    item = Dataset()
+    item.LUTDescriptor = [len(data) % 65536, 0, 16]
+    item.LUTExplanation = "monai-bone processing curve"
+    item.LUTData = np.ascontiguousarray(data).tobytes()
+    item["LUTData"].VR = "OW"
+    return item
+
+
 def _ds(value: float, digits: int = 6) -> str:
     """Format a float as a DICOM DS string (at most 16 characters)."""
     text = f"{float(value):.{digits}g}"
@@ -129,6 +154,9 @@ def write_dx(
     laterality: str | None = None,
     rescale: tuple[float, float] | None = (1.0, 0.0),
     window: tuple[float, float] | None = None,
+    voi_function: str = "LINEAR",
+    voi_lut: np.ndarray | None = None,
+    burned_in: bool = False,
     study_date: str = DEFAULT_DATE,
     synthetic: bool = True,
     extra: Mapping[str, Any] | None = None,
@@ -150,11 +178,14 @@ def write_dx(
         bits_stored: BitsStored, 8 to 16 (BitsAllocated is always 16, HighBit = BitsStored - 1, unsigned).
         pixel_spacing_mm: (row spacing, column spacing) in mm, written as PixelSpacing and ImagerPixelSpacing.
         uid_seed: entropy for the deterministic UIDs (:func:`dx_uids`); give each cohort its own seed.
-        laterality: ImageLaterality ``"R"``, ``"L"`` or ``None`` (written ``"U"``, unpaired/unknown).
+        laterality: ImageLaterality ``"R"``, ``"L"``, ``"B"`` (both, a bilateral image) or ``None`` (written ``"U"``).
         rescale: ``(RescaleSlope, RescaleIntercept)`` with a positive slope, written with RescaleType ``"US"``;
             ``None`` omits the three tags. Stored values do not depend on it.
         window: optional ``(center, width)`` in ``pixels`` units (MONOCHROME2 convention), converted to the file's
-            WindowCenter/WindowWidth as described in the module docstring.
+            WindowCenter/WindowWidth as described in the module docstring; default: the 1st-99th percentile window.
+        voi_function: VOILUTFunction of the window, ``"LINEAR"``, ``"LINEAR_EXACT"`` or ``"SIGMOID"``.
+        voi_lut: optional VOI LUT table (module docstring), written as VOILUTSequence beside the window.
+        burned_in: the pixels hold burned-in text or markers (BurnedInAnnotation ``YES``).
         study_date: StudyDate/ContentDate (``YYYYMMDD``), fixed for reproducibility.
         synthetic: write :data:`~monai_bone.constants.SYNTHETIC_NOTE` into ImageComments and mark the equipment as
             the monai-bone phantom. Set ``False`` only for files that are not synthetic images.
@@ -190,8 +221,8 @@ def write_dx(
         raise ValueError(f"{where}: photometric must be one of {PHOTOMETRIC_VALUES}, got {photometric!r}")
     if sex is not None and sex not in ("F", "M", "O"):
         raise ValueError(f"{where}: sex must be 'F', 'M', 'O' or None, got {sex!r}")
-    if laterality is not None and laterality not in ("R", "L"):
-        raise ValueError(f"{where}: laterality must be 'R', 'L' or None, got {laterality!r}")
+    if laterality is not None and laterality not in ("R", "L", "B"):
+        raise ValueError(f"{where}: laterality must be 'R', 'L', 'B' (both) or None, got {laterality!r}")
     spacing = [float(s) for s in pixel_spacing_mm]
     if len(spacing) != 2 or not all(math.isfinite(s) and s > 0 for s in spacing):
         raise ValueError(f"{where}: pixel_spacing_mm must be two positive numbers, got {pixel_spacing_mm!r}")
@@ -199,6 +230,13 @@ def write_dx(
         raise ValueError(f"{where}: rescale must be (positive slope, finite intercept), got {rescale!r}")
     if window is not None and not (len(window) == 2 and float(window[1]) >= 1):
         raise ValueError(f"{where}: window must be (center, width >= 1), got {window!r}")
+    voi_function = str(voi_function).upper()
+    if voi_function not in _VOI_FUNCTIONS:
+        raise ValueError(f"{where}: voi_function must be one of {_VOI_FUNCTIONS}, got {voi_function!r}")
+    if voi_lut is not None:
+        voi_lut = np.asarray(voi_lut)
+        if voi_lut.shape != ((1 << int(bits_stored)),) or voi_lut.min() < 0 or voi_lut.max() > 65535:
+            raise ValueError(f"{where}: voi_lut must hold 2**bits_stored values in [0, 65535]")
     for name, value, ok in (
         ("height_m", height_m, lambda v: 0 < v < 3),
         ("weight_kg", weight_kg, lambda v: 0 < v < 1000),
@@ -265,8 +303,8 @@ def write_dx(
     ds.AcquisitionDate = study_date
     ds.AcquisitionTime = _DEFAULT_TIME
     ds.ImageType = ["DERIVED", "PRIMARY"] if synthetic else ["ORIGINAL", "PRIMARY"]
-    ds.PatientOrientation = ["L", "F"] if laterality != "L" else ["R", "F"]
-    ds.BurnedInAnnotation = "NO"
+    ds.PatientOrientation = ["L", "F"] if laterality not in ("L", "B") else ["R", "F"]
+    ds.BurnedInAnnotation = "YES" if burned_in else "NO"
     ds.LossyImageCompression = "00"
     ds.CalibrationImage = "NO"
     if synthetic:
@@ -279,16 +317,24 @@ def write_dx(
         ds.RescaleSlope = _ds(rescale[0])
         ds.RescaleType = "US"
     ds.PresentationLUTShape = "INVERSE" if photometric == "MONOCHROME1" else "IDENTITY"
-    if window is not None:
-        slope, intercept = (1.0, 0.0) if rescale is None else (float(rescale[0]), float(rescale[1]))
-        center = float(window[0]) if photometric == "MONOCHROME2" else max_value - float(window[0])
-        ds.WindowCenter = _ds(center * slope + intercept)
-        ds.WindowWidth = _ds(float(window[1]) * slope)
-        ds.WindowCenterWidthExplanation = "DEFAULT"
-        ds.VOILUTFunction = "LINEAR"
+    if window is None:
+        w_lo, w_hi = np.percentile(arr[:: max(1, arr.shape[0] // 256), :: max(1, arr.shape[1] // 256)], [1.0, 99.0])
+        window = ((float(w_lo) + float(w_hi)) / 2.0, max(float(w_hi) - float(w_lo), 1.0))
+    slope, intercept = (1.0, 0.0) if rescale is None else (float(rescale[0]), float(rescale[1]))
+    center = float(window[0]) if photometric == "MONOCHROME2" else max_value - float(window[0])
+    ds.WindowCenter = _ds(center * slope + intercept)
+    ds.WindowWidth = _ds(float(window[1]) * slope)
+    ds.WindowCenterWidthExplanation = "DEFAULT"
+    ds.VOILUTFunction = voi_function
+    if voi_lut is not None:
+        ds.VOILUTSequence = DicomSequence([_voi_lut_item(voi_lut, photometric)])
     # anatomy / positioning / detector
     ds.BodyPartExamined = body_part
     ds.ViewPosition = "AP"
+    view = Dataset()
+    view.CodeValue, view.CodingSchemeDesignator, view.CodeMeaning = _AP_VIEW_CODE
+    view.ViewModifierCodeSequence = DicomSequence([])
+    ds.ViewCodeSequence = DicomSequence([view])
     ds.ImageLaterality = laterality or "U"
     if body_part in ANATOMIC_REGION_CODES:
         code, meaning = ANATOMIC_REGION_CODES[body_part]
@@ -300,6 +346,8 @@ def write_dx(
     ds.PixelSpacing = [_ds(s) for s in spacing]
     ds.ImagerPixelSpacing = [_ds(s) for s in spacing]
     ds.DetectorType = "SCINTILLATOR" if synthetic else ""
+    ds.PositionerType = "NONE"
+    ds.AcquisitionContextSequence = DicomSequence([])
     # image pixel
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = photometric

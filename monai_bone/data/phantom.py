@@ -1,6 +1,11 @@
 """Phantom radiograph renderer: hip AP and knee AP images whose bone texture follows a given BMD. SYNTHETIC.
 
-The renderer draws a projection (log-attenuation) image, bone bright (MONOCHROME2 convention):
+:func:`render_phantom` has two presets. The default ``"realistic"`` one (:mod:`monai_bone.data.phantom_real`) reuses
+the anatomy below but lets BMD act only through bone structure and varies acquisition, processing, pose, findings and
+field of view per image (:mod:`monai_bone.data.realism`). The ``"simple"`` preset is the model described here (fixed
+square field, BMD also visible in brightness): fast and easy, kept for speed tests.
+
+The simple renderer draws a projection (log-attenuation) image, bone bright (MONOCHROME2 convention):
 
 * **Anatomy** as analytic solids projected along the beam. A bone part is a capsule (shaft, neck, fibula) or an
   ellipsoid (femoral head, trochanters, condyles, tibial plateau, patella, pelvis); its projected path length is
@@ -38,7 +43,11 @@ import numpy as np
 import scipy.fft
 from scipy.special import ndtri
 
-__all__ = ["FIELD_OF_VIEW_MM", "PhantomImage", "render_phantom", "visible_density"]
+__all__ = ["FIELD_OF_VIEW_MM", "PRESETS", "PhantomImage", "render_phantom", "visible_density"]
+
+#: Phantom presets: ``"realistic"`` (default, :mod:`monai_bone.data.phantom_real`) and ``"simple"`` (this module's
+#: renderer: fixed square field, BMD visible in brightness -- fast and easy, for speed tests).
+PRESETS: tuple[str, ...] = ("realistic", "simple")
 
 #: Physical field of view (mm) of the square image, per task.
 FIELD_OF_VIEW_MM: dict[str, float] = {"hip": 220.0, "knee": 200.0}
@@ -60,7 +69,11 @@ class PhantomImage:
         laterality: ``"R"`` or ``"L"`` (left images are mirrored, as a left hip/knee AP appears).
         window: suggested ``(center, width)`` in ``pixels`` units (1st-99th percentile of the body).
         params: the drawn nuisance and density parameters (pose, noise, texture), for provenance.
-        masks: when requested, boolean ``(size, size)`` masks ``"bone"`` (any bone), ``"trabecular"`` (trabecular
+        voi_lut: realistic preset: the processing tone curve as a VOI LUT table over the stored range (the pixels are
+            then not tone-mapped), else ``None``.
+        voi_function: VOILUTFunction for the window (``"LINEAR"`` or ``"SIGMOID"``).
+        burned_in: the pixels hold burned-in text or a lead marker.
+        masks: when requested, boolean ``(rows, cols)`` masks ``"bone"`` (any bone), ``"trabecular"`` (trabecular
             core of the epiphysis/metaphysis: femoral head/neck/trochanters, condyles/plateau) and ``"soft"``
             (soft tissue without bone).
     """
@@ -72,6 +85,9 @@ class PhantomImage:
     window: tuple[float, float]
     params: dict = field(default_factory=dict)
     masks: dict[str, np.ndarray] | None = None
+    voi_lut: np.ndarray | None = None
+    voi_function: str = "LINEAR"
+    burned_in: bool = False
 
 
 def visible_density(bmd_visible: float) -> dict[str, float]:
@@ -95,14 +111,26 @@ class _Canvas:
     right, ``v`` downwards, before pose (rotation, scale, shift) and mirroring.
     """
 
-    def __init__(self, size: int, angle: float, scale: float, shift: tuple[float, float], mirror: bool):
-        self.size = size
-        self.x = ((np.arange(size, dtype=np.float32) + 0.5) / size - 0.5).astype(np.float32)
+    def __init__(
+        self,
+        size: int,
+        angle: float,
+        scale: float,
+        shift: tuple[float, float],
+        mirror: bool,
+        shape: tuple[int, int] | None = None,
+    ):
+        self.size = size  # the long side: anatomy units are fractions of it
+        rows, cols = shape if shape is not None else (size, size)
+        self.shape = (int(rows), int(cols))
+        self.x = _centred(cols, size)  # column centres (field units)
+        self.y = _centred(rows, size)  # row centres
         self.cos, self.sin = math.cos(angle), math.sin(angle)
         self.scale = scale
         self.shift = shift
         self.mirror = -1.0 if mirror else 1.0
-        shape = (size, size)
+        self.u_off, self.flip = 0.0, 1.0  # frame of the part being drawn (bilateral knees)
+        shape = self.shape
         self.outer = np.zeros(shape, np.float32)  # main bone, total path (field units)
         self.inner = np.zeros(shape, np.float32)  # main bone, trabecular core path x regional weight
         self.core = np.zeros(shape, bool)  # main bone, epiphyseal/metaphyseal trabecular core
@@ -110,8 +138,8 @@ class _Canvas:
         self.other_trab = np.zeros(shape, np.float32)  # other bones (added): trabecular path
 
     def to_pixel(self, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Anatomy -> normalised image coordinates (x, y) in [-0.5, 0.5]."""
-        u = u * self.mirror * self.scale
+        """Anatomy -> normalised image coordinates (x, y), fractions of the long side around the centre."""
+        u = (u * self.flip + self.u_off) * self.mirror * self.scale
         v = v * self.scale
         return (self.cos * u - self.sin * v + self.shift[0], self.sin * u + self.cos * v + self.shift[1])
 
@@ -120,17 +148,27 @@ class _Canvas:
         u0, v0, u1, v1 = box
         xs, ys = self.to_pixel(np.array([u0, u1, u0, u1]), np.array([v0, v0, v1, v1]))
         n = self.size
-        c0 = max(int(math.floor((xs.min() + 0.5) * n)) - 1, 0)
-        c1 = min(int(math.ceil((xs.max() + 0.5) * n)) + 1, n)
-        r0 = max(int(math.floor((ys.min() + 0.5) * n)) - 1, 0)
-        r1 = min(int(math.ceil((ys.max() + 0.5) * n)) + 1, n)
+        rows, cols = self.shape
+        c0 = max(int(math.floor(xs.min() * n + cols / 2)) - 1, 0)
+        c1 = min(int(math.ceil(xs.max() * n + cols / 2)) + 1, cols)
+        r0 = max(int(math.floor(ys.min() * n + rows / 2)) - 1, 0)
+        r1 = min(int(math.ceil(ys.max() * n + rows / 2)) + 1, rows)
         if c0 >= c1 or r0 >= r1:
             return None
         x = self.x[c0:c1][None, :] - np.float32(self.shift[0])
-        y = self.x[r0:r1][:, None] - np.float32(self.shift[1])
+        y = self.y[r0:r1][:, None] - np.float32(self.shift[1])
         u = (np.float32(self.cos) * x + np.float32(self.sin) * y) * np.float32(self.mirror / self.scale)
         v = (np.float32(-self.sin) * x + np.float32(self.cos) * y) * np.float32(1.0 / self.scale)
+        if self.u_off or self.flip != 1.0:
+            u = (u - np.float32(self.u_off)) * np.float32(self.flip)
         return slice(r0, r1), slice(c0, c1), u, v
+
+
+def _centred(n: int, long_side: int) -> np.ndarray:
+    """Pixel-centre coordinates of ``n`` pixels in units of ``long_side`` pixels, 0 at the image centre."""
+    if n == long_side:  # the square case, computed exactly as the simple preset always has
+        return ((np.arange(n, dtype=np.float32) + 0.5) / n - 0.5).astype(np.float32)
+    return ((np.arange(n, dtype=np.float32) + np.float32(0.5 - n / 2)) / np.float32(long_side)).astype(np.float32)
 
 
 def _paths(d2: np.ndarray, r: np.ndarray | float, cortex: float, depth: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
@@ -144,10 +182,13 @@ def _paths(d2: np.ndarray, r: np.ndarray | float, cortex: float, depth: float = 
     return total.astype(np.float32, copy=False), core.astype(np.float32, copy=False)
 
 
-def _capsule(cv: _Canvas, p0, p1, r0: float, r1: float, cortex: float, weight=1.0, core=False, other=False) -> None:
+def _capsule(
+    cv: _Canvas, p0, p1, r0: float, r1: float, cortex: float, weight=1.0, core=False, other=False, depth: float = 1.0
+) -> None:
     """Add a tapered capsule (cylinder with round ends) from ``p0`` to ``p1`` (radii ``r0``, ``r1``).
 
-    ``weight`` is the trabecular weight: a number or ``(w0, w1)`` interpolated along the axis.
+    ``weight`` is the trabecular weight: a number or ``(w0, w1)`` interpolated along the axis; ``depth`` scales the
+    beam-direction path (a part tilted out of the image plane is foreshortened and projects denser).
     """
     (ax, ay), (bx, by) = p0, p1
     rmax = max(r0, r1)
@@ -161,7 +202,7 @@ def _capsule(cv: _Canvas, p0, p1, r0: float, r1: float, cortex: float, weight=1.
     t = np.clip((px * np.float32(dx) + py * np.float32(dy)) * np.float32(1.0 / length2), 0.0, 1.0)
     qx, qy = px - t * np.float32(dx), py - t * np.float32(dy)
     r = np.float32(r0) + t * np.float32(r1 - r0)
-    total, inner = _paths((qx * qx + qy * qy) / (r * r), r, cortex)
+    total, inner = _paths((qx * qx + qy * qy) / (r * r), r, cortex, depth)
     if isinstance(weight, tuple):
         inner = inner * (np.float32(weight[0]) + t * np.float32(weight[1] - weight[0]))
     elif weight != 1.0:
@@ -271,8 +312,11 @@ def _draw_knee(cv: _Canvas, kc: float, jitter: np.ndarray) -> float:
     return math.pi / 2
 
 
-def _trabecular_field(rng: np.random.Generator, size: int, wavelength_px: float, angle: float) -> np.ndarray:
-    """Zero-mean, unit-variance band-pass noise with trabecular spacing ``wavelength_px``, lines along ``angle``."""
+def _trabecular_field(
+    rng: np.random.Generator, size: int, wavelength_px: float, angle: float, anisotropy: float = 2.5
+) -> np.ndarray:
+    """Zero-mean, unit-variance band-pass noise with trabecular spacing ``wavelength_px``, lines along ``angle``
+    (``anisotropy``: angular concentration of the spectrum perpendicular to the lines)."""
     white = rng.standard_normal((size, size), dtype=np.float32)
     spec = scipy.fft.rfft2(white, workers=1)
     fy = scipy.fft.fftfreq(size).astype(np.float32)[:, None]
@@ -282,7 +326,7 @@ def _trabecular_field(rng: np.random.Generator, size: int, wavelength_px: float,
     band = np.exp(-(np.log(f * np.float32(wavelength_px)) ** 2) / np.float32(2 * 0.4**2))
     # trabeculae along `angle` -> energy perpendicular to it
     cperp = (fx * np.float32(-math.sin(angle)) + fy * np.float32(math.cos(angle))) / f
-    band *= np.exp(np.float32(2.5) * (cperp * cperp - np.float32(1.0)))
+    band *= np.exp(np.float32(anisotropy) * (cperp * cperp - np.float32(1.0)))
     band[0, 0] = 0.0
     spec *= band
     out = scipy.fft.irfft2(spec, s=(size, size), workers=1).astype(np.float32, copy=False)
@@ -294,7 +338,7 @@ def _trabecular_field(rng: np.random.Generator, size: int, wavelength_px: float,
 def _soft_tissue(cv: _Canvas, task: str, bmi: float) -> np.ndarray:
     """Soft-tissue path length (mm) over the whole image from BMI."""
     x = cv.x[None, :] - np.float32(cv.shift[0])
-    y = cv.x[:, None] - np.float32(cv.shift[1])
+    y = cv.y[:, None] - np.float32(cv.shift[1])
     u = (np.float32(cv.cos) * x + np.float32(cv.sin) * y) * np.float32(cv.mirror / cv.scale)
     ratio = max(bmi, 12.0) / 25.0
     if task == "hip":
@@ -318,24 +362,32 @@ def render_phantom(
     seed: int | Sequence[int] | np.random.SeedSequence = 0,
     bits_stored: int | None = None,
     return_masks: bool = False,
+    preset: str = "realistic",
+    rates=None,
 ) -> PhantomImage:
-    """Render one phantom radiograph (see the module docstring for the model).
+    """Render one phantom radiograph: ``preset="realistic"`` (default, :mod:`monai_bone.data.phantom_real`) or
+    ``"simple"`` (the model of this module's docstring).
 
     Args:
         task: ``"hip"`` (hip AP) or ``"knee"`` (knee AP).
         bmd_visible: the image-visible BMD ``f + u_visible`` (g/cm^2) that drives texture and cortex.
         bmi: body-mass index (kg/m^2), drives soft-tissue thickness.
-        size: image side in pixels (>= 64; 512-2048 typical, default 1024).
+        size: image side in pixels (>= 64; 512-2048 typical, default 1024); the realistic preset's long side (its
+            aspect ratio and field of view vary).
         seed: seed (or entropy sequence) of the nuisance and texture draws: the same arguments give the same pixels.
         bits_stored: BitsStored to use (8-16); default: drawn from {12, 14, 15, 16}.
         return_masks: also return bone / trabecular / soft-tissue masks (for tests and analysis).
+        preset: ``"realistic"`` or ``"simple"`` (:data:`PRESETS`).
+        rates: realistic preset: :class:`~monai_bone.data.realism.RealismRates` (default rates).
 
     Returns:
         The :class:`PhantomImage` (``uint16`` pixels, MONOCHROME2 convention).
 
     Raises:
-        ValueError: for an unknown task, ``size < 64``, a non-finite BMD/BMI or a bad ``bits_stored``.
+        ValueError: for an unknown task or preset, ``size < 64``, a non-finite BMD/BMI or a bad ``bits_stored``.
     """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown phantom preset {preset!r}; expected one of {PRESETS}")
     if task not in FIELD_OF_VIEW_MM:
         raise ValueError(f"unknown task {task!r}; expected one of {sorted(FIELD_OF_VIEW_MM)}")
     if int(size) < 64:
@@ -346,6 +398,10 @@ def render_phantom(
         raise ValueError(f"bits_stored must be in [8, 16], got {bits_stored}")
     size = int(size)
     rng = np.random.default_rng(seed)
+    if preset == "realistic":
+        from monai_bone.data.phantom_real import render_realistic
+
+        return render_realistic(task, bmd_visible, bmi, size, rng, bits_stored, return_masks, rates)
     fov = FIELD_OF_VIEW_MM[task]
     spacing = fov / size
 

@@ -65,7 +65,7 @@ class SourceImage:
         modality: DICOM modality (``None`` for image folders).
         photometric: ``MONOCHROME1``/``MONOCHROME2`` (grayscale image files are ``MONOCHROME2``; colour ones ``RGB``).
         body_part: DICOM BodyPartExamined (upper case) or ``None``.
-        synthetic: the file says it is synthetic (DICOM ImageComments / PNG text chunk contains the synthetic note).
+        synthetic: the file says it is synthetic (DICOM ImageComments / PNG text chunk / JPEG comment holds the note).
         clinical: clinical fields the file itself carries (DICOM header; empty for image folders).
         class_name: class folder name (lower case) for image folders, else ``None``.
         warnings: field-level problems found while reading the header.
@@ -237,6 +237,8 @@ class ImageFolderSource(ImageSource):
             with Image.open(path) as img:
                 fmt, mode, size = img.format, img.mode, img.size
                 info_text = " ".join(str(v) for v in img.info.values() if isinstance(v, str))
+                if isinstance(img.info.get("comment"), bytes):  # JPEG COM marker
+                    info_text += " " + img.info["comment"].decode("utf-8", "replace")
         except UnidentifiedImageError:
             raise RejectError("not_image", f"not a PNG/JPEG image ({sniff_file_type(path)})") from None
         except OSError as err:

@@ -6,16 +6,27 @@ a ``Comment`` text chunk in each PNG and ``"synthetic": true`` / ``"note"`` in `
 
 Output folder of :func:`synthesize` (see ``docs/interfaces.md``):
 
-* ``fmt="dicom"``: ``dicom/<PatientID>/<PatientID>_AP.dcm`` -- DX For Presentation, BodyPartExamined HIP/KNEE,
-  PatientAge/Sex/Size/Weight, PixelSpacing + ImagerPixelSpacing, BitsStored 12-16, ~15 % MONOCHROME1 (exactly
-  ``round(0.15 n)`` files), identity RescaleSlope/Intercept on every file, WindowCenter/Width on about half.
-* ``fmt="kop"`` (knee only): ``normal/<PatientID>.png``, ``osteoporosis/<PatientID>.png`` (``osteopenia/`` with
-  3 classes) -- **8-bit** grayscale PNG, bone bright, scaled from the 0.5-99.5th percentile of the image (the KOP
-  dataset itself is 8-bit). The file stem is the PatientID.
+Phantoms come from the ``"realistic"`` preset by default (:mod:`monai_bone.data.phantom_real`: BMD in bone structure,
+acquisition/processing/pose/findings varying per image, :mod:`monai_bone.data.realism`); ``preset="simple"`` keeps
+the earlier fixed-field look (fast, BMD visible in brightness) for speed tests. Knee cohorts have 3 classes
+(normal / osteopenia / osteoporosis) by default with the realistic preset.
+
+* ``fmt="dicom"``: ``dicom/<PatientID>/<PatientID>_AP.dcm`` -- DX For Presentation (valid for ``dciodvfy``),
+  BodyPartExamined HIP/KNEE, PatientAge/Sex/Size/Weight, PixelSpacing + ImagerPixelSpacing, BitsStored 12-16, ~15 %
+  MONOCHROME1 (exactly ``round(0.15 n)`` files), identity RescaleSlope/Intercept, a VOI window on every file
+  (realistic: the image's window, LINEAR or SIGMOID, sometimes with a VOI LUT Sequence holding the tone curve;
+  BurnedInAnnotation YES for images with a marker or text).
+* ``fmt="kop"`` (knee only): class folders ``normal/``, ``osteopenia/``, ``osteoporosis/`` of 8-bit images, bone
+  bright, scaled from the 0.5-99.5th percentile; the file stem is the PatientID. Realistic preset: mixed JPEG (grey
+  or RGB) and PNG, varying sizes, a few re-encoded duplicates ``<PatientID>_dup.*``
+  (:mod:`monai_bone.data.kop_export`); simple preset: one grey PNG per subject.
 * ``clinical.csv``: ``PatientID`` + the clinical fields a DICOM header does not supply (``age_bmd, bmi, alcohol,
   activity, diet_score, smoking``); for ``fmt="kop"`` (no header) all :data:`~monai_bone.constants.CLINICAL_FIELDS`.
 * ``ground_truth.csv``: ``PatientID, bmd, t_score, who_class, label``.
-* ``cohort.json``: seed, parameters, formula, oracle R^2, counts, ``"synthetic": true``.
+* ``realism.csv``: the ground-truth sidecar, one row per image file with its realism factors
+  (:mod:`monai_bone.data.synth_info`).
+* ``cohort.json``: seed, parameters (preset, realism rates), formula, the accuracy ceilings (oracle, clinical-only,
+  image-only R^2; population and sample), counts (including each realism factor), ``"synthetic": true``.
 
 Reproducibility: every random draw comes from ``numpy.random.SeedSequence([seed, task code, ...])`` and no wall
 clock, host name or path is written into a file, so the same arguments give byte-identical outputs.
@@ -39,15 +50,22 @@ from tqdm.auto import tqdm
 from monai_bone.constants import (
     CLINICAL_FIELDS,
     DICOM_FIELDS,
-    FIELD_UNITS,
-    REFERENCE_MEAN,
-    REFERENCE_SD,
-    SCREENING_THRESHOLD,
     SYNTHETIC_NOTE,
 )
-from monai_bone.data.cohort import BMD_FORMULA, TASK_CODES, TASKS, Cohort, Subject, sample_cohort
+from monai_bone.data.cohort import TASK_CODES, TASKS, Subject, sample_cohort
 from monai_bone.data.dicom_writer import write_dx
-from monai_bone.data.phantom import FIELD_OF_VIEW_MM, PhantomImage, render_phantom
+from monai_bone.data.kop_export import KopStyle, draw_kop_style, encode_kop, to_8bit
+from monai_bone.data.phantom import PRESETS, PhantomImage, render_phantom
+from monai_bone.data.realism import RealismRates
+from monai_bone.data.synth_info import (
+    MONOCHROME1_SHARE,
+    WINDOW_SHARE,
+    cohort_json,
+    log_summary,
+    realism_counts,
+    realism_row,
+    write_realism_csv,
+)
 from monai_bone.utils.io import atomic_write_bytes, atomic_write_csv, atomic_write_json
 
 __all__ = [
@@ -68,11 +86,7 @@ logger = logging.getLogger(__name__)
 FORMATS: tuple[str, ...] = ("dicom", "kop")
 #: BodyPartExamined per task.
 BODY_PARTS: dict[str, str] = {"hip": "HIP", "knee": "KNEE"}
-#: Share of DICOM files written MONOCHROME1 (exactly ``round(share * n)`` files).
-MONOCHROME1_SHARE: float = 0.15
-#: Probability that a DICOM file carries WindowCenter/WindowWidth.
-WINDOW_SHARE: float = 0.5
-_OUTPUT_FILES = ("clinical.csv", "ground_truth.csv", "cohort.json")
+_OUTPUT_FILES = ("clinical.csv", "ground_truth.csv", "cohort.json", "realism.csv")
 
 
 def uid_seed_for(task: str, seed: int) -> str:
@@ -81,7 +95,13 @@ def uid_seed_for(task: str, seed: int) -> str:
 
 
 def render_subject(
-    subject: Subject, task: str, size: int = 1024, seed: int = 0, return_masks: bool = False
+    subject: Subject,
+    task: str,
+    size: int = 1024,
+    seed: int = 0,
+    return_masks: bool = False,
+    preset: str = "realistic",
+    rates: RealismRates | None = None,
 ) -> PhantomImage:
     """Render the phantom radiograph of one cohort subject exactly as :func:`synthesize` does.
 
@@ -91,12 +111,23 @@ def render_subject(
         size: image side in pixels.
         seed: the cohort seed.
         return_masks: also return bone/trabecular/soft-tissue masks.
+        preset: phantom preset (:data:`~monai_bone.data.phantom.PRESETS`).
+        rates: realistic preset: rates of the realism factors.
 
     Returns:
         The :class:`~monai_bone.data.phantom.PhantomImage` (deterministic for the same arguments).
     """
     ss = np.random.SeedSequence([int(seed), TASK_CODES[task], int(subject.index), 1])
-    return render_phantom(task, subject.bmd_visible, subject.bmi, size=size, seed=ss, return_masks=return_masks)
+    return render_phantom(
+        task,
+        subject.bmd_visible,
+        subject.bmi,
+        size=size,
+        seed=ss,
+        return_masks=return_masks,
+        preset=preset,
+        rates=rates,
+    )
 
 
 def write_subject_dx(
@@ -123,7 +154,8 @@ def write_subject_dx(
         task: ``"hip"`` or ``"knee"`` (BodyPartExamined).
         seed: the cohort seed (default UID entropy).
         photometric: ``"MONOCHROME2"`` or ``"MONOCHROME1"``.
-        window: write the image's suggested WindowCenter/WindowWidth.
+        window: write the image's suggested WindowCenter/WindowWidth (always for the realistic preset; otherwise
+            the writer's percentile window).
         uid_seed: UID entropy; default :func:`uid_seed_for` ``(task, seed)``.
 
     Returns:
@@ -144,7 +176,10 @@ def write_subject_dx(
         uid_seed=uid_seed or uid_seed_for(task, seed),
         laterality=image.laterality,
         rescale=(1.0, 0.0),
-        window=image.window if window else None,
+        window=image.window if window or image.params.get("preset") == "realistic" else None,
+        voi_function=image.voi_function,
+        voi_lut=image.voi_lut,
+        burned_in=image.burned_in,
     )
 
 
@@ -158,10 +193,7 @@ def to_png_bytes(pixels: np.ndarray, percentiles: tuple[float, float] = (0.5, 99
     Returns:
         PNG file bytes (deterministic; a ``Comment`` text chunk holds the synthetic-data note).
     """
-    arr = np.asarray(pixels, dtype=np.float32)
-    lo, hi = np.percentile(arr, percentiles)
-    scale = 255.0 / (hi - lo) if hi > lo else 0.0
-    img8 = np.clip(np.rint((arr - lo) * scale), 0, 255).astype(np.uint8)
+    img8 = to_8bit(pixels, percentiles)
     info = PngImagePlugin.PngInfo()
     info.add_text("Comment", SYNTHETIC_NOTE)
     info.add_text("Software", "monai-bone synthetic phantom")
@@ -201,10 +233,13 @@ def synthesize(
     seed: int = 0,
     size: int = 1024,
     fmt: str = "dicom",
-    n_classes: int = 2,
+    n_classes: int | None = None,
     progress: bool = True,
     *,
     overwrite: bool = False,
+    preset: str = "realistic",
+    rates: RealismRates | None = None,
+    kop_style: KopStyle | None = None,
 ) -> dict[str, Any]:
     """Sample a synthetic cohort, render its radiographs and write the output folder (module docstring).
 
@@ -213,11 +248,16 @@ def synthesize(
         n: number of subjects (>= 1).
         out_dir: output folder (created; must be empty unless ``overwrite``).
         seed: random seed: the same seed gives byte-identical files, different seeds different cohorts.
-        size: image side in pixels (>= 64; 512-2048 typical).
+        size: image side in pixels (>= 64; 512-2048 typical); the long side for the realistic preset.
         fmt: ``"dicom"`` or ``"kop"`` (knee only).
-        n_classes: knee only, 2 or 3 classes (:func:`~monai_bone.data.cohort.sample_cohort`).
+        n_classes: knee only, 2 or 3 classes (:func:`~monai_bone.data.cohort.sample_cohort`); default 3 for the
+            knee with the realistic preset (normal / osteopenia / osteoporosis), 2 otherwise.
         progress: show a tqdm progress bar.
         overwrite: replace a previous synthetic cohort in ``out_dir`` (only one with a synthetic cohort.json).
+        preset: phantom preset, ``"realistic"`` (default) or ``"simple"`` (:data:`~monai_bone.data.phantom.PRESETS`).
+        rates: realistic preset: rates of the realism factors (default :class:`~monai_bone.data.realism.RealismRates`).
+        kop_style: realistic preset with ``fmt="kop"``: file variation (default
+            :class:`~monai_bone.data.kop_export.KopStyle`).
 
     Returns:
         The dictionary written to ``cohort.json``.
@@ -229,11 +269,18 @@ def synthesize(
         raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASKS)}")
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
+    if preset not in PRESETS:
+        raise ValueError(f"unknown phantom preset {preset!r}; expected one of {PRESETS}")
     if fmt == "kop" and task != "knee":
         raise ValueError("format 'kop' (class folders of PNG, like the Knee Osteoporosis dataset) is for task 'knee'")
     if int(size) < 64:
         raise ValueError(f"size must be at least 64 pixels, got {size}")
+    if n_classes is None:
+        n_classes = 3 if task == "knee" and preset == "realistic" else 2
     size, seed = int(size), int(seed)
+    realistic = preset == "realistic"
+    rates = rates or RealismRates()
+    kop_style = kop_style or KopStyle()
     cohort = sample_cohort(task, n, seed=seed, n_classes=n_classes)
     out = Path(out_dir)
     _prepare_out_dir(out, overwrite)
@@ -243,26 +290,46 @@ def synthesize(
     n_mono1 = int(round(MONOCHROME1_SHARE * len(cohort))) if fmt == "dicom" else 0
     mono1 = set(assign.permutation(len(cohort))[:n_mono1].tolist())
     with_window = assign.random(len(cohort)) < WINDOW_SHARE
+    n_dup = int(kop_style.duplicates * len(cohort)) if fmt == "kop" and realistic else 0
+    duplicated = set(assign.permutation(len(cohort))[:n_dup].tolist())
 
     photometric_counts: Counter[str] = Counter()
     bits_counts: Counter[int] = Counter()
-    windowed = 0
+    sidecar: list[dict[str, Any]] = []
     for k, subject in enumerate(
         tqdm(cohort.subjects, desc=f"synth {task} (SYNTHETIC)", unit="img", disable=not progress, leave=False)
     ):
-        image = render_subject(subject, task, size=size, seed=seed)
+        image = render_subject(subject, task, size=size, seed=seed, preset=preset, rates=rates)
         bits_counts[image.bits_stored] += 1
+        row: dict[str, Any] = {"PatientID": subject.patient_id}
         if fmt == "dicom":
             photometric = "MONOCHROME1" if k in mono1 else "MONOCHROME2"
             photometric_counts[photometric] += 1
-            windowed += bool(with_window[k])
             path = out / "dicom" / subject.patient_id / f"{subject.patient_id}_AP.dcm"
             write_subject_dx(
                 path, subject, image, task=task, seed=seed, photometric=photometric, window=bool(with_window[k])
             )
+            row.update(file=path.relative_to(out).as_posix(), photometric=photometric)
+        elif realistic:
+            folder = out / cohort.labels[subject.label]
+            stream = np.random.default_rng(np.random.SeedSequence([seed, code, int(subject.index), 3]))
+            encoding = draw_kop_style(stream, kop_style)
+            data, suffix = encode_kop(image.pixels, encoding)
+            atomic_write_bytes(folder / f"{subject.patient_id}{suffix}", data)
+            row.update(file=f"{folder.name}/{subject.patient_id}{suffix}", **encoding)
+            if k in duplicated:  # a re-encoded copy under another name, as the public downloads hold
+                again = draw_kop_style(stream, kop_style)
+                data, dup_suffix = encode_kop(image.pixels, again)
+                name = f"{subject.patient_id}_dup{dup_suffix}"
+                atomic_write_bytes(folder / name, data)
+                sidecar.append({"PatientID": subject.patient_id, "file": f"{folder.name}/{name}", **again})
+                sidecar[-1]["duplicate_of"] = row["file"]
         else:
             label_name = cohort.labels[subject.label]
             atomic_write_bytes(out / label_name / f"{subject.patient_id}.png", to_png_bytes(image.pixels))
+            row["file"] = f"{label_name}/{subject.patient_id}.png"
+        row.update(realism_row(image))
+        sidecar.insert(len(sidecar) - (1 if k in duplicated else 0), row)
 
     clinical_fields = list(CLINICAL_FIELDS) if fmt == "kop" else [f for f in CLINICAL_FIELDS if f not in DICOM_FIELDS]
     atomic_write_csv(
@@ -277,108 +344,23 @@ def synthesize(
         ["PatientID", "bmd", "t_score", "who_class", "label"],
         comment=SYNTHETIC_NOTE,
     )
-    info = _cohort_json(cohort, size=size, fmt=fmt, clinical_fields=clinical_fields)
-    info["counts"]["images"] = len(cohort)
+    write_realism_csv(out / "realism.csv", sidecar)
+    info = cohort_json(
+        cohort, size=size, fmt=fmt, clinical_fields=clinical_fields, preset=preset, rates=rates, kop_style=kop_style
+    )
+    info["counts"]["images"] = len(sidecar)
+    info["counts"]["realism"] = realism_counts(sidecar)
     if fmt == "dicom":
         info["counts"].update(
             {
                 "photometric": dict(sorted(photometric_counts.items())),
                 "bits_stored": {str(b): c for b, c in sorted(bits_counts.items())},
-                "with_window": windowed,
+                "with_window": len(cohort),
             }
         )
     else:
         info["counts"]["class_folders"] = dict(info["counts"]["label"])
+        info["counts"]["duplicates"] = n_dup
     atomic_write_json(out / "cohort.json", info)
-    _log_summary(info, out)
+    log_summary(info, out)
     return info
-
-
-def _cohort_json(cohort: Cohort, *, size: int, fmt: str, clinical_fields: list[str]) -> dict[str, Any]:
-    from monai_bone import __version__
-
-    summary = cohort.summary()
-    task = cohort.task
-    info: dict[str, Any] = {
-        "synthetic": True,
-        "note": SYNTHETIC_NOTE,
-        "generator": f"monai-bone {__version__}",
-        "task": task,
-        "seed": cohort.seed,
-        "n": len(cohort),
-        "format": fmt,
-        "size": size,
-        "n_classes": cohort.n_classes,
-        "labels": list(cohort.labels),
-        "label_rule": (
-            f"label = 1 when bmd < {SCREENING_THRESHOLD} g/cm^2 (screening threshold, T = -1)"
-            if task == "hip"
-            else "label = index into labels of the WHO class of the T-score; "
-            + (
-                "osteopenia candidates re-drawn, quotas n - n//2 normal, n//2 osteoporosis"
-                if cohort.n_classes == 2
-                else "quotas of n/3 per class (remainder to normal, then osteopenia)"
-            )
-        ),
-        "formula": BMD_FORMULA,
-        "t_score": {"reference_mean": REFERENCE_MEAN, "reference_sd": REFERENCE_SD, "formula": "(bmd - mean) / sd"},
-        "oracle_r2": summary["oracle_r2"],
-        "clinical_r2": summary["clinical_r2"],
-        "oracle_method": "population values: var(f) from a fixed 200000-subject Monte-Carlo sample of the clinical "
-        "distribution, noise variances exact; oracle_r2 = 1 - sigma_invisible^2/var(bmd), "
-        "clinical_r2 = var(f)/var(bmd)",
-        "population": summary["population"],
-        "parameters": {
-            "cohort": cohort.params.to_dict(),
-            "field_of_view_mm": FIELD_OF_VIEW_MM[task],
-            "pixel_spacing_mm": round(FIELD_OF_VIEW_MM[task] / size, 6),
-            "monochrome1_share": MONOCHROME1_SHARE if fmt == "dicom" else 0.0,
-            "window_share": WINDOW_SHARE if fmt == "dicom" else 0.0,
-            "png_bits": 8 if fmt == "kop" else None,
-        },
-        "counts": summary["counts"],
-        "fields": {"clinical_csv": clinical_fields, "units": {f: FIELD_UNITS[f] for f in CLINICAL_FIELDS}},
-        "files": {
-            "images": "dicom/<PatientID>/<PatientID>_AP.dcm"
-            if fmt == "dicom"
-            else "<label>/<PatientID>.png (8-bit grayscale)",
-            "clinical": "clinical.csv",
-            "ground_truth": "ground_truth.csv",
-        },
-    }
-    if "reference_accuracy" in summary:
-        info["reference_accuracy"] = summary["reference_accuracy"]
-        info["reference_accuracy_method"] = (
-            "balanced accuracy of classifying by the T-score of bmd_visible (cut at T = -1.75 for 2 classes, WHO cuts "
-            "for 3), Monte-Carlo on the population model"
-        )
-    return info
-
-
-def _log_summary(info: dict[str, Any], out: Path) -> None:
-    c = info["counts"]
-    logger.info(
-        "SYNTHETIC %s cohort (not real patients): %d subjects (%d F / %d M), seed %d, %s -> %s",
-        info["task"],
-        c["subjects"],
-        c["female"],
-        c["male"],
-        info["seed"],
-        info["format"],
-        out,
-    )
-    logger.info(
-        "SYNTHETIC BMD: below %.3f g/cm^2: %d (%.1f %%); WHO classes %s; labels %s",
-        SCREENING_THRESHOLD,
-        c["below_threshold"],
-        100.0 * c["share_below_threshold"],
-        c["who_class"],
-        c["label"],
-    )
-    logger.info(
-        "SYNTHETIC accuracy ceiling: oracle R^2 %.3f (clinical-only %.3f)%s; images: %s",
-        info["oracle_r2"],
-        info["clinical_r2"],
-        f", reference accuracy {info['reference_accuracy']:.3f}" if "reference_accuracy" in info else "",
-        f"{c['photometric']}, BitsStored {c['bits_stored']}" if "photometric" in c else "8-bit PNG class folders",
-    )

@@ -12,7 +12,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_data.py"
 
-SYNTH_KEYS = {"task", "size", "studies_per_rep", "reps", "seconds", "median_s", "studies_per_s"}
+SYNTH_KEYS = {"task", "preset", "size", "studies_per_rep", "reps", "seconds", "median_s", "studies_per_s"}
 INDEX_KEYS = {
     "task",
     "size",
@@ -52,7 +52,17 @@ def test_bench_data_quick(tmp_path, capsys):
     assert "studies/s" in printed and "ratio" in printed
 
     result = json.loads((tmp_path / "out" / "bench_data.json").read_text())
-    assert set(result) == {"benchmark", "quick", "synthetic", "note", "environment", "synth", "index"}
+    assert set(result) == {
+        "benchmark",
+        "quick",
+        "synthetic",
+        "note",
+        "environment",
+        "synth",
+        "synth_simple",
+        "synth_ratio",
+        "index",
+    }
     assert result["quick"] is True and result["synthetic"] is True and "SYNTHETIC" in result["note"]
     assert {"python", "platform", "cpu_count", "pydicom", "numpy"} <= set(result["environment"])
 
@@ -61,6 +71,9 @@ def test_bench_data_quick(tmp_path, capsys):
     assert (synth["task"], synth["size"], synth["studies_per_rep"], synth["reps"]) == ("hip", 128, 2, 2)
     assert len(synth["seconds"]) == 2 and all(_positive(s) for s in synth["seconds"])
     assert _positive(synth["median_s"]) and _positive(synth["studies_per_s"])
+    simple = result["synth_simple"]  # the simple preset timed in the same run as the baseline
+    assert set(simple) == SYNTH_KEYS and (synth["preset"], simple["preset"]) == ("realistic", "simple")
+    assert math.isclose(result["synth_ratio"], synth["studies_per_s"] / simple["studies_per_s"], rel_tol=0.01)
 
     index = result["index"]
     assert set(index) == INDEX_KEYS
@@ -73,4 +86,4 @@ def test_bench_data_quick(tmp_path, capsys):
     assert index["index_summary"] == {"seen": 12, "used": 12, "rejected": 0}
 
     markdown = (tmp_path / "out" / "bench_data.md").read_text()
-    assert "SYNTHETIC" in markdown and "ratio index / bare" in markdown
+    assert "SYNTHETIC" in markdown and "ratio index / bare" in markdown and "ratio realistic / simple" in markdown

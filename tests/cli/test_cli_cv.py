@@ -25,7 +25,7 @@ def knee_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from monai_bone.data.synth import synthesize
 
     root = tmp_path_factory.mktemp("kneecv")
-    synthesize("knee", 12, root, seed=5, size=64, fmt="kop", progress=False)
+    synthesize("knee", 12, root, seed=5, size=64, fmt="kop", n_classes=2, progress=False)  # binary bundle
     build_datalist(root, root / "datalist.json", task="knee", folds=2, progress=False)
     return root
 

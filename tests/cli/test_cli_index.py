@@ -29,7 +29,7 @@ def hip(tmp_path_factory):
 @pytest.fixture(scope="module")
 def kop(tmp_path_factory):
     out = tmp_path_factory.mktemp("cli_kop")
-    synthesize("knee", 8, out, seed=4, size=64, fmt="kop", progress=False)
+    synthesize("knee", 8, out, seed=4, size=64, fmt="kop", n_classes=2, progress=False)
     return out
 
 
@@ -53,10 +53,11 @@ def test_index_hip_dicom_with_two_csvs(hip, tmp_path, capsys):
 def test_index_synthetic_kop_folders(kop, tmp_path, capsys):
     out = tmp_path / "kop_index" / "datalist.json"
     assert main(["index", str(kop), "--out", str(out), "--task", "knee", "--folds", "2", "--no-progress"]) == 0
-    assert "files seen 11 = used 8 + rejected 3" in capsys.readouterr().out
+    assert "files seen 12 = used 8 + rejected 4" in capsys.readouterr().out
     with open(out.parent / "rejects.csv", newline="") as f:
         rejects = {r["path"].rsplit("/", 1)[-1]: r["reason"] for r in csv.DictReader(f)}
-    assert rejects == {"clinical.csv": "not_image", "ground_truth.csv": "not_image", "cohort.json": "not_image"}
+    csvs = ("clinical.csv", "ground_truth.csv", "realism.csv", "cohort.json")
+    assert rejects == dict.fromkeys(csvs, "not_image")
     doc = json.loads(out.read_text())
     assert doc["source_kind"] == "kop" and doc["labels"] == list(KNEE_LABELS_BINARY)
     assert doc["synthetic"] is True  # PNG comment chunks carry the synthetic note
@@ -70,7 +71,7 @@ def test_index_synthetic_kop_folders(kop, tmp_path, capsys):
     argv = ["index", str(kop), "--out", str(out2), "--task", "knee", "--folds", "2", "--no-progress"]
     argv += ["--clinical", str(kop / "clinical.csv"), "--clinical", str(kop / "ground_truth.csv")]
     assert main(argv) == 0
-    assert "files seen 9 = used 8 + rejected 1" in capsys.readouterr().out
+    assert "files seen 10 = used 8 + rejected 2" in capsys.readouterr().out  # realism.csv, cohort.json
     records = json.loads(out2.read_text())["training"]
     assert all(r["age_xray"] is not None and r["sex"] in ("F", "M") for r in records)
     with open(out2.parent / "warnings.csv", newline="") as f:

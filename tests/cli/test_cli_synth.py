@@ -36,8 +36,13 @@ def test_synth_kop_format_writes_class_folders(tmp_path):
     args = ["synth", "--task", "knee", "--n", "6", "--out", str(out), "--size", "64", "--format", "kop"]
     assert main([*args, "--classes", "3", "--no-progress"]) == 0
     for name in ("normal", "osteopenia", "osteoporosis"):
-        assert len(list((out / name).glob("*.png"))) == 2
+        assert len([p for p in (out / name).iterdir() if p.suffix in (".png", ".jpg")]) == 2
     assert not (out / "dicom").exists()
+    simple = tmp_path / "simple"
+    args = ["synth", "--task", "knee", "--n", "4", "--out", str(simple), "--size", "64", "--format", "kop"]
+    assert main([*args, "--preset", "simple", "--no-progress"]) == 0  # 2 classes, grey PNG, as before
+    assert sorted(p.name for p in simple.iterdir() if p.is_dir()) == ["normal", "osteoporosis"]
+    assert len(list(simple.rglob("*.png"))) == 4 and json.loads((simple / "cohort.json").read_text())["n_classes"] == 2
 
 
 def test_synth_errors_are_reported_not_raised(tmp_path, caplog):

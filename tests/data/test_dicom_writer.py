@@ -101,3 +101,32 @@ def test_bad_input_names_the_file(tmp_path, pixels, kwargs, match):
         write_dx(path, pixels, patient_id="P", body_part="HIP", **kwargs)
     assert str(path) in str(exc.value)
     assert not path.exists()
+
+
+def test_voi_lut_displays_the_same_picture_in_both_photometrics(tmp_path):
+    """A VOI LUT given over the MONOCHROME2 pixel range gives the same displayed picture for both variants."""
+    from pydicom.pixels import apply_voi_lut
+
+    bits = 12
+    pix = _pixels(bits)
+    lut = np.rint(65535 * (np.arange(2**bits) / (2**bits - 1)) ** 0.5).astype(np.uint16)  # a gamma tone curve
+    shown = {}
+    for photometric in ("MONOCHROME1", "MONOCHROME2"):
+        path = write_dx(
+            tmp_path / f"{photometric}.dcm",
+            pix,
+            patient_id="P",
+            body_part="HIP",
+            bits_stored=bits,
+            photometric=photometric,
+            voi_lut=lut,
+            voi_function="SIGMOID",
+            burned_in=True,
+        )
+        ds = pydicom.dcmread(path)
+        assert ds.VOILUTFunction == "SIGMOID" and ds.BurnedInAnnotation == "YES"
+        assert "WindowCenter" in ds  # a DX For Presentation image always carries a window too
+        out = apply_voi_lut(ds.pixel_array, ds, prefer_lut=True).astype(np.int64)
+        shown[photometric] = out if photometric == "MONOCHROME2" else 65535 - out
+    np.testing.assert_array_equal(shown["MONOCHROME2"], lut[pix])
+    np.testing.assert_array_equal(shown["MONOCHROME1"], shown["MONOCHROME2"])

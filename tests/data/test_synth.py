@@ -54,7 +54,7 @@ def test_same_seed_gives_byte_identical_outputs(tmp_path, hip_dir):
     again = tmp_path / "again"
     synthesize("hip", 20, again, seed=4, size=64, progress=False)
     first, second = _hashes(out), _hashes(again)
-    assert len(first) == 20 + 3
+    assert len(first) == 20 + 4  # images + clinical.csv, ground_truth.csv, realism.csv, cohort.json
     assert first == second
     other = tmp_path / "other"
     synthesize("hip", 20, other, seed=5, size=64, progress=False)
@@ -75,6 +75,8 @@ def test_dicom_files_read_back_with_the_listed_tags(hip_dir):
     files = sorted((out / "dicom").rglob("*.dcm"))
     assert len(files) == 20
     cohort = {s.patient_id: s for s in sample_cohort("hip", 20, seed=4).subjects}
+    _, realism, _ = _read_csv(out / "realism.csv")
+    factors = {row["PatientID"]: row for row in realism}
     photometric, uids = [], set()
     for path in files:
         ds = pydicom.dcmread(path)
@@ -90,15 +92,22 @@ def test_dicom_files_read_back_with_the_listed_tags(hip_dir):
         assert float(ds.PatientWeight) == pytest.approx(subject.weight)
         assert str(ds.PatientName) == "" and ds.PatientBirthDate == ""
         assert ds.ImageComments == SYNTHETIC_NOTE
-        assert [float(v) for v in ds.PixelSpacing] == pytest.approx([220.0 / 64] * 2)
-        assert [float(v) for v in ds.ImagerPixelSpacing] == pytest.approx([220.0 / 64] * 2)
+        row = factors[ds.PatientID]
+        spacing = float(row["pixel_spacing_mm"])  # the field of view varies: 0.1-0.2 mm at 1024 px
+        assert 0.1 <= spacing * 64 / 1024 <= 0.2
+        assert [float(v) for v in ds.PixelSpacing] == pytest.approx([spacing] * 2)
+        assert [float(v) for v in ds.ImagerPixelSpacing] == pytest.approx([spacing] * 2)
+        assert row["file"] == path.relative_to(out).as_posix() and row["photometric"] == ds.PhotometricInterpretation
+        assert ds.BurnedInAnnotation == ("YES" if row["burned_in"] == "1" else "NO")
+        assert ds.ImageLaterality == row["laterality"]
         assert 12 <= ds.BitsStored <= 16 and ds.HighBit == ds.BitsStored - 1 and ds.BitsAllocated == 16
         assert ds.StudyDate == "20000101"
         pixels = ds.pixel_array
-        assert pixels.shape == (64, 64) and int(pixels.max()) <= 2**ds.BitsStored - 1
+        assert pixels.shape == (int(row["rows"]), int(row["cols"])) and max(pixels.shape) == 64
+        assert int(pixels.max()) <= 2**ds.BitsStored - 1
         assert float(ds.RescaleSlope) == 1.0 and float(ds.RescaleIntercept) == 0.0
-        if "WindowCenter" in ds:
-            assert float(ds.WindowWidth) >= 1
+        assert float(ds.WindowWidth) >= 1  # a DX For Presentation file always carries its VOI transform
+        assert ds.VOILUTFunction == row["voi_function"] and ("VOILUTSequence" in ds) == (row["voi_lut"] == "1")
         photometric.append(ds.PhotometricInterpretation)
         uids.update({ds.SOPInstanceUID, ds.StudyInstanceUID, ds.SeriesInstanceUID})
     assert len(uids) == 3 * 20  # all distinct
@@ -155,8 +164,9 @@ def test_monochrome1_file_is_the_inverse_of_monochrome2(tmp_path):
 
 @pytest.mark.parametrize("n_classes, folders", [(2, KNEE_LABELS_BINARY), (3, ("normal", "osteopenia", "osteoporosis"))])
 def test_kop_format_writes_class_folders(tmp_path, n_classes, folders):
+    """The simple preset keeps the plain layout: one grey PNG per subject (the realistic mix: test_synth_realism)."""
     out = tmp_path / "kop"
-    info = synthesize("knee", 6, out, seed=2, size=64, fmt="kop", n_classes=n_classes, progress=False)
+    info = synthesize("knee", 6, out, seed=2, size=64, fmt="kop", n_classes=n_classes, progress=False, preset="simple")
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == sorted(folders)
     _, truth, _ = _read_csv(out / "ground_truth.csv")
     labels = {row["PatientID"]: int(row["label"]) for row in truth}

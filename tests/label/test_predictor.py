@@ -118,7 +118,7 @@ def test_png_knee_image_equals_bundle_inference(served, predictors, tmp_path) ->
 
     from monai_bone.data.synth import synthesize
 
-    synthesize("knee", 2, tmp_path / "kop", size=96, seed=5, fmt="kop", progress=False)
+    synthesize("knee", 2, tmp_path / "kop", size=96, seed=5, fmt="kop", progress=False, preset="simple")  # PNGs
     flat = tmp_path / "flat"
     flat.mkdir()
     for png in (tmp_path / "kop").rglob("*.png"):
