@@ -62,9 +62,11 @@ from monai_bone.constants import (
 )
 from monai_bone.data.clinical_csv import ClinicalTable, read_clinical_csv
 from monai_bone.data.dicom_header import REJECT_REASONS, FieldWarning, RejectError
+from monai_bone.data.index_guards import BilateralCheck, guard_header, split_record
+from monai_bone.data.index_outputs import RUN_ID_PREFIX, commit_outputs, new_run_id
 from monai_bone.data.pseudonym import Pseudonymiser
 from monai_bone.data.sources import ImageSource, SourceImage, open_source
-from monai_bone.utils.io import atomic_write_csv, atomic_write_text
+from monai_bone.utils.io import csv_text
 
 __all__ = [
     "DATALIST_KEY",
@@ -115,10 +117,6 @@ DIRECT_IDENTIFIERS: frozenset[str] = frozenset(
 #: How far header and CSV values may differ before a disagreement is recorded.
 _AGREEMENT_TOLERANCE = {"age_xray": 1.0, "height": 0.02, "weight": 1.0}
 _BMI_TOLERANCE = 1.0
-_BODY_PARTS = {
-    "hip": ("HIP", "PELVIS", "FEMUR", "LEG", "LOWER LIMB", "LOWLIMB", "EXTREMITY"),
-    "knee": ("KNEE", "LEG", "LOWER LIMB", "LOWLIMB", "EXTREMITY", "TIBIA", "FEMUR"),
-}
 _MAX_BMD_BINS = 5
 
 
@@ -531,6 +529,10 @@ def build_datalist(
     pseudonymise: bool = False,
     salt: str | None = None,
     mapping: str | os.PathLike | None = None,
+    image_task: str | None = None,
+    body_parts: Sequence[str] | None = None,
+    views: Sequence[str] | None = None,
+    bilateral: str | None = None,
 ) -> IndexSummary:
     """Index an image source into a MONAI datalist with folds, plus ``rejects.csv`` and ``warnings.csv`` beside it.
 
@@ -550,6 +552,12 @@ def build_datalist(
         pseudonymise: replace PatientID, Study/SOP Instance UIDs and the join key by salted pseudonyms in every output.
         salt: secret salt of the pseudonyms (default: the ``MONAI_BONE_SALT`` environment variable); never written.
         mapping: with ``pseudonymise``, write the original -> pseudonym CSV here (nowhere by default).
+        image_task: check BodyPartExamined / ViewPosition against this task (default ``task``; see
+            :mod:`monai_bone.data.image_guards`): refused files are rejected as ``wrong_body_part`` / ``wrong_view``.
+        body_parts: accepted body parts (default: the task's, e.g. ``HIP``, ``PELVIS``).
+        views: accepted views (default ``AP``, ``PA``).
+        bilateral: knee images: ``"off"``, ``"warn"`` (default for knee: decode and warn about bilateral images) or
+            ``"split"`` (make a left and a right record; :mod:`monai_bone.data.index_guards`).
 
     Returns:
         The :class:`IndexSummary` (``seen == used + rejected``).
@@ -573,6 +581,11 @@ def build_datalist(
     if mapping is not None and not pseudonymise:
         raise ValueError("a pseudonym mapping file was asked for without pseudonymise (--pseudonymise)")
     pseud = Pseudonymiser(salt) if pseudonymise else None
+    guard_task = image_task if image_task is not None else task
+    if guard_task is not None and guard_task not in TASKS:
+        raise ValueError(f"image_task must be one of {TASKS} or None, got {guard_task!r}")
+    bilateral = bilateral if bilateral is not None else ("warn" if guard_task == "knee" else "off")
+    run_id = new_run_id()
 
     def shown(value: Any) -> Any:
         """The join-key value as it may appear in outputs (its pseudonym when pseudonymising)."""
@@ -620,6 +633,7 @@ def build_datalist(
         logger.debug("reject %s: %s (%s)", rel, reason, detail)
 
     relative = _Relativiser(src.root, out_dir)
+    bilateral_check = BilateralCheck(bilateral, out_dir)
     for path in tqdm(files, desc="index", unit="file", disable=not progress, dynamic_ncols=True):
         rel = relative(path)
         try:
@@ -637,6 +651,11 @@ def build_datalist(
                 reject(rel, "duplicate_sop_uid", f"same SOPInstanceUID as {first_sop[img.sop_instance_uid]}")
                 continue
             first_sop[img.sop_instance_uid] = rel
+        guard_notes: list[FieldWarning] = []
+        refused = guard_header(img, guard_task, body_parts, views, guard_notes) if guard_task else None
+        if refused is not None:
+            reject(rel, *refused)
+            continue
         key_value = img.key_values.get(key)
         row, csv_source = None, ""
         if table is not None:
@@ -648,7 +667,7 @@ def build_datalist(
                 reject(rel, "no_clinical_row", f"{key} {shown(key_value)!r} has no row in {table.describe()}")
                 continue
             csv_source = f"csv:{table.origins.get(str(key_value).strip(), '')}"
-        found: list[FieldWarning] = list(img.warnings)
+        found: list[FieldWarning] = list(img.warnings) + guard_notes
         if table is not None:
             found.extend(table.warnings.get(str(key_value).strip(), []))
         values = merge_clinical(img, row, csv_source, found)
@@ -683,17 +702,7 @@ def build_datalist(
                 reject(rel, "missing_label", f"{key} {shown(key_value)!r}: {missing}")
                 continue
 
-        if task is not None and img.body_part and img.body_part not in _BODY_PARTS[task]:
-            found.append(
-                FieldWarning(
-                    "body_part",
-                    "note",
-                    img.body_part,
-                    img.body_part,
-                    f"BodyPartExamined {img.body_part} does not look like a {task} radiograph; kept",
-                    "dicom",
-                )
-            )
+        halves = bilateral_check(path, rel, found) if guard_task == "knee" else None
         if img.patient_id is None:
             found.append(
                 FieldWarning(
@@ -715,9 +724,12 @@ def build_datalist(
             **values,
             "fold": None,
         }
-        records.append(record)
-        groups.append(img.patient_id if img.patient_id is not None else f"image:{rel}")
-        synthetic_flags.append(bool(img.synthetic or (table is not None and table.synthetic)))
+        if bilateral == "split":
+            record.update(split_from=None, image_half=None)
+        parts = split_record(record, halves, lambda p: _rel(p, out_dir)) if halves else [record]
+        records.extend(parts)
+        groups.extend([img.patient_id if img.patient_id is not None else f"image:{rel}"] * len(parts))
+        synthetic_flags.extend([bool(img.synthetic or (table is not None and table.synthetic))] * len(parts))
         for w in found:
             detail = w.detail
             if pseud is not None and key_value is not None:  # clinical CSV conflicts name the key value
@@ -750,13 +762,16 @@ def build_datalist(
                 }
             )
 
-    atomic_write_csv(rejects_path, rejects, REJECT_COLUMNS)
-    atomic_write_csv(warnings_path, warning_rows, WARNING_COLUMNS)
+    run_line = RUN_ID_PREFIX[2:] + run_id  # csv_text adds the "# "
+    reject_text = csv_text(rejects, REJECT_COLUMNS, comment=run_line).encode("utf-8")
+    warning_text = csv_text(warning_rows, WARNING_COLUMNS, comment=run_line).encode("utf-8")
+    outputs: list[tuple[Path, bytes | None]] = [(rejects_path, reject_text), (warnings_path, warning_text)]
     reasons = dict(Counter(r["reason"] for r in rejects))
     unknown = set(reasons) - set(REJECT_REASONS)
     if unknown:  # pragma: no cover - RejectError validates codes
         raise RuntimeError(f"unknown reject reasons {unknown}")
     if not records:
+        commit_outputs([*outputs, (out, None)])
         raise ValueError(
             f"no usable images in {src.url or src.root}: {len(files)} file(s) seen, all rejected "
             f"({', '.join(f'{k} {v}' for k, v in sorted(reasons.items())) or 'no files'}); see {rejects_path}"
@@ -769,7 +784,11 @@ def build_datalist(
         strata = [r["label"] if r["label"] is not None else -1 for r in records]
     else:
         strata = [0] * len(records)
-    fold_ids = assign_folds(groups, strata, int(folds), seed)
+    try:
+        fold_ids = assign_folds(groups, strata, int(folds), seed)
+    except ValueError:
+        commit_outputs([*outputs, (out, None)])
+        raise
     for record, fold in zip(records, fold_ids):
         record["fold"] = fold
 
@@ -786,6 +805,7 @@ def build_datalist(
         "num_folds": int(folds),
         "seed": int(seed),
         "clinical_fields": list(CLINICAL_FIELDS),
+        "run_id": run_id,
     }
     if labels is not None:
         datalist["labels"] = list(labels)
@@ -795,7 +815,7 @@ def build_datalist(
     if synthetic:
         datalist["note"] = SYNTHETIC_NOTE
     datalist[DATALIST_KEY] = records
-    atomic_write_text(out, _dump_datalist(datalist))
+    commit_outputs([*outputs, (out, _dump_datalist(datalist).encode("utf-8"))])
     if pseud is not None and mapping is not None:
         if Path(mapping).resolve().parent == out_dir.resolve():
             logger.warning("the pseudonym mapping %s is beside the datalist; keep it apart from shared data", mapping)
@@ -803,7 +823,7 @@ def build_datalist(
 
     summary = IndexSummary(
         seen=len(files),
-        used=len(records),
+        used=len(records) - bilateral_check.found * (bilateral == "split"),
         rejected=len(rejects),
         reasons=reasons,
         warnings=len(warning_rows),

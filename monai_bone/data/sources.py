@@ -65,6 +65,7 @@ class SourceImage:
         modality: DICOM modality (``None`` for image folders).
         photometric: ``MONOCHROME1``/``MONOCHROME2`` (grayscale image files are ``MONOCHROME2``; colour ones ``RGB``).
         body_part: DICOM BodyPartExamined (upper case) or ``None``.
+        view_position: DICOM ViewPosition (upper case) or ``None``.
         synthetic: the file says it is synthetic (DICOM ImageComments / PNG text chunk contains the synthetic note).
         clinical: clinical fields the file itself carries (DICOM header; empty for image folders).
         class_name: class folder name (lower case) for image folders, else ``None``.
@@ -83,6 +84,7 @@ class SourceImage:
     clinical: dict[str, Any] = field(default_factory=dict)
     class_name: str | None = None
     warnings: list[FieldWarning] = field(default_factory=list)
+    view_position: str | None = None
 
 
 class ImageSource:
@@ -185,6 +187,7 @@ class DicomFolderSource(ImageSource):
             synthetic=header.synthetic,
             clinical=header.clinical,
             warnings=header.warnings,
+            view_position=header.view_position,
         )
 
 
