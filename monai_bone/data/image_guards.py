@@ -32,10 +32,12 @@ wide and shows two bright bone columns separated by a dark gap near the middle. 
 [0, 1] (MONOCHROME2, bone bright) and downsampled to at most 256 pixels a side:
 
 * width / height >= :data:`BILATERAL_MIN_ASPECT` (1.2); and
-* the column profile (median of each column, smoothed over 5 % of the width) has a peak in the left third-to-half and
-  one in the right half-to-two-thirds region of the image, and the lowest point between them, in the central 30 % of
-  the width, is below :data:`BILATERAL_VALLEY_RATIO` (0.6) times the lower of the two peaks above the image's
-  1st-percentile floor.
+* the column profile (median of each column, smoothed over 5 % of the width) has its lowest point in the central
+  30 % of the width (the valley between the knees) below :data:`BILATERAL_VALLEY_RATIO` (0.6) times the lower of the
+  two highest points on either side of it (outer sixths excluded), all measured above the image's 1st-percentile
+  floor, and those two points lie at least :data:`BILATERAL_MIN_SEPARATION` (30 %) of the width apart. A single
+  knee, even padded to a wide image, has bone on one side of its lowest central point only (or, tibia and fibula,
+  two peaks close together).
 
 Detection rates on generated bilateral and single synthetic knees are measured by
 ``benchmarks/bench_guards.py`` (numbers in the README's "Reliability and privacy" section).
@@ -51,6 +53,7 @@ import numpy as np
 __all__ = [
     "AMBIGUOUS_BODY_PARTS",
     "BILATERAL_MIN_ASPECT",
+    "BILATERAL_MIN_SEPARATION",
     "BILATERAL_VALLEY_RATIO",
     "BLANK_MIN_FRACTION",
     "BLANK_MIN_LEVELS",
@@ -94,6 +97,8 @@ SATURATED_FRACTION: float = 0.95
 #: Bilateral rule: minimum width / height, and valley depth relative to the lower peak.
 BILATERAL_MIN_ASPECT: float = 1.2
 BILATERAL_VALLEY_RATIO: float = 0.6
+#: Bilateral rule: the two peaks lie at least this fraction of the width apart (two knees, not tibia and fibula).
+BILATERAL_MIN_SEPARATION: float = 0.3
 
 _MAX_SAMPLE_PIXELS = 262_144
 
@@ -279,12 +284,17 @@ def bilateral_score(image: np.ndarray, monochrome1: bool = False) -> float:
     profile = np.median(arr, axis=0)
     k = max(1, int(round(0.05 * w)))
     profile = np.convolve(np.pad(profile, k, mode="edge"), np.ones(2 * k + 1) / (2 * k + 1), mode="same")[k:-k]
-    third, half = w // 3, w // 2
-    left = float(profile[third // 2 : half].max()) if half > third // 2 else 0.0
-    right = float(profile[half : w - third // 2].max()) if w - third // 2 > half else 0.0
-    centre = profile[int(0.35 * w) : max(int(0.65 * w), int(0.35 * w) + 1)]
-    valley = float(centre.min())
-    lower = min(left, right)
+    start, stop = int(0.35 * w), max(int(0.65 * w), int(0.35 * w) + 1)
+    v = start + int(np.argmin(profile[start:stop]))
+    edge = w // 6
+    if v <= edge or v + 1 >= w - edge:
+        return 0.0
+    valley = float(profile[v])
+    left_at = edge + int(np.argmax(profile[edge:v]))
+    right_at = v + 1 + int(np.argmax(profile[v + 1 : w - edge]))
+    if right_at - left_at < BILATERAL_MIN_SEPARATION * w:  # e.g. tibia and fibula of one knee
+        return 0.0
+    lower = min(float(profile[left_at]), float(profile[right_at]))
     if lower <= 0:
         return 0.0
     return float(np.clip(1.0 - valley / lower, 0.0, 1.0))

@@ -151,6 +151,9 @@ class GradCamSaver:
         id_key: batch key of the patient identifier (used in the file name).
         output_key: output key the PNG path is written to.
         synthetic: add "SYNTHETIC" to the title of every image.
+        pseudonymous_names: name files ``<patient_id>_<last digits of the SOP Instance UID>.png`` (with a
+            pseudonymised datalist: pseudonyms only) instead of after the input file (whose name may carry a
+            patient ID); studies without a UID are numbered.
 
     Raises:
         ValueError: when ``target_layer`` is not a layer of the network.
@@ -166,7 +169,10 @@ class GradCamSaver:
         id_key: str = "patient_id",
         output_key: str = "gradcam",
         synthetic: bool = False,
+        pseudonymous_names: bool | str = False,
     ) -> None:
+        from .options import as_bool
+
         net = _bare(network)
         names = {n for n, _ in net.named_modules()}
         if target_layer not in names:
@@ -179,6 +185,7 @@ class GradCamSaver:
         self.id_key = id_key
         self.output_key = output_key
         self.synthetic = bool(synthetic)
+        self.pseudonymous_names = as_bool(pseudonymous_names, "pseudonymous_names")
         self._cam = None
 
     def attach(self, engine: Engine) -> None:
@@ -223,6 +230,9 @@ class GradCamSaver:
             src = getattr(img, "meta", {}).get(ImageMetaKey.FILENAME_OR_OBJ, "") if hasattr(img, "meta") else ""
             pid = str(item.get(self.id_key) or "")
             stem = Path(str(src)).stem if src else f"study{engine.state.iteration}_{i}"
+            if self.pseudonymous_names:  # input file names may carry patient IDs: name after the pseudonyms only
+                uid = str(item.get("sop_instance_uid") or "")
+                stem = uid.rsplit(".", 1)[-1][-12:] if uid else f"study{engine.state.iteration}_{i}"
             name = _safe_name(f"{pid}_{stem}" if pid else stem) + ".png"
             title = ("SYNTHETIC - " if self.synthetic else "") + f"Grad-CAM {self.target_layer}"
             path = atomic_write_bytes(self.output_dir / name, _overlay_png(shown, heat_np, title))
