@@ -257,27 +257,59 @@ def bmd_strata(values: Sequence[float | None], n_bins: int) -> list[int]:
     return [int(np.searchsorted(edges, v, side="right")) if v is not None else -1 for v in values]
 
 
+def _sequential_sum(values: list[float]) -> float:
+    total = 0.0
+    for v in values:
+        total += v
+    return total
+
+
+def _numpy_sum(values: list[float]) -> float:
+    """Sum in the order of numpy's pairwise summation for fewer than 128 values (8 partial sums, then the tail)."""
+    n = len(values)
+    if n < 8:
+        return _sequential_sum(values)
+    r = values[:8]
+    stop = n - n % 8
+    for i in range(8, stop, 8):
+        for j in range(8):
+            r[j] += values[i + j]
+    total = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+    for i in range(stop, n):
+        total += values[i]
+    return total
+
+
 def _stratified_group_kfold(n_splits: int, seed: int):
-    """``StratifiedGroupKFold`` whose inner fold scoring is vectorised.
+    """``StratifiedGroupKFold`` whose inner fold scoring runs in plain floats.
 
     scikit-learn's ``StratifiedGroupKFold`` scores every candidate fold of every group with a few NumPy calls on tiny
     arrays (~1 ms per patient on a small machine -- more than reading that patient's DICOM header). The subclass
     keeps sklearn's validation, shuffling, group ordering and fold construction and only replaces
-    ``_find_best_fold`` with one array operation per group computing the same criterion (mean over classes of the
-    across-fold std of the class fractions) and the same tie-break (``np.isclose`` → fewer samples, then lower fold
-    index). If a future sklearn renames the private hook, the stock method runs instead (same result, slower).
+    ``_find_best_fold`` with plain float arithmetic in numpy's order of operations: the same criterion (mean over
+    classes of the across-fold std of the class fractions), the same floats, so the same tie-break (``np.isclose``
+    → fewer samples, then lower fold index) and the same folds (checked against the stock method in the tests).
+    If a future sklearn renames the private hook, the stock method runs instead (same result, slower).
     """
     from sklearn.model_selection import StratifiedGroupKFold
 
     class _VectorisedStratifiedGroupKFold(StratifiedGroupKFold):
         def _find_best_fold(self, y_counts_per_fold, y_cnt, group_y_counts):
-            k = y_counts_per_fold.shape[0]
-            candidates = y_counts_per_fold[None, :, :] + np.eye(k)[:, :, None] * group_y_counts[None, None, :]
-            evals = np.mean(np.std(candidates / y_cnt.reshape(1, 1, -1), axis=1), axis=1)
-            samples = y_counts_per_fold.sum(axis=1)
-            best_fold, min_eval, min_samples = None, np.inf, np.inf
+            # sklearn's criterion in plain floats, with numpy's order of operations (so ties break identically):
+            # per class, the std over folds of count / class total, with the group added to candidate fold i
+            counts, totals, group = y_counts_per_fold.tolist(), y_cnt.tolist(), group_y_counts.tolist()
+            k, n_classes = len(counts), len(totals)
+            best_fold, min_eval, min_samples = None, math.inf, math.inf
+            # numpy reduces a (k, 1) array over axis 0 pairwise, a (k, C > 1) one row by row
+            fold_sum = _numpy_sum if n_classes == 1 else _sequential_sum
             for i in range(k):
-                fold_eval, n_samples = float(evals[i]), float(samples[i])
+                stds = []
+                for c in range(n_classes):
+                    total = totals[c]
+                    vals = [(counts[j][c] + group[c]) / total if j == i else counts[j][c] / total for j in range(k)]
+                    mean = fold_sum(vals) / k
+                    stds.append(math.sqrt(fold_sum([(v - mean) * (v - mean) for v in vals]) / k))
+                fold_eval, n_samples = _numpy_sum(stds) / n_classes, sum(counts[i])
                 close = math.isfinite(min_eval) and abs(fold_eval - min_eval) <= 1e-8 + 1e-5 * abs(min_eval)
                 if fold_eval < min_eval or (close and n_samples < min_samples):
                     best_fold, min_eval, min_samples = i, fold_eval, n_samples

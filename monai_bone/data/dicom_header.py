@@ -389,6 +389,9 @@ def _text(ds: pydicom.Dataset, keyword: str) -> str | None:
     if elem is None:
         return None
     if not isinstance(elem, RawDataElement) or elem.VR in ("SQ", "UN"):
+        value = getattr(elem, "value", None)
+        if isinstance(value, str) and elem.VR not in ("SQ", "UN"):  # already converted (file meta, charset)
+            return value.strip().strip("\x00").strip() or None
         return _converted_text(ds, keyword)
     raw = elem.value
     if not raw:
@@ -661,6 +664,8 @@ def _check_modality(ds: pydicom.Dataset) -> tuple[str, str | None]:
     meta = getattr(ds, "file_meta", None)
     sop_class = _text(ds, "SOPClassUID") or (_text(meta, "MediaStorageSOPClassUID") if meta is not None else None)
     modality = (_text(ds, "Modality") or "").upper()
+    if modality in XRAY_MODALITIES:  # the common case: no UID name look-up (it costs more than the check itself)
+        return modality, sop_class
     sop_name = UID(sop_class).name if sop_class else "unknown"
     if not modality and not sop_class:
         raise RejectError("unreadable", "the data set has neither Modality nor SOP Class UID (corrupt or empty header)")

@@ -61,6 +61,7 @@ __all__ = [
     "SATURATED_FRACTION",
     "TASK_BODY_PARTS",
     "TASK_VIEWS",
+    "BodyPartViewRule",
     "GuardFinding",
     "bilateral_score",
     "blank_image_problem",
@@ -132,8 +133,69 @@ def parse_tag_list(value: str | Sequence[str] | None) -> tuple[str, ...] | None:
 
 
 def _clean(value: object) -> str | None:
-    text = "" if value is None else str(value).strip().upper()
+    if value is None:
+        return None
+    text = (value if isinstance(value, str) else str(value)).strip().upper()
     return text or None
+
+
+class BodyPartViewRule:
+    """The body part / view rule of one task with its maps resolved once (see :func:`check_body_part_view`).
+
+    Args:
+        task: ``"hip"`` or ``"knee"``.
+        body_parts: accepted body parts (default :data:`TASK_BODY_PARTS` of the task).
+        views: accepted views (default :data:`TASK_VIEWS` of the task).
+        ambiguous: body parts kept with a warning (default :data:`AMBIGUOUS_BODY_PARTS` of the task).
+
+    Raises:
+        ValueError: for an unknown task.
+    """
+
+    def __init__(
+        self,
+        task: str,
+        body_parts: Sequence[str] | None = None,
+        views: Sequence[str] | None = None,
+        ambiguous: Sequence[str] | None = None,
+    ) -> None:
+        if task not in TASK_BODY_PARTS:
+            raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASK_BODY_PARTS)}")
+        self.task = task
+        self.parts = tuple(p.upper() for p in (TASK_BODY_PARTS[task] if body_parts is None else body_parts))
+        self.wide = frozenset(p.upper() for p in (AMBIGUOUS_BODY_PARTS[task] if ambiguous is None else ambiguous))
+        self.views = tuple(v.upper() for v in (TASK_VIEWS[task] if views is None else views))
+
+    def __call__(self, body_part: str | None, view: str | None) -> list[GuardFinding]:
+        """Findings for one image: refusals first (``reason`` set), then warnings; empty when both tags fit."""
+        task, parts, allowed_views = self.task, self.parts, self.views
+        body_part, view = _clean(body_part), _clean(view)
+        if body_part in parts and view in allowed_views:  # the common case
+            return []
+        refusals: list[GuardFinding] = []
+        notes: list[GuardFinding] = []
+        if body_part is None:
+            detail = f"no BodyPartExamined: cannot check that it is a {task}"
+            notes.append(GuardFinding("body_part", None, None, detail))
+        elif body_part in self.wide and body_part not in parts:
+            detail = f"BodyPartExamined {body_part} may or may not show the {task} ({'/'.join(parts)} expected); kept"
+            notes.append(GuardFinding("body_part", None, body_part, detail))
+        elif body_part not in parts:
+            detail = (
+                f"BodyPartExamined {body_part} is not a {task} radiograph; the {task} model accepts {'/'.join(parts)}"
+                f" (extend with body_parts / --body-parts if your archive names it differently)"
+            )
+            refusals.append(GuardFinding("body_part", "wrong_body_part", body_part, detail))
+        if view is None:
+            detail = f"no ViewPosition: cannot check that it is a frontal {task} view"
+            notes.append(GuardFinding("view", None, None, detail))
+        elif view not in allowed_views:
+            detail = (
+                f"ViewPosition {view} is not a view the {task} model was made for ({'/'.join(allowed_views)} accepted;"
+                " a lateral or oblique view is a different image)"
+            )
+            refusals.append(GuardFinding("view", "wrong_view", view, detail))
+        return refusals + notes
 
 
 def check_body_part_view(
@@ -160,35 +222,7 @@ def check_body_part_view(
     Raises:
         ValueError: for an unknown task.
     """
-    if task not in TASK_BODY_PARTS:
-        raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASK_BODY_PARTS)}")
-    parts = tuple(p.upper() for p in (TASK_BODY_PARTS[task] if body_parts is None else body_parts))
-    wide = tuple(p.upper() for p in (AMBIGUOUS_BODY_PARTS[task] if ambiguous is None else ambiguous))
-    allowed_views = tuple(v.upper() for v in (TASK_VIEWS[task] if views is None else views))
-    body_part, view = _clean(body_part), _clean(view)
-    refusals: list[GuardFinding] = []
-    notes: list[GuardFinding] = []
-    if body_part is None:
-        notes.append(GuardFinding("body_part", None, None, f"no BodyPartExamined: cannot check that it is a {task}"))
-    elif body_part in wide and body_part not in parts:
-        detail = f"BodyPartExamined {body_part} may or may not show the {task} ({'/'.join(parts)} expected); kept"
-        notes.append(GuardFinding("body_part", None, body_part, detail))
-    elif body_part not in parts:
-        detail = (
-            f"BodyPartExamined {body_part} is not a {task} radiograph; the {task} model accepts {'/'.join(parts)}"
-            f" (extend with body_parts / --body-parts if your archive names it differently)"
-        )
-        refusals.append(GuardFinding("body_part", "wrong_body_part", body_part, detail))
-    if view is None:
-        detail = f"no ViewPosition: cannot check that it is a frontal {task} view"
-        notes.append(GuardFinding("view", None, None, detail))
-    elif view not in allowed_views:
-        detail = (
-            f"ViewPosition {view} is not a view the {task} model was made for ({'/'.join(allowed_views)} accepted;"
-            " a lateral or oblique view is a different image)"
-        )
-        refusals.append(GuardFinding("view", "wrong_view", view, detail))
-    return refusals + notes
+    return BodyPartViewRule(task, body_parts, views, ambiguous)(body_part, view)
 
 
 def _sample(image: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ fall in the same fold.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Sequence
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from monai_bone.data.dicom_header import FieldWarning
-from monai_bone.data.image_guards import bilateral_score, check_body_part_view, is_bilateral, split_halves
+from monai_bone.data.image_guards import BodyPartViewRule, bilateral_score, is_bilateral, split_halves
 from monai_bone.data.sources import SourceImage
 from monai_bone.utils.io import atomic_write_stream
 
@@ -33,6 +34,11 @@ logger = logging.getLogger(__name__)
 BILATERAL_MODES: tuple[str, ...] = ("off", "warn", "split")
 #: Folder (beside the datalist) receiving the halves of split bilateral images.
 BILATERAL_FOLDER: str = "bilateral"
+
+
+@functools.lru_cache(maxsize=16)
+def _rule(task: str, body_parts: tuple[str, ...] | None, views: tuple[str, ...] | None) -> BodyPartViewRule:
+    return BodyPartViewRule(task, body_parts, views)
 
 
 def guard_header(
@@ -52,7 +58,8 @@ def guard_header(
     """
     if img.modality is None:
         return None
-    findings = check_body_part_view(task, img.body_part, img.view_position, body_parts=body_parts, views=views)
+    rule = _rule(task, None if body_parts is None else tuple(body_parts), None if views is None else tuple(views))
+    findings = rule(img.body_part, img.view_position)
     for f in findings:
         if f.reason is not None:
             return f.reason, f.detail

@@ -87,3 +87,27 @@ def test_bilateral_rule_on_synthetic_bilateral_and_single_knees():
     halves = split_halves(bilateral[0][None])
     assert halves["left"].shape[-1] + halves["right"].shape[-1] == bilateral[0].shape[-1]
     assert not is_bilateral(halves["left"][0]) and not is_bilateral(halves["right"][0])
+
+
+def test_index_fold_scorer_gives_sklearn_folds():
+    """The index's plain-float ``_find_best_fold`` reproduces sklearn's StratifiedGroupKFold exactly (ties included)."""
+    import warnings
+
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    from monai_bone.data.datalist import _stratified_group_kfold
+
+    rng = np.random.default_rng(0)
+    checked = 0
+    for trial in range(25):
+        n, k, classes = int(rng.integers(20, 200)), int(rng.integers(2, 11)), int(rng.integers(1, 9))
+        groups, y = rng.integers(0, max(k, n // 2), n), rng.integers(0, classes, n)
+        if len(set(groups.tolist())) < k:
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "least populated class has only k members"
+            stock = list(StratifiedGroupKFold(k, shuffle=True, random_state=trial).split(np.zeros(n), y, groups))
+            ours = list(_stratified_group_kfold(k, trial).split(np.zeros(n), y, groups))
+        assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(stock, ours)), trial
+        checked += 1
+    assert checked >= 20
