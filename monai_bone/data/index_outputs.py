@@ -11,7 +11,8 @@ Commit protocol (:func:`commit_outputs`), under an exclusive lock on ``<folder>/
    (no live run can own them: a run writes its temporaries only while it holds the lock);
 2. write every new file to a hidden temporary in the same folder and fsync it;
 3. delete the previous outputs, the datalist first;
-4. rename the temporaries into place, the datalist last, and fsync the folder.
+4. rename the temporaries into place, the datalist last, and fsync the folder (one directory fsync: the kernel
+   applies a process's renames and unlinks in order, so a kill sees them in the order above).
 
 A process killed at any point leaves the files of at most one run: the previous set (complete, or without its
 datalist while step 3 runs), or part of the new set (the datalist appears last, so a datalist is always beside the
@@ -168,7 +169,6 @@ def commit_outputs(files: Sequence[tuple[Path, bytes | None]]) -> list[Path]:
         for p, _ in reversed(files):  # the commit file (last) goes first
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()
-        _fsync_dir(folder)
         time.sleep(pause.get("deleted", 0.0))
         for p, tmp in temps:
             os.replace(tmp, p)
