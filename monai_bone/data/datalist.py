@@ -62,8 +62,8 @@ from monai_bone.constants import (
 )
 from monai_bone.data.clinical_csv import ClinicalTable, read_clinical_csv
 from monai_bone.data.dicom_header import REJECT_REASONS, FieldWarning, RejectError
-from monai_bone.data.index_guards import BilateralCheck, guard_header, split_record
-from monai_bone.data.index_outputs import RUN_ID_PREFIX, commit_outputs, new_run_id
+from monai_bone.data.index_guards import BILATERAL_FOLDER, BilateralCheck, guard_header, split_record
+from monai_bone.data.index_outputs import LOCK_NAME, RUN_ID_PREFIX, commit_outputs, new_run_id
 from monai_bone.data.parallel_read import read_headers
 from monai_bone.data.pseudonym import Pseudonymiser
 from monai_bone.data.sources import ImageSource, SourceImage, open_source
@@ -644,7 +644,7 @@ def build_datalist(
     src = open_source(
         source,
         kind=source_kind,
-        exclude=[out, rejects_path, warnings_path, *clinical_paths],
+        exclude=[out, rejects_path, warnings_path, out_dir / LOCK_NAME, *clinical_paths],
         cache=out_dir / DEFAULT_CACHE_NAME if cache is None else cache,
         progress=progress,
     )
@@ -664,6 +664,9 @@ def build_datalist(
     labels = _label_set(table, src) if "label" in label_keys else None
 
     files = src.files()
+    halves_dir = os.path.join(os.path.realpath(out_dir), BILATERAL_FOLDER)  # our own split halves are not inputs
+    if os.path.isdir(halves_dir):
+        files = [f for f in files if not os.path.realpath(f).startswith(halves_dir + os.sep)]
     rejects: list[dict[str, Any]] = []
     warning_rows: list[dict[str, Any]] = []
     records: list[dict[str, Any]] = []

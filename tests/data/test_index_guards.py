@@ -111,6 +111,15 @@ def test_knee_index_warns_about_bilateral_images_and_splits_them_when_asked(tmp_
         assert image.shape[-1] < image.shape[-2] * 1.2
 
 
+def test_outputs_inside_the_source_are_not_indexed_again(tmp_path):
+    src, table = _knee_source(tmp_path)
+    out = src / "datalist.json"  # the index's files (lock, halves, CSVs) land inside the source folder
+    first = build_datalist(src, out, clinical=table, task="knee", folds=2, bilateral="split", progress=False)
+    assert (src / ".index.lock").exists() and len(list((src / "bilateral").glob("*.png"))) == 4
+    second = build_datalist(src, out, clinical=table, task="knee", folds=2, bilateral="split", progress=False)
+    assert (second.seen, second.used, second.rejected) == (first.seen, first.used, first.rejected) == (6, 6, 0)
+
+
 def test_index_cli_refuses_fewer_than_two_folds(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         main(["index", str(tmp_path), "--out", str(tmp_path / "dl.json"), "--folds", "1"])
