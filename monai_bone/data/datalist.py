@@ -11,6 +11,11 @@
 * ``warnings.csv`` beside it: ``path, patient_id, field, code, source, original, corrected, detail`` -- field-level
   corrections and disagreements of the *used* files.
 
+The three carry one run id (``"run_id"``; first CSV line ``# monai-bone index run <id>``) and are committed together
+so that a killed run never leaves files of two runs side by side (:mod:`monai_bone.data.index_outputs`). With a task,
+BodyPartExamined / ViewPosition are checked (``wrong_body_part`` / ``wrong_view``) and knee images are checked for
+both knees in one image (:mod:`monai_bone.data.image_guards`, :mod:`monai_bone.data.index_guards`).
+
 Clinical values (:data:`~monai_bone.constants.CLINICAL_FIELDS`) come from the clinical CSV(s), joined on ``key``
 (default ``PatientID``), and fall back to the DICOM header for ``age_xray``, ``sex``, ``height``, ``weight``
 (:data:`~monai_bone.constants.DICOM_FIELDS`). When both are present the CSV wins and a disagreement is recorded.
