@@ -68,7 +68,7 @@ from monai_bone.constants import (
 from monai_bone.data.clinical_csv import ClinicalTable, read_clinical_csv
 from monai_bone.data.dicom_header import REJECT_REASONS, FieldWarning, RejectError
 from monai_bone.data.index_guards import BILATERAL_FOLDER, BilateralCheck, guard_header, split_record
-from monai_bone.data.index_outputs import LOCK_NAME, RUN_ID_PREFIX, commit_outputs, new_run_id
+from monai_bone.data.index_outputs import RUN_ID_PREFIX, commit_outputs, new_run_id
 from monai_bone.data.parallel_read import read_headers
 from monai_bone.data.pseudonym import Pseudonymiser
 from monai_bone.data.sources import ImageSource, SourceImage, open_source
@@ -649,7 +649,7 @@ def build_datalist(
     src = open_source(
         source,
         kind=source_kind,
-        exclude=[out, rejects_path, warnings_path, out_dir / LOCK_NAME, *clinical_paths],
+        exclude=[out, rejects_path, warnings_path, *clinical_paths],
         cache=out_dir / DEFAULT_CACHE_NAME if cache is None else cache,
         progress=progress,
     )

@@ -5,7 +5,7 @@ run that wrote it: the datalist's top-level ``"run_id"`` and the first line of e
 ``# monai-bone index run <run id>`` (read the CSVs with ``csv.DictReader`` over lines not starting with ``#``, or
 ``pandas.read_csv(path, comment="#")``).
 
-Commit protocol (:func:`commit_outputs`), under an exclusive lock on ``<folder>/.index.lock`` (POSIX ``flock``):
+Commit protocol (:func:`commit_outputs`), under an exclusive ``flock`` on the output folder itself (POSIX):
 
 1. remove stale temporary files ``.<name>.*.tmp`` of these outputs, left by runs that were killed while writing
    (no live run can own them: a run writes its temporaries only while it holds the lock);
@@ -34,7 +34,6 @@ from pathlib import Path
 from monai_bone.utils.io import TEMP_SUFFIX
 
 __all__ = [
-    "LOCK_NAME",
     "PAUSE_ENV",
     "RUN_ID_PREFIX",
     "commit_outputs",
@@ -45,8 +44,6 @@ __all__ = [
 
 #: First line of every CSV the index writes (followed by the run id).
 RUN_ID_PREFIX: str = "# monai-bone index run "
-#: Lock file of the commit, in the output folder.
-LOCK_NAME: str = ".index.lock"
 
 
 def new_run_id() -> str:
@@ -96,7 +93,11 @@ def _locked(folder: Path) -> Iterator[None]:
     except ImportError:  # pragma: no cover - Windows: no advisory lock, the protocol still orders the writes
         yield
         return
-    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:  # the folder itself is the lock (flock on a directory): no lock file is left among the user's files
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - a folder that cannot be opened: no advisory lock
+        yield
+        return
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

@@ -115,7 +115,8 @@ def test_outputs_inside_the_source_are_not_indexed_again(tmp_path):
     src, table = _knee_source(tmp_path)
     out = src / "datalist.json"  # the index's files (lock, halves, CSVs) land inside the source folder
     first = build_datalist(src, out, clinical=table, task="knee", folds=2, bilateral="split", progress=False)
-    assert (src / ".index.lock").exists() and len(list((src / "bilateral").glob("*.png"))) == 4
+    assert len(list((src / "bilateral").glob("*.png"))) == 4
+    assert sorted(p.name for p in src.iterdir() if p.name.startswith(".")) == []  # no lock or temporary file left
     second = build_datalist(src, out, clinical=table, task="knee", folds=2, bilateral="split", progress=False)
     assert (second.seen, second.used, second.rejected) == (first.seen, first.used, first.rejected) == (6, 6, 0)
 
