@@ -6,6 +6,8 @@ import argparse
 import json
 import logging
 
+from monai_bone.cli.index import folds_argument
+
 __all__ = ["add_parser", "parse_set", "run"]
 
 logger = logging.getLogger(__name__)
@@ -45,7 +47,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     p.add_argument("--task", required=True, choices=("hip", "knee"))
     p.add_argument("--data", required=True, metavar="DIR", help="datalist JSON or a folder holding datalist.json")
-    p.add_argument("--folds", type=int, default=None, metavar="K", help="CV folds (default: the datalist's folds)")
+    p.add_argument(
+        "--folds", type=folds_argument, default=None, metavar="K", help="CV folds (default: the datalist's folds)"
+    )
     p.add_argument("--out", default=None, metavar="DIR", help="output folder (default: ./cv_<task>)")
     p.add_argument("--epochs", type=int, default=None, metavar="E", help="epochs per fit (default: the bundle's)")
     p.add_argument("--size", type=int, default=None, metavar="PX", help="network input size (default: the bundle's)")

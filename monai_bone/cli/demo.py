@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from monai_bone.cli.index import folds_argument
+
 __all__ = ["add_parser", "run"]
 
 logger = logging.getLogger(__name__)
@@ -40,7 +42,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     p.add_argument("--batch-size", type=int, default=None, metavar="B", help=f"default {D['batch_size']}")
     p.add_argument(
-        "--folds", type=int, default=None, metavar="K", help=f"index folds, 0 validates (default {D['folds']})"
+        "--folds",
+        type=folds_argument,
+        default=None,
+        metavar="K",
+        help=f"index folds, 0 validates (default {D['folds']})",
     )
     p.add_argument("--n-infer", type=int, default=None, metavar="N", help=f"inference files per task ({D['n_infer']})")
     p.add_argument("--task", choices=("hip", "knee", "both"), default="both")

@@ -29,12 +29,32 @@ import logging
 
 from monai_bone.data.datalist import TASKS, build_datalist
 from monai_bone.data.dicomweb import DEFAULT_CACHE_NAME, DicomwebError
+from monai_bone.data.image_guards import parse_tag_list
+from monai_bone.data.index_guards import BILATERAL_MODES
 from monai_bone.data.pseudonym import SALT_ENV
 from monai_bone.data.sources import SOURCE_KINDS
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "folds_argument", "run"]
 
 logger = logging.getLogger(__name__)
+
+
+def folds_argument(text: str) -> int:
+    """``--folds`` value: an integer of at least 2 (training holds one fold out for validation).
+
+    Raises:
+        argparse.ArgumentTypeError: with a message saying why and what to use instead.
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer; use 2 or more (e.g. 5 or 10)") from None
+    if value < 2:
+        raise argparse.ArgumentTypeError(
+            f"{value} fold(s) leave no validation fold for training; use 2 or more (e.g. 5 or 10). "
+            "To predict without folds, run the bundle's inference.json on the folder itself"
+        )
+    return value
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -72,7 +92,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument("--key", default="PatientID", help="join key: DICOM keyword = CSV column (default PatientID)")
     parser.add_argument("--task", choices=TASKS, default=None, help="hip (label bmd) or knee (label class)")
-    parser.add_argument("--folds", type=int, default=10, help="patient-disjoint stratified folds (default 10)")
+    parser.add_argument(
+        "--folds", type=folds_argument, default=10, help="patient-disjoint stratified folds, 2 or more (default 10)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="fold shuffling seed (default 0)")
     parser.add_argument(
         "--source-kind", choices=SOURCE_KINDS, default=None, help="source layout (default: auto-detect)"
@@ -101,6 +123,33 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         metavar="CSV",
         help="with --pseudonymise: also write the original -> pseudonym mapping here (keep it private)",
     )
+    parser.add_argument(
+        "--body-parts",
+        default=None,
+        metavar="LIST",
+        help="with --task: accepted BodyPartExamined values, comma-separated (default hip: HIP,PELVIS; knee: KNEE); "
+        "other values are rejected as wrong_body_part",
+    )
+    parser.add_argument(
+        "--views",
+        default=None,
+        metavar="LIST",
+        help="with --task: accepted ViewPosition values (default AP,PA); others are rejected as wrong_view",
+    )
+    parser.add_argument(
+        "--bilateral",
+        choices=BILATERAL_MODES,
+        default=None,
+        help="knee: decode each image and warn about bilateral images (warn, the default for --task knee), split "
+        "them into a left and a right study (split), or skip the check (off)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="processes reading headers (default: up to 4 for 1000 files or more on 4+ CPUs; 1 = this process only)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
     return parser
@@ -126,6 +175,10 @@ def run(args: argparse.Namespace) -> int:
             pseudonymise=args.pseudonymise,
             salt=args.salt,
             mapping=args.mapping,
+            body_parts=parse_tag_list(args.body_parts),
+            views=parse_tag_list(args.views),
+            bilateral=args.bilateral,
+            workers=args.workers,
         )
     except DicomwebError as err:
         logger.error("%s", err)

@@ -11,6 +11,11 @@
 * ``warnings.csv`` beside it: ``path, patient_id, field, code, source, original, corrected, detail`` -- field-level
   corrections and disagreements of the *used* files.
 
+The three carry one run id (``"run_id"``; first CSV line ``# monai-bone index run <id>``) and are committed together
+so that a killed run never leaves files of two runs side by side (:mod:`monai_bone.data.index_outputs`). With a task,
+BodyPartExamined / ViewPosition are checked (``wrong_body_part`` / ``wrong_view``) and knee images are checked for
+both knees in one image (:mod:`monai_bone.data.image_guards`, :mod:`monai_bone.data.index_guards`).
+
 Clinical values (:data:`~monai_bone.constants.CLINICAL_FIELDS`) come from the clinical CSV(s), joined on ``key``
 (default ``PatientID``), and fall back to the DICOM header for ``age_xray``, ``sex``, ``height``, ``weight``
 (:data:`~monai_bone.constants.DICOM_FIELDS`). When both are present the CSV wins and a disagreement is recorded.
@@ -62,9 +67,12 @@ from monai_bone.constants import (
 )
 from monai_bone.data.clinical_csv import ClinicalTable, read_clinical_csv
 from monai_bone.data.dicom_header import REJECT_REASONS, FieldWarning, RejectError
+from monai_bone.data.index_guards import BILATERAL_FOLDER, BilateralCheck, guard_header, split_record
+from monai_bone.data.index_outputs import RUN_ID_PREFIX, commit_outputs, new_run_id
+from monai_bone.data.parallel_read import read_headers
 from monai_bone.data.pseudonym import Pseudonymiser
 from monai_bone.data.sources import ImageSource, SourceImage, open_source
-from monai_bone.utils.io import atomic_write_csv, atomic_write_text
+from monai_bone.utils.io import csv_text
 
 __all__ = [
     "DATALIST_KEY",
@@ -115,10 +123,6 @@ DIRECT_IDENTIFIERS: frozenset[str] = frozenset(
 #: How far header and CSV values may differ before a disagreement is recorded.
 _AGREEMENT_TOLERANCE = {"age_xray": 1.0, "height": 0.02, "weight": 1.0}
 _BMI_TOLERANCE = 1.0
-_BODY_PARTS = {
-    "hip": ("HIP", "PELVIS", "FEMUR", "LEG", "LOWER LIMB", "LOWLIMB", "EXTREMITY"),
-    "knee": ("KNEE", "LEG", "LOWER LIMB", "LOWLIMB", "EXTREMITY", "TIBIA", "FEMUR"),
-}
 _MAX_BMD_BINS = 5
 
 
@@ -259,27 +263,66 @@ def bmd_strata(values: Sequence[float | None], n_bins: int) -> list[int]:
     return [int(np.searchsorted(edges, v, side="right")) if v is not None else -1 for v in values]
 
 
+def _sequential_sum(values: list[float]) -> float:
+    total = 0.0
+    for v in values:
+        total += v
+    return total
+
+
+def _numpy_sum(values: list[float]) -> float:
+    """Sum in the order of numpy's pairwise summation for fewer than 128 values (8 partial sums, then the tail)."""
+    n = len(values)
+    if n < 8:
+        return _sequential_sum(values)
+    r = values[:8]
+    stop = n - n % 8
+    for i in range(8, stop, 8):
+        for j in range(8):
+            r[j] += values[i + j]
+    total = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+    for i in range(stop, n):
+        total += values[i]
+    return total
+
+
 def _stratified_group_kfold(n_splits: int, seed: int):
-    """``StratifiedGroupKFold`` whose inner fold scoring is vectorised.
+    """``StratifiedGroupKFold`` whose inner fold scoring runs in plain floats.
 
     scikit-learn's ``StratifiedGroupKFold`` scores every candidate fold of every group with a few NumPy calls on tiny
     arrays (~1 ms per patient on a small machine -- more than reading that patient's DICOM header). The subclass
     keeps sklearn's validation, shuffling, group ordering and fold construction and only replaces
-    ``_find_best_fold`` with one array operation per group computing the same criterion (mean over classes of the
-    across-fold std of the class fractions) and the same tie-break (``np.isclose`` → fewer samples, then lower fold
-    index). If a future sklearn renames the private hook, the stock method runs instead (same result, slower).
+    ``_find_best_fold`` with plain float arithmetic in numpy's order of operations: the same criterion (mean over
+    classes of the across-fold std of the class fractions), the same floats, so the same tie-break (``np.isclose``
+    → fewer samples, then lower fold index) and the same folds (checked against the stock method in the tests).
+    If a future sklearn renames the private hook, the stock method runs instead (same result, slower).
     """
     from sklearn.model_selection import StratifiedGroupKFold
 
     class _VectorisedStratifiedGroupKFold(StratifiedGroupKFold):
         def _find_best_fold(self, y_counts_per_fold, y_cnt, group_y_counts):
-            k = y_counts_per_fold.shape[0]
-            candidates = y_counts_per_fold[None, :, :] + np.eye(k)[:, :, None] * group_y_counts[None, None, :]
-            evals = np.mean(np.std(candidates / y_cnt.reshape(1, 1, -1), axis=1), axis=1)
-            samples = y_counts_per_fold.sum(axis=1)
-            best_fold, min_eval, min_samples = None, np.inf, np.inf
+            # sklearn's criterion in plain floats, with numpy's order of operations (so ties break identically):
+            # per class, the std over folds of count / class total, with the group added to candidate fold i
+            counts, totals, group = y_counts_per_fold.tolist(), y_cnt.tolist(), group_y_counts.tolist()
+            k, n_classes = len(counts), len(totals)
+            # numpy reduces a (k, 1) array over axis 0 pairwise, a (k, C > 1) one row by row
+            fold_sum = _numpy_sum if n_classes == 1 else _sequential_sum
+
+            def std(vals: list[float]) -> float:
+                mean = fold_sum(vals) / k
+                return math.sqrt(fold_sum([(v - mean) * (v - mean) for v in vals]) / k)
+
+            fractions = [[counts[j][c] / totals[c] for j in range(k)] for c in range(n_classes)]
+            base = [std(f) for f in fractions]  # classes the group does not touch keep these for every candidate
+            touched = [c for c in range(n_classes) if group[c]]
+            best_fold, min_eval, min_samples = None, math.inf, math.inf
             for i in range(k):
-                fold_eval, n_samples = float(evals[i]), float(samples[i])
+                stds = list(base)
+                for c in touched:
+                    vals = list(fractions[c])
+                    vals[i] = (counts[i][c] + group[c]) / totals[c]
+                    stds[c] = std(vals)
+                fold_eval, n_samples = _numpy_sum(stds) / n_classes, sum(counts[i])
                 close = math.isfinite(min_eval) and abs(fold_eval - min_eval) <= 1e-8 + 1e-5 * abs(min_eval)
                 if fold_eval < min_eval or (close and n_samples < min_samples):
                     best_fold, min_eval, min_samples = i, fold_eval, n_samples
@@ -531,6 +574,11 @@ def build_datalist(
     pseudonymise: bool = False,
     salt: str | None = None,
     mapping: str | os.PathLike | None = None,
+    image_task: str | None = None,
+    body_parts: Sequence[str] | None = None,
+    views: Sequence[str] | None = None,
+    bilateral: str | None = None,
+    workers: int | None = None,
 ) -> IndexSummary:
     """Index an image source into a MONAI datalist with folds, plus ``rejects.csv`` and ``warnings.csv`` beside it.
 
@@ -550,6 +598,14 @@ def build_datalist(
         pseudonymise: replace PatientID, Study/SOP Instance UIDs and the join key by salted pseudonyms in every output.
         salt: secret salt of the pseudonyms (default: the ``MONAI_BONE_SALT`` environment variable); never written.
         mapping: with ``pseudonymise``, write the original -> pseudonym CSV here (nowhere by default).
+        image_task: check BodyPartExamined / ViewPosition against this task (default ``task``; see
+            :mod:`monai_bone.data.image_guards`): refused files are rejected as ``wrong_body_part`` / ``wrong_view``.
+        body_parts: accepted body parts (default: the task's, e.g. ``HIP``, ``PELVIS``).
+        views: accepted views (default ``AP``, ``PA``).
+        bilateral: knee images: ``"off"``, ``"warn"`` (default for knee: decode and warn about bilateral images) or
+            ``"split"`` (make a left and a right record; :mod:`monai_bone.data.index_guards`).
+        workers: processes reading headers (``None``: up to 4 for 1000 files or more on 4+ CPUs, see
+            :mod:`monai_bone.data.parallel_read`; 1: this process only).
 
     Returns:
         The :class:`IndexSummary` (``seen == used + rejected``).
@@ -573,6 +629,11 @@ def build_datalist(
     if mapping is not None and not pseudonymise:
         raise ValueError("a pseudonym mapping file was asked for without pseudonymise (--pseudonymise)")
     pseud = Pseudonymiser(salt) if pseudonymise else None
+    guard_task = image_task if image_task is not None else task
+    if guard_task is not None and guard_task not in TASKS:
+        raise ValueError(f"image_task must be one of {TASKS} or None, got {guard_task!r}")
+    bilateral = bilateral if bilateral is not None else ("warn" if guard_task == "knee" else "off")
+    run_id = new_run_id()
 
     def shown(value: Any) -> Any:
         """The join-key value as it may appear in outputs (its pseudonym when pseudonymising)."""
@@ -608,6 +669,9 @@ def build_datalist(
     labels = _label_set(table, src) if "label" in label_keys else None
 
     files = src.files()
+    halves_dir = os.path.join(os.path.realpath(out_dir), BILATERAL_FOLDER)  # our own split halves are not inputs
+    if os.path.isdir(halves_dir):
+        files = [f for f in files if not os.path.realpath(f).startswith(halves_dir + os.sep)]
     rejects: list[dict[str, Any]] = []
     warning_rows: list[dict[str, Any]] = []
     records: list[dict[str, Any]] = []
@@ -620,15 +684,18 @@ def build_datalist(
         logger.debug("reject %s: %s (%s)", rel, reason, detail)
 
     relative = _Relativiser(src.root, out_dir)
-    for path in tqdm(files, desc="index", unit="file", disable=not progress, dynamic_ncols=True):
+    bilateral_check = BilateralCheck(bilateral, out_dir)
+    outcomes = read_headers(src, files, (key,), workers)
+    for path, outcome in tqdm(outcomes, total=len(files), desc="index", unit="file", disable=not progress):
         rel = relative(path)
         try:
-            img = src.read(path, keys=(key,))
+            img = outcome.get()
         except RejectError as err:
             reject(rel, err.reason, err.detail)
             continue
         except Exception as err:  # noqa: BLE001 - one odd file never stops the index; it is recorded as a reject
-            detail = f"unexpected {type(err).__name__} while reading the header: {' '.join(str(err).split())[:300]}"
+            kind = getattr(err, "type_name", type(err).__name__)
+            detail = f"unexpected {kind} while reading the header: {' '.join(str(err).split())[:300]}"
             logger.warning("%s: %s", rel, detail)
             reject(rel, "unreadable", detail)
             continue
@@ -637,6 +704,11 @@ def build_datalist(
                 reject(rel, "duplicate_sop_uid", f"same SOPInstanceUID as {first_sop[img.sop_instance_uid]}")
                 continue
             first_sop[img.sop_instance_uid] = rel
+        guard_notes: list[FieldWarning] = []
+        refused = guard_header(img, guard_task, body_parts, views, guard_notes) if guard_task else None
+        if refused is not None:
+            reject(rel, *refused)
+            continue
         key_value = img.key_values.get(key)
         row, csv_source = None, ""
         if table is not None:
@@ -648,7 +720,7 @@ def build_datalist(
                 reject(rel, "no_clinical_row", f"{key} {shown(key_value)!r} has no row in {table.describe()}")
                 continue
             csv_source = f"csv:{table.origins.get(str(key_value).strip(), '')}"
-        found: list[FieldWarning] = list(img.warnings)
+        found: list[FieldWarning] = list(img.warnings) + guard_notes
         if table is not None:
             found.extend(table.warnings.get(str(key_value).strip(), []))
         values = merge_clinical(img, row, csv_source, found)
@@ -683,17 +755,7 @@ def build_datalist(
                 reject(rel, "missing_label", f"{key} {shown(key_value)!r}: {missing}")
                 continue
 
-        if task is not None and img.body_part and img.body_part not in _BODY_PARTS[task]:
-            found.append(
-                FieldWarning(
-                    "body_part",
-                    "note",
-                    img.body_part,
-                    img.body_part,
-                    f"BodyPartExamined {img.body_part} does not look like a {task} radiograph; kept",
-                    "dicom",
-                )
-            )
+        halves = bilateral_check(path, rel, found) if guard_task == "knee" else None
         if img.patient_id is None:
             found.append(
                 FieldWarning(
@@ -715,9 +777,12 @@ def build_datalist(
             **values,
             "fold": None,
         }
-        records.append(record)
-        groups.append(img.patient_id if img.patient_id is not None else f"image:{rel}")
-        synthetic_flags.append(bool(img.synthetic or (table is not None and table.synthetic)))
+        if bilateral == "split":
+            record.update(split_from=None, image_half=None)
+        parts = split_record(record, halves, lambda p: _rel(p, out_dir)) if halves else [record]
+        records.extend(parts)
+        groups.extend([img.patient_id if img.patient_id is not None else f"image:{rel}"] * len(parts))
+        synthetic_flags.extend([bool(img.synthetic or (table is not None and table.synthetic))] * len(parts))
         for w in found:
             detail = w.detail
             if pseud is not None and key_value is not None:  # clinical CSV conflicts name the key value
@@ -750,13 +815,16 @@ def build_datalist(
                 }
             )
 
-    atomic_write_csv(rejects_path, rejects, REJECT_COLUMNS)
-    atomic_write_csv(warnings_path, warning_rows, WARNING_COLUMNS)
+    run_line = RUN_ID_PREFIX[2:] + run_id  # csv_text adds the "# "
+    reject_text = csv_text(rejects, REJECT_COLUMNS, comment=run_line).encode("utf-8")
+    warning_text = csv_text(warning_rows, WARNING_COLUMNS, comment=run_line).encode("utf-8")
+    outputs: list[tuple[Path, bytes | None]] = [(rejects_path, reject_text), (warnings_path, warning_text)]
     reasons = dict(Counter(r["reason"] for r in rejects))
     unknown = set(reasons) - set(REJECT_REASONS)
     if unknown:  # pragma: no cover - RejectError validates codes
         raise RuntimeError(f"unknown reject reasons {unknown}")
     if not records:
+        commit_outputs([*outputs, (out, None)])
         raise ValueError(
             f"no usable images in {src.url or src.root}: {len(files)} file(s) seen, all rejected "
             f"({', '.join(f'{k} {v}' for k, v in sorted(reasons.items())) or 'no files'}); see {rejects_path}"
@@ -769,7 +837,11 @@ def build_datalist(
         strata = [r["label"] if r["label"] is not None else -1 for r in records]
     else:
         strata = [0] * len(records)
-    fold_ids = assign_folds(groups, strata, int(folds), seed)
+    try:
+        fold_ids = assign_folds(groups, strata, int(folds), seed)
+    except ValueError:
+        commit_outputs([*outputs, (out, None)])
+        raise
     for record, fold in zip(records, fold_ids):
         record["fold"] = fold
 
@@ -786,6 +858,7 @@ def build_datalist(
         "num_folds": int(folds),
         "seed": int(seed),
         "clinical_fields": list(CLINICAL_FIELDS),
+        "run_id": run_id,
     }
     if labels is not None:
         datalist["labels"] = list(labels)
@@ -795,7 +868,7 @@ def build_datalist(
     if synthetic:
         datalist["note"] = SYNTHETIC_NOTE
     datalist[DATALIST_KEY] = records
-    atomic_write_text(out, _dump_datalist(datalist))
+    commit_outputs([*outputs, (out, _dump_datalist(datalist).encode("utf-8"))])
     if pseud is not None and mapping is not None:
         if Path(mapping).resolve().parent == out_dir.resolve():
             logger.warning("the pseudonym mapping %s is beside the datalist; keep it apart from shared data", mapping)
@@ -803,7 +876,7 @@ def build_datalist(
 
     summary = IndexSummary(
         seen=len(files),
-        used=len(records),
+        used=len(records) - bilateral_check.found * (bilateral == "split"),
         rejected=len(rejects),
         reasons=reasons,
         warnings=len(warning_rows),

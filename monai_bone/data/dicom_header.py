@@ -56,6 +56,7 @@ from pydicom.uid import (
 )
 
 from monai_bone.constants import CATEGORICAL_CODES, DICOM_FIELDS, SYNTHETIC_NOTE
+from monai_bone.data.image_guards import GUARD_REASONS
 
 __all__ = [
     "MAX_IMAGE_PIXELS",
@@ -90,6 +91,7 @@ REJECT_REASONS: dict[str, str] = {
     "duplicate_sop_uid": "same SOPInstanceUID as a file already indexed (the first one is used)",
     "no_clinical_row": "clinical CSV(s) given but no row for this file's key (default PatientID)",
     "missing_label": "labelled source (bmd/label column or class folders) but no usable label for this file",
+    **GUARD_REASONS,
 }
 
 #: Smallest and largest accepted image side (pixels) and largest accepted image area (Rows x Columns).
@@ -188,6 +190,7 @@ class DicomHeader:
         sop_class_uid: SOP class UID (``None`` when absent).
         presentation_intent: ``FOR PRESENTATION``, ``FOR PROCESSING`` or ``None``.
         body_part: BodyPartExamined (upper case) or ``None``.
+        view_position: ViewPosition (upper case, e.g. ``AP``, ``LL``) or ``None``.
         photometric: ``MONOCHROME1`` or ``MONOCHROME2``.
         transfer_syntax: transfer syntax UID.
         rows, columns, bits_stored: image geometry.
@@ -216,6 +219,7 @@ class DicomHeader:
     clinical: dict[str, Any] = field(default_factory=dict)
     keys: dict[str, str | None] = field(default_factory=dict)
     warnings: list[FieldWarning] = field(default_factory=list)
+    view_position: str | None = None
 
 
 def parse_age(value: Any) -> float | None:
@@ -385,6 +389,9 @@ def _text(ds: pydicom.Dataset, keyword: str) -> str | None:
     if elem is None:
         return None
     if not isinstance(elem, RawDataElement) or elem.VR in ("SQ", "UN"):
+        value = getattr(elem, "value", None)
+        if isinstance(value, str) and elem.VR not in ("SQ", "UN"):  # already converted (file meta, charset)
+            return value.strip().strip("\x00").strip() or None
         return _converted_text(ds, keyword)
     raw = elem.value
     if not raw:
@@ -657,6 +664,8 @@ def _check_modality(ds: pydicom.Dataset) -> tuple[str, str | None]:
     meta = getattr(ds, "file_meta", None)
     sop_class = _text(ds, "SOPClassUID") or (_text(meta, "MediaStorageSOPClassUID") if meta is not None else None)
     modality = (_text(ds, "Modality") or "").upper()
+    if modality in XRAY_MODALITIES:  # the common case: no UID name look-up (it costs more than the check itself)
+        return modality, sop_class
     sop_name = UID(sop_class).name if sop_class else "unknown"
     if not modality and not sop_class:
         raise RejectError("unreadable", "the data set has neither Modality nor SOP Class UID (corrupt or empty header)")
@@ -747,4 +756,5 @@ def _header_fields(
         clinical=clinical,
         keys={k: patient_id if k == "PatientID" else _converted_text(ds, k) for k in keys},
         warnings=warnings,
+        view_position=(_text(ds, "ViewPosition") or "").upper() or None,
     )

@@ -65,6 +65,7 @@ class SourceImage:
         modality: DICOM modality (``None`` for image folders).
         photometric: ``MONOCHROME1``/``MONOCHROME2`` (grayscale image files are ``MONOCHROME2``; colour ones ``RGB``).
         body_part: DICOM BodyPartExamined (upper case) or ``None``.
+        view_position: DICOM ViewPosition (upper case) or ``None``.
         synthetic: the file says it is synthetic (DICOM ImageComments / PNG text chunk / JPEG comment holds the note).
         clinical: clinical fields the file itself carries (DICOM header; empty for image folders).
         class_name: class folder name (lower case) for image folders, else ``None``.
@@ -83,6 +84,7 @@ class SourceImage:
     clinical: dict[str, Any] = field(default_factory=dict)
     class_name: str | None = None
     warnings: list[FieldWarning] = field(default_factory=list)
+    view_position: str | None = None
 
 
 class ImageSource:
@@ -185,6 +187,7 @@ class DicomFolderSource(ImageSource):
             synthetic=header.synthetic,
             clinical=header.clinical,
             warnings=header.warnings,
+            view_position=header.view_position,
         )
 
 
@@ -262,11 +265,15 @@ class ImageFolderSource(ImageSource):
 _SOURCES: dict[str, type[ImageSource]] = {"dicom": DicomFolderSource, "kop": ImageFolderSource}
 
 
+_MAX_SPLIT_FOLDERS = 32
+
+
 def _class_folders(root: Path) -> set[str]:
     """Class names (lower case) of folders at depth 1 or 2 under ``root`` that directly hold a PNG/JPEG file.
 
-    Only folder names are listed below depth 1 (no per-file work in DICOM trees); a class folder is opened to look
-    for its first image.
+    Only folder names are listed below depth 1 (no per-file work in DICOM trees), and only when the root has at most
+    32 sub-folders or a class folder of its own (a KOP layout; not an archive of patient folders); a class folder is
+    opened to look for its first image.
     """
 
     def subdirs(path: str) -> list[os.DirEntry]:
@@ -284,8 +291,12 @@ def _class_folders(root: Path) -> set[str]:
             return False
 
     found: set[str] = set()
-    for first in subdirs(os.fspath(root)):
-        candidates = [first, *subdirs(first.path)]
+    firsts = subdirs(os.fspath(root))
+    # a KOP download has a few top folders (classes, or train/test splits); an archive of many patient folders is
+    # not listed a level deeper (that would cost one directory listing per patient)
+    deep = len(firsts) <= _MAX_SPLIT_FOLDERS or any(e.name.lower() in KNEE_LABELS_THREE for e in firsts)
+    for first in firsts:
+        candidates = [first, *subdirs(first.path)] if deep else [first]
         for entry in candidates:
             name = entry.name.lower()
             if name in KNEE_LABELS_THREE and name not in found and has_image(entry.path):

@@ -37,6 +37,7 @@ __all__ = [
     "atomic_torch_save",
     "checkpoint_epoch",
     "find_last_checkpoint",
+    "require_checkpoint",
     "load_checkpoint",
     "resume_checkpoint",
 ]
@@ -110,6 +111,19 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
         raise CheckpointFileError(f"{path}: cannot load checkpoint ({type(err).__name__}: {_short(err)})") from None
 
 
+def require_checkpoint(path: str | os.PathLike) -> Path:
+    """Check that a checkpoint path names an existing file (before an engine runs).
+
+    Raises:
+        FileNotFoundError: naming the path when it does not exist or is a folder.
+    """
+    path = Path(path)
+    if not path.is_file():
+        what = "is a folder, not a checkpoint file" if path.is_dir() else "does not exist"
+        raise FileNotFoundError(f"checkpoint {path} {what}")
+    return path
+
+
 def _short(err: BaseException, limit: int = 300) -> str:
     text = " ".join(str(err).split()) or type(err).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -122,6 +136,10 @@ class SafeCheckpointLoader(CheckpointLoader):
     ``weights_only=True``), but a missing, empty, truncated, corrupt or pickled-object file raises
     :class:`CheckpointFileError` / ``FileNotFoundError`` naming the file, not a zip or unpickling traceback.
     """
+
+    def __init__(self, load_path: str, load_dict: Mapping, *args: Any, **kwargs: Any) -> None:
+        require_checkpoint(load_path)  # a missing file is reported when the config is read, not mid-run
+        super().__init__(load_path, load_dict, *args, **kwargs)
 
     def __call__(self, engine) -> None:
         """Load the checkpoint into ``load_dict`` (see ``monai.handlers.CheckpointLoader.__call__``)."""

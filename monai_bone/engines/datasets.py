@@ -9,8 +9,10 @@ image size or a different training fold never reads stale entries. ``cache="none
 Unreadable images in training (a file the header-only index accepted but whose pixel data cannot be decoded, e.g.
 corrupt compressed fragments): with ``cache="memory"`` the study is dropped while the cache is filled, with a logged
 warning naming the file and the reason, and listed in ``rejects_path`` (``path, reason, detail``) when given -- the
-other studies train as usual. With ``cache="disk"``/``"none"`` (images decoded lazily during the epoch) the run stops
-at the first such file with the loader's error naming it; re-index or remove the file.
+other studies train as usual. The reason is ``unreadable_image``, or the code of an image guard
+(:class:`~monai_bone.transforms.XrayGuardd`: ``blank_image``, ``wrong_body_part``, ``wrong_view``).
+With ``cache="disk"``/``"none"`` (images decoded lazily during the epoch) the run stops at the first such file with
+the loader's error naming it; re-index or remove the file.
 """
 
 from __future__ import annotations
@@ -47,16 +49,22 @@ def _transform_hash(transforms: Sequence) -> bytes:
 
 
 class _Failed:
-    """Cache slot of a record whose deterministic transforms raised."""
+    """Cache slot of a record whose deterministic transforms raised (``reason``: the guard's code, if any)."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, reason: str = "unreadable_image") -> None:
         self.message = message
+        self.reason = reason
 
 
-def _error_message(err: BaseException, record: object) -> str:
+def _root_error(err: BaseException) -> BaseException:
     # MONAI's Compose wraps the real error in RuntimeError("applying transform ...") ... from err
     while isinstance(err, RuntimeError) and str(err).startswith("applying transform") and err.__cause__:
         err = err.__cause__
+    return err
+
+
+def _error_message(err: BaseException, record: object) -> str:
+    err = _root_error(err)
     message = " ".join(str(err).split()) or type(err).__name__
     image = record.get("image") if isinstance(record, dict) else None
     if image is not None and str(image) not in message:
@@ -73,17 +81,20 @@ class SkippingCacheDataset(CacheDataset):
     """
 
     skipped: list[tuple[dict, str]]
+    skipped_reasons: list[str]
 
     def _load_cache_item(self, idx: int):
         try:
             return super()._load_cache_item(idx)
         except Exception as err:  # noqa: BLE001 - any per-study failure: the study is dropped and reported
-            return _Failed(_error_message(err, self.data[idx]))
+            reason = getattr(_root_error(err), "reason", None) or "unreadable_image"
+            return _Failed(_error_message(err, self.data[idx]), str(reason))
 
     def set_data(self, data: Sequence) -> None:
         """Set the data and fill the cache, dropping (and logging) the records that fail."""
         super().set_data(data)
         self.skipped = []
+        self.skipped_reasons = []
         cache = self._cache
         if self.hash_as_key or not isinstance(cache, list):
             return
@@ -93,6 +104,7 @@ class SkippingCacheDataset(CacheDataset):
         for i in sorted(failed):
             logger.warning("study skipped, cannot be loaded: %s", cache[i].message)
             self.skipped.append((self.data[i], cache[i].message))
+            self.skipped_reasons.append(cache[i].reason)
         keep = [i for i in range(len(cache)) if i not in failed]
         self.data = [self.data[i] for i in keep] + list(self.data[len(cache) :])
         self._cache = [cache[i] for i in keep]
@@ -142,8 +154,8 @@ def make_dataset(
 
             if is_main_process():
                 rows = [
-                    {"path": str(record.get("image", "")), "reason": "unreadable_image", "detail": message}
-                    for record, message in dataset.skipped
+                    {"path": str(record.get("image", "")), "reason": reason, "detail": message}
+                    for (record, message), reason in zip(dataset.skipped, dataset.skipped_reasons)
                 ]
                 atomic_write_csv(rejects_path, rows, ("path", "reason", "detail"))
         if not len(dataset):

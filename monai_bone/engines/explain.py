@@ -153,6 +153,9 @@ class GradCamSaver:
         synthetic: add "SYNTHETIC" to the title of every image.
         map_key: output key the heat map itself (network-input geometry, ``(H, W)`` array) is written to (read by
             :class:`~monai_bone.results.DicomResultsSaver`).
+        pseudonymous_names: name files ``<patient_id>_<last digits of the SOP Instance UID>.png`` (with a
+            pseudonymised datalist: pseudonyms only) instead of after the input file (whose name may carry a
+            patient ID); studies without a UID are numbered.
 
     Raises:
         ValueError: when ``target_layer`` is not a layer of the network.
@@ -169,7 +172,10 @@ class GradCamSaver:
         output_key: str = "gradcam",
         synthetic: bool = False,
         map_key: str = "gradcam_map",
+        pseudonymous_names: bool | str = False,
     ) -> None:
+        from .options import as_bool
+
         net = _bare(network)
         names = {n for n, _ in net.named_modules()}
         if target_layer not in names:
@@ -183,6 +189,7 @@ class GradCamSaver:
         self.output_key = output_key
         self.map_key = map_key
         self.synthetic = bool(synthetic)
+        self.pseudonymous_names = as_bool(pseudonymous_names, "pseudonymous_names")
         self._cam = None
 
     def attach(self, engine: Engine) -> None:
@@ -227,6 +234,9 @@ class GradCamSaver:
             src = getattr(img, "meta", {}).get(ImageMetaKey.FILENAME_OR_OBJ, "") if hasattr(img, "meta") else ""
             pid = str(item.get(self.id_key) or "")
             stem = Path(str(src)).stem if src else f"study{engine.state.iteration}_{i}"
+            if self.pseudonymous_names:  # input file names may carry patient IDs: name after the pseudonyms only
+                uid = str(item.get("sop_instance_uid") or "")
+                stem = uid.rsplit(".", 1)[-1][-12:] if uid else f"study{engine.state.iteration}_{i}"
             name = _safe_name(f"{pid}_{stem}" if pid else stem) + ".png"
             title = ("SYNTHETIC - " if self.synthetic else "") + f"Grad-CAM {self.target_layer}"
             path = atomic_write_bytes(self.output_dir / name, _overlay_png(shown, heat_np, title))

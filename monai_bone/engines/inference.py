@@ -7,7 +7,9 @@ clinical CSV files supply the other fields. A single DICOM / PNG / JPEG file is 
 PNG/JPEG files with or without KOP class folders.
 
 The index runs without a task, so a study is never rejected for a missing label (a BMD column or class folder, if
-present, is carried along and ignored by inference).
+present, is carried along and ignored by inference). With ``pseudonymise`` (``--pseudonymise true``, salt from
+``--salt`` or ``MONAI_BONE_SALT``) the folder is indexed like ``monai-bone index --pseudonymise``: PatientID and the
+UIDs in every output are salted pseudonyms, and output files are named after pseudonyms, never after input names.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ def prepare_inference_datalist(
     work_dir: str | os.PathLike,
     clinical: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
     key: str = "PatientID",
+    pseudonymise: bool | str = False,
+    salt: str | None = None,
 ) -> Path:
     """The datalist JSON that inference reads: ``input`` itself, or a new index of a folder or file.
 
@@ -45,20 +49,32 @@ def prepare_inference_datalist(
             ``rejects.csv`` and ``warnings.csv``).
         clinical: clinical CSV file(s) joined on ``key`` when indexing (ignored for a datalist).
         key: the join column of the clinical CSV files.
+        pseudonymise: index a folder or file with salted pseudonyms for PatientID and the UIDs (as
+            ``monai-bone index --pseudonymise``); a datalist input must then be a pseudonymised one already.
+        salt: the pseudonym salt (default: the ``MONAI_BONE_SALT`` environment variable); never written.
 
     Returns:
         The datalist path.
 
     Raises:
         FileNotFoundError: when ``input`` does not exist.
-        ValueError: when ``input`` is neither a datalist, a folder nor an image, or holds no usable image.
+        ValueError: when ``input`` is neither a datalist, a folder nor an image, or holds no usable image; with
+            ``pseudonymise``, when there is no salt or a datalist input is not pseudonymised.
     """
+    from .options import as_bool
+
+    pseudonymise = as_bool(pseudonymise, "pseudonymise")
     if input is None or str(input).strip() == "":
         raise ValueError("no inference input given: set --input to a datalist JSON or a folder of DICOM files")
     src = Path(input).expanduser()
     if not src.exists():
         raise FileNotFoundError(f"inference input not found: {src}")
     if src.is_file() and src.suffix.lower() == ".json":
+        if pseudonymise and not _is_pseudonymised(src):
+            raise ValueError(
+                f"{src}: pseudonymise was asked for but this datalist holds the original identifiers; index the "
+                "images with `monai-bone index --pseudonymise` or give the image folder as input"
+            )
         return src
 
     from monai_bone.data.datalist import build_datalist
@@ -76,10 +92,11 @@ def prepare_inference_datalist(
         source = work / "single_input"
         shutil.rmtree(source, ignore_errors=True)
         source.mkdir(parents=True)
+        link = source / (f"study{src.suffix}" if pseudonymise else src.name)  # the name may carry a patient ID
         try:
-            (source / src.name).symlink_to(src.resolve())
+            link.symlink_to(src.resolve())
         except OSError:
-            shutil.copy2(src, source / src.name)
+            shutil.copy2(src, link)
     build_datalist(
         str(source),
         str(out),
@@ -89,8 +106,19 @@ def prepare_inference_datalist(
         folds=1,
         progress=False,
         source_kind=inference_source_kind(src),
+        pseudonymise=pseudonymise,
+        salt=salt,
     )
     return out
+
+
+def _is_pseudonymised(datalist: Path) -> bool:
+    from .folds import datalist_info
+
+    try:
+        return bool(datalist_info(datalist).get("pseudonymised"))
+    except (OSError, ValueError):
+        return False
 
 
 def inference_source_kind(src: str | os.PathLike, limit: int = 5000) -> str | None:
@@ -121,6 +149,8 @@ def inference_records(
     work_dir: str | os.PathLike,
     clinical: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
     key: str = "PatientID",
+    pseudonymise: bool | str = False,
+    salt: str | None = None,
 ) -> list[dict]:
     """Records to run inference on (see :func:`prepare_inference_datalist` for the arguments).
 
@@ -131,7 +161,7 @@ def inference_records(
         FileNotFoundError: when ``input`` does not exist.
         ValueError: when nothing usable is found.
     """
-    path = prepare_inference_datalist(input, work_dir, clinical=clinical, key=key)
+    path = prepare_inference_datalist(input, work_dir, clinical=clinical, key=key, pseudonymise=pseudonymise, salt=salt)
     records = load_records(path)
     if not records:
         raise ValueError(f"{path}: the datalist has no records")

@@ -29,6 +29,7 @@ from monai_bone.transforms.dictionary import (
     XrayNormalised,
     XrayNormaliseDict,
 )
+from monai_bone.transforms.guards import ImageGuardError, XrayGuard, XrayGuardD, XrayGuardd, XrayGuardDict
 
 __all__ = [
     "DICOM_PLAIN_TAGS",
@@ -41,6 +42,7 @@ __all__ = [
     "ClinicalVectorD",
     "ClinicalVectorDict",
     "ClinicalVectord",
+    "ImageGuardError",
     "LoadXray",
     "LoadXrayD",
     "LoadXrayDict",
@@ -52,6 +54,10 @@ __all__ = [
     "XrayNormaliseD",
     "XrayNormaliseDict",
     "XrayNormalised",
+    "XrayGuard",
+    "XrayGuardD",
+    "XrayGuardDict",
+    "XrayGuardd",
     "XrayPydicomReader",
     "XrayReadError",
     "check_fields",

@@ -78,6 +78,8 @@ DICOM_PLAIN_TAGS: dict[str, Any] = {
     "PixelSpacing": (float("nan"), float("nan")),
     "ImagerPixelSpacing": (float("nan"), float("nan")),
     "Modality": "",
+    "BodyPartExamined": "",
+    "ViewPosition": "",
 }
 
 #: Every meta dict made by :class:`LoadXray` has exactly these keys (DICOM and PNG alike), so batches collate.

@@ -265,7 +265,8 @@ class SafeXrayd(MapTransform):
         """Zero images shaped like a good study: ``transforms[1:]`` applied to a gradient template (built once)."""
         if self._placeholders is None:
             rows, cols = self.template_size
-            ramp = torch.linspace(0.0, 1.0, rows * cols, dtype=torch.float32).reshape(1, rows, cols)
+            # an 8-bit grey ramp: a valid image for every check after the loader (e.g. the blank-image guard)
+            ramp = torch.linspace(0.0, 255.0, rows * cols, dtype=torch.float32).reshape(1, rows, cols)
             template = {
                 key: MetaTensor(ramp.clone(), meta=plain_xray_meta("", (rows, cols), fmt="placeholder"))
                 for key in self.keys

@@ -18,6 +18,7 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_stream",
     "atomic_write_text",
+    "csv_text",
 ]
 
 #: Temporary files are ``.<name>.<random>.tmp`` in the destination folder (hidden; a killed writer may leave one).
@@ -92,6 +93,11 @@ def atomic_write_csv(
         fieldnames: column order.
         comment: optional first line, written as ``# comment`` (e.g. the synthetic-data note).
     """
+    return atomic_write_text(path, csv_text(rows, fieldnames, comment))
+
+
+def csv_text(rows: Iterable[Mapping[str, Any]], fieldnames: Sequence[str], comment: str | None = None) -> str:
+    """Dict rows as CSV text (``None`` written empty), with an optional first line ``# comment``."""
     buf = io.StringIO()
     if comment:
         buf.write(f"# {comment}\n")
@@ -99,7 +105,7 @@ def atomic_write_csv(
     writer.writeheader()
     for row in rows:
         writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
-    return atomic_write_text(path, buf.getvalue())
+    return buf.getvalue()
 
 
 def _json_default(obj: Any) -> Any:

@@ -42,7 +42,7 @@ def _csv(path, header, rows, comment=None):
 
 def _read_csv(path):
     with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+        return list(csv.DictReader(line for line in f if not line.startswith("#")))
 
 
 def _by_name(rows):
@@ -187,7 +187,7 @@ def test_clinical_merge_corrections_and_warnings(tmp_path):
 def test_knee_labels_from_csv(tmp_path):
     src = tmp_path / "src"
     for k in range(1, 7):
-        _dx(src / f"k{k}.dcm", f"K{k}", body_part="KNEE" if k != 3 else "CHEST", age_years=60)
+        _dx(src / f"k{k}.dcm", f"K{k}", body_part="KNEE" if k != 3 else "LEG", age_years=60)
     table = _csv(
         tmp_path / "c.csv",
         ["PatientID", "label"],
@@ -203,7 +203,7 @@ def test_knee_labels_from_csv(tmp_path):
     rejects = _by_name(_read_csv(tmp_path / "rejects.csv"))
     assert "'7'" in rejects["k5.dcm"]["detail"] and rejects["k6.dcm"]["reason"] == "no_clinical_row"
     body = [r for r in _read_csv(tmp_path / "warnings.csv") if r["field"] == "body_part"]
-    assert [(r["patient_id"], r["original"]) for r in body] == [("K3", "CHEST")]
+    assert [(r["patient_id"], r["original"]) for r in body] == [("K3", "LEG")]  # ambiguous body part: kept, warned
 
 
 def test_inference_datalist_without_clinical_csv(tmp_path):
@@ -231,7 +231,7 @@ def _fold_cohort(tmp_path, task, n_patients=30, n_double=10):
     for k in range(n_patients):
         pid = f"F{k:03d}"
         for image in range(2 if k < n_double else 1):
-            _dx(src / pid / f"{image}.dcm", pid, uid_seed=f"img{image}", age_years=70)
+            _dx(src / pid / f"{image}.dcm", pid, body_part=task.upper(), uid_seed=f"img{image}", age_years=70)
         value = round(float(rng.uniform(0.6, 1.2)), 3) if task == "hip" else k % 2
         rows.append([pid, value])
     column = "bmd" if task == "hip" else "label"

@@ -153,7 +153,7 @@ def _index(source, out: Path, root: Path, *extra: str) -> dict:
 
 def _rows(path: Path) -> list[dict]:
     with open(path, newline="") as fp:
-        return list(csv.DictReader(fp))
+        return list(csv.DictReader(line for line in fp if not line.startswith("#")))
 
 
 def test_dicomweb_index_matches_folder_index(archive, tmp_path, caplog):
