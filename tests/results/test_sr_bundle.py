@@ -57,7 +57,8 @@ def test_sr_valid_and_equal_to_csv(outputs, task):
         assert values["SYNTH"] == "Yes" and any("SYNTHETIC" in c for c in values["comments"])
         assert any("Not a diagnostic device" in c for c in values["comments"])
         alg = values["algorithm"]
-        assert alg["version"] == "0.1.0" and alg["parameters"][0].startswith("weights_sha256=")
+        meta = json.loads((outputs["bundles"][task] / "configs" / "metadata.json").read_text())
+        assert alg["version"] == meta["version"] and alg["parameters"][0].startswith("weights_sha256=")
         assert len(alg["parameters"][0].split("=")[1]) == 64
         if task == "hip":
             assert values["BMD-FN-EST"] == pytest.approx(float(row["bmd"]), abs=1e-4)
