@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from .hybrid_attention import HybridAttentionNet
-from .xattn_bmd import FUSIONS, ClinicalFieldEncoder, XAttnBMD
+from .xattn_bmd import FUSIONS, IMAGE_ENCODERS, ClinicalFieldEncoder, XAttnBMD
 
-__all__ = ["FUSIONS", "ClinicalFieldEncoder", "HybridAttentionNet", "XAttnBMD"]
+__all__ = ["FUSIONS", "IMAGE_ENCODERS", "ClinicalFieldEncoder", "HybridAttentionNet", "XAttnBMD"]
