@@ -47,7 +47,12 @@ class FreezeBackbone:
     def __call__(self, engine: Any) -> None:
         frozen = engine.state.epoch <= self.epochs
         if frozen != self._frozen:
-            n = set_backbone_trainable(self.network, not frozen)
+            try:
+                n = set_backbone_trainable(self.network, not frozen)
+            except ValueError as e:  # no backbone (XAttnBMD fusion="clinical"): nothing to freeze
+                logger.info("freeze_backbone_epochs=%d: %s; nothing frozen", self.epochs, e)
+                self.epochs = 0
+                return
             logger.info(
                 "epoch %d: backbone %s (%d tensors)", engine.state.epoch, "frozen" if frozen else "trainable", n
             )

@@ -18,7 +18,7 @@ from .blocks import (
 from .blocks.input_normalisation import InputNormalisation, channel_stats
 from .bundle_weights import bundle_pretrained
 from .finetune import backbone_parameters, param_groups, set_backbone_trainable, unwrap_network
-from .nets import FUSIONS, IMAGE_ENCODERS, ClinicalFieldEncoder, HybridAttentionNet, XAttnBMD
+from .nets import FUSIONS, IMAGE_ENCODERS, ClinicalFieldEncoder, DenseNet169Baseline, HybridAttentionNet, XAttnBMD
 from .nets.foundation import RAD_DINO_CONFIG, RAD_DINO_REPO, RadDinoEncoder, fetch_rad_dino
 from .pretrained import (
     IMAGENET_MEAN,
@@ -61,6 +61,7 @@ __all__ = [
     "BidirectionalCrossAttentionLayer",
     "ChannelAttention",
     "ClinicalFieldEncoder",
+    "DenseNet169Baseline",
     "HybridAttentionNet",
     "MaskedCrossAttentionBlock",
     "PretrainedLoadReport",

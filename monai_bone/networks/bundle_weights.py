@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 def bundle_pretrained(
     pretrained: Any,
-    backbone: str,
+    backbone: str | None,
     pretrained_path: str | os.PathLike | None = None,
     registry: Mapping[str, Any] | None = None,
 ) -> str | None:
@@ -31,7 +31,9 @@ def bundle_pretrained(
 
     Args:
         pretrained: None, ``"imagenet"``, ``"rad-dino"`` or a local file / folder.
-        backbone: ``"resnet34"``, ``"densenet169"`` or ``"rad-dino"`` (the network's image encoder).
+        backbone: ``"resnet34"``, ``"densenet169"`` or ``"rad-dino"`` (the network's image encoder); None for a
+            network without one (``XAttnBMD(fusion="clinical")``, e.g. the clinical-only row of ``monai-bone cv``):
+            nothing is fetched and None is returned.
         pretrained_path: a local torchvision file; wins over ``pretrained`` when set.
         registry: ``pretrained_registry`` overrides (hospital mirror).
 
@@ -43,6 +45,10 @@ def bundle_pretrained(
         ValueError: for a setting that does not fit the backbone (``"imagenet"`` with RAD-DINO).
     """
     setting = resolve_pretrained_setting(pretrained_path if pretrained_path not in (None, "") else pretrained)
+    if backbone is None:
+        if setting is not None:
+            logger.info("no image encoder in this network: pretrained=%r not used", setting)
+        return None
     if setting is None:
         logger.info("%s: random initialisation (pretrained is null)", backbone)
         return None

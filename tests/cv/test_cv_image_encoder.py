@@ -37,7 +37,7 @@ def test_cv_rows_with_the_rad_dino_encoder(tmp_path: Path, monkeypatch: pytest.M
     argv += ["--set", "pretrained=null", "--set", f"image_encoder_config={json.dumps(TINY)}"]
     args = parser.parse_args(argv)
     assert cv_cli.run(args) == 0
-    table = next((tmp_path / "cv").rglob("*.csv"))
+    table = tmp_path / "cv" / "ablation.csv"
     lines = table.read_text().splitlines()
     rows = {r["variant"]: r for r in csv.DictReader(lines[1:])}
     assert {"image", "xattn"} <= set(rows) and all(rows[v]["n_pooled"] == "12" for v in ("image", "xattn"))

@@ -19,6 +19,7 @@ from _torchvision_layout import monai_to_torchvision_densenet, torchvision_dense
 from monai_bone.networks import (
     IMAGENET_MEAN,
     IMAGENET_STD,
+    DenseNet169Baseline,
     HybridAttentionNet,
     PretrainedWeightsError,
     XAttnBMD,
@@ -177,12 +178,15 @@ def test_imagenet_densenet169_into_the_knee_network(server, densenet_source):
     registry = _registry(server, "densenet169")
     net = HybridAttentionNet(in_channels=3, pretrained="imagenet", pretrained_registry=registry).eval()
     report = load_pretrained(HybridAttentionNet(in_channels=3), fetch_pretrained("densenet169", registry))
-    assert server.requests == ["densenet169-test.pth"]  # the second fetch used the cache
+    baseline = DenseNet169Baseline(in_channels=1, pretrained="imagenet", pretrained_registry=registry)  # cv's row
+    assert server.requests == ["densenet169-test.pth"]  # later fetches used the cache
     assert report.missing == [] and report.unexpected == [] and report.complete
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(net.features(x), densenet_source.features(x))
     torch.testing.assert_close(net.input_norm.mean, torch.tensor(IMAGENET_MEAN))
+    torch.testing.assert_close(baseline.input_norm.mean, torch.tensor([sum(IMAGENET_MEAN) / 3]))
+    assert torch.equal(baseline.net.features.conv0.weight, densenet_source.features.conv0.weight.sum(1, keepdim=True))
     with torch.no_grad():  # the network normalises its input: its output equals features of the normalised image
         normalised = (x - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
         torch.testing.assert_close(net.features(net.input_norm(x)), densenet_source.features(normalised))
