@@ -275,3 +275,13 @@ def test_bundle_stops_before_loading_any_data(server, tmp_path, monkeypatch):
         cause = cause.__cause__
     assert cause is not None and "densenet169-test.pth" in str(cause) and "pretrained_path" in str(cause)
     assert loads == [] and not (tmp_path / "models").exists()
+
+
+def test_checkpoint_without_normalisation_buffers_loads_as_identity():
+    """A model.pt written before the buffers existed (trained without normalisation) loads strictly as identity."""
+    old = {k: v for k, v in XAttnBMD(**SMALL_XATTN).state_dict().items() if not k.startswith("input_norm.")}
+    net = XAttnBMD(input_norm="imagenet", **SMALL_XATTN)
+    net.load_state_dict(old, strict=True)
+    assert torch.equal(net.input_norm.mean, torch.zeros(1)) and torch.equal(net.input_norm.std, torch.ones(1))
+    with pytest.raises(ValueError, match="input_norm"):
+        XAttnBMD(input_norm="zscore", **SMALL_XATTN)
