@@ -180,6 +180,8 @@ def bundle_workflow(task: str, configs: Sequence[str], workflow_type: str, **ove
     """
     from monai_bone.cv.workflow import bundle_workflow as _bundle_workflow
 
+    # random initialisation unless a caller asks otherwise: the bundles default to ImageNet weights (a download)
+    overrides = {"pretrained": None, **overrides}
     return _bundle_workflow(BUNDLES[task], configs, workflow_type, **overrides)
 
 

@@ -115,6 +115,7 @@ def _cv_common(args: argparse.Namespace) -> dict[str, Any]:
         "n_boot": args.n_boot,
         "seed": args.seed,
         "progress": False,
+        "overrides": {"pretrained": None},  # random init, explicitly (bundle default: ImageNet weights, a download)
     }
 
 

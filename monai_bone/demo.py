@@ -265,7 +265,9 @@ def _report(summary: Mapping[str, Any], out: Path) -> str:
         f"with clinical and ground-truth CSVs, seed {s['seed']} (`data/`).",
         f"2. Index: `build_datalist` with {s['folds']} patient-disjoint folds; fold 0 validates.",
         f"3. Training through each bundle's `train.json` (ConfigWorkflow) with overrides: epochs {s['epochs']}, "
-        f"spatial_size {s['size']}, batch_size {s['batch_size']} (the source bundles stay paper-faithful; the trained "
+        f"spatial_size {s['size']}, batch_size {s['batch_size']}, pretrained null (random initialisation; the "
+        "bundles default to ImageNet weights as the papers did, a download the demo does not make; the source "
+        "bundles stay paper-faithful; the trained "
         f"copies in `bundles/` carry spatial_size {s['size']} in their configs). The saved "
         "`models/model.pt` is the epoch with the best validation metric, so the evaluation below is on the fold used "
         "for that choice (optimistic; `monai-bone cv` gives unbiased out-of-fold estimates).",
@@ -415,6 +417,9 @@ def run_demo(
                 "batch_size": int(s["batch_size"]),
                 "num_workers": int(num_workers),
                 "cache": "memory",
+                # random initialisation, explicitly: the bundles default to ImageNet weights (the papers' choice),
+                # a download the demo must not need
+                "pretrained": None,
             }
             if device is not None:
                 ov["device"] = f"$torch.device({str(device)!r})"

@@ -441,16 +441,17 @@ def _hip_loss_beta(bundle: Path, ov: Mapping[str, Any]) -> float:
 
 
 def _densenet_def(bundle: Path) -> dict[str, Any]:
-    """MONAI ``DenseNet169`` with the bundle network's input/output channels (replaces ``network_def``)."""
+    """MONAI ``DenseNet169`` with the bundle network's input/output channels and initialisation (the bundle's
+    ``pretrained`` setting, as the hybrid row), replacing ``network_def``."""
     from monai.bundle import ConfigParser
 
     parser = ConfigParser()
     parser.read_config(str(bundle / "configs" / "train.json"))
     net = parser.get("network_def")
     return {
-        "_target_": "monai.networks.nets.DenseNet169",
+        "_target_": "monai_bone.networks.DenseNet169Baseline",
         "spatial_dims": 2,
         "in_channels": net.get("in_channels", 1),
         "out_channels": net.get("out_channels", 1),
-        "pretrained": False,
+        "pretrained": net.get("pretrained"),
     }

@@ -1,5 +1,6 @@
 """Ignite handlers: bone-health metrics, evaluation reports and inference writers (bundle-config friendly)."""
 
+from .freeze import FreezeBackbone
 from .history import HISTORY_FORMAT, TrainingHistory
 from .metrics import R2, ClassificationTableMetric, ScreeningAUC, ScreeningMetric, as_batch_matrix
 from .prediction_writer import BonePredictionWriter
@@ -11,6 +12,7 @@ __all__ = [
     "BonePredictionWriter",
     "BoneReportWriter",
     "ClassificationTableMetric",
+    "FreezeBackbone",
     "ScreeningAUC",
     "ScreeningMetric",
     "StudyRowHandler",

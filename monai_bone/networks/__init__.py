@@ -15,16 +15,53 @@ from .blocks import (
     MaskedCrossAttentionBlock,
     SpatialAttention,
 )
-from .nets import FUSIONS, ClinicalFieldEncoder, HybridAttentionNet, XAttnBMD
+from .blocks.input_normalisation import InputNormalisation, channel_stats
+from .bundle_weights import bundle_pretrained
+from .finetune import backbone_parameters, param_groups, set_backbone_trainable, unwrap_network
+from .nets import FUSIONS, IMAGE_ENCODERS, ClinicalFieldEncoder, DenseNet169Baseline, HybridAttentionNet, XAttnBMD
+from .nets.foundation import RAD_DINO_CONFIG, RAD_DINO_REPO, RadDinoEncoder, fetch_rad_dino
+from .pretrained import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    PRETRAINED_WEIGHTS,
+    PretrainedWeights,
+    PretrainedWeightsError,
+    fetch_pretrained,
+    pretrained_entry,
+    resolve_pretrained,
+    resolve_pretrained_setting,
+)
 from .weights import PretrainedLoadReport, load_pretrained, torchvision_densenet_key
 
 __all__ = [
     "FUSIONS",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "IMAGE_ENCODERS",
+    "PRETRAINED_WEIGHTS",
+    "RAD_DINO_CONFIG",
+    "RAD_DINO_REPO",
+    "InputNormalisation",
+    "PretrainedWeights",
+    "PretrainedWeightsError",
+    "RadDinoEncoder",
+    "backbone_parameters",
+    "bundle_pretrained",
+    "channel_stats",
+    "fetch_pretrained",
+    "fetch_rad_dino",
+    "param_groups",
+    "pretrained_entry",
+    "resolve_pretrained",
+    "resolve_pretrained_setting",
+    "set_backbone_trainable",
+    "unwrap_network",
     "AttentionModule",
     "BidirectionalCrossAttention",
     "BidirectionalCrossAttentionLayer",
     "ChannelAttention",
     "ClinicalFieldEncoder",
+    "DenseNet169Baseline",
     "HybridAttentionNet",
     "MaskedCrossAttentionBlock",
     "PretrainedLoadReport",

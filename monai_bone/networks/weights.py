@@ -163,6 +163,11 @@ def load_pretrained(net_or_backbone: nn.Module, path: str | os.PathLike, strict:
     """
     path = Path(path)
     backbone, arch = _resolve_backbone(net_or_backbone)
+    if arch not in _FIRST_CONV:
+        raise ValueError(
+            f"load_pretrained: {type(net_or_backbone).__name__} has a {arch} image encoder; torchvision files fit "
+            "ResNet34 / DenseNet169 only (RAD-DINO weights load with pretrained='rad-dino' or a checkpoint folder)."
+        )
     state = _read_state_dict(path)
     report = PretrainedLoadReport(path=str(path), architecture=arch)
 

@@ -132,7 +132,11 @@ def test_second_train_run_resumes_from_the_last_checkpoint(hip_trained, hip_data
     from monai.bundle import ConfigWorkflow
 
     other = ConfigWorkflow(
-        config_file=str(CONFIGS / "train.json"), bundle_root=str(root), datalist=str(hip_datalist), val_fold=1
+        config_file=str(CONFIGS / "train.json"),
+        bundle_root=str(root),
+        datalist=str(hip_datalist),
+        val_fold=1,
+        pretrained="null",  # no ImageNet download in CI
     )
     other.initialize()
     with pytest.raises(RuntimeError) as err:

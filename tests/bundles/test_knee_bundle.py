@@ -123,12 +123,11 @@ def test_second_train_run_resumes_and_no_resume_starts_over(knee_trained, knee_c
 
     (tmp_path / "models").mkdir()
     torch.save({"trainer": {"iteration": 2, "epoch_length": 1}}, tmp_path / "models" / "checkpoint_epoch=2.pt")
-    wf = ConfigWorkflow(config_file=str(CONFIGS / "train.json"), bundle_root=str(tmp_path), datalist=str(dl))
+    ids = {"bundle_root": str(tmp_path), "datalist": str(dl), "pretrained": "null"}  # no ImageNet download in CI
+    wf = ConfigWorkflow(config_file=str(CONFIGS / "train.json"), **ids)
     wf.initialize()
     assert wf.parser.get_parsed_content("resume_ckpt") is not None
-    wf = ConfigWorkflow(
-        config_file=str(CONFIGS / "train.json"), bundle_root=str(tmp_path), datalist=str(dl), resume="false"
-    )
+    wf = ConfigWorkflow(config_file=str(CONFIGS / "train.json"), resume="false", **ids)
     wf.initialize()
     assert wf.parser.get_parsed_content("resume_ckpt") is None
     assert not list((tmp_path / "models").glob("checkpoint_epoch=*.pt"))

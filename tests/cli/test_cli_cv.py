@@ -43,6 +43,8 @@ def test_knee_cv_cli(knee_data: Path, tmp_path: Path, capsys: pytest.CaptureFixt
         "--no-progress",
         "--set",
         "learning_rate=1e-4",
+        "--set",
+        "pretrained=null",  # explicit random init: the bundle default (ImageNet weights) cannot be downloaded in CI
     ]
     assert cv_cli.run(_args(argv)) == 0
     printed = capsys.readouterr().out

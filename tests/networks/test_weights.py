@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-import re
 
 import pytest
 import torch
+from _torchvision_layout import monai_to_torchvision_densenet, torchvision_densenet169, torchvision_resnet34
 from monai.networks.nets import DenseNet169, resnet34
 
 from monai_bone.networks import HybridAttentionNet, XAttnBMD, load_pretrained, torchvision_densenet_key
@@ -22,38 +22,17 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
-def _monai_to_torchvision_densenet(state, legacy=False):
-    """Inverse of MONAI's key remapping: ``...denselayer1.layers.norm1.weight`` -> ``...denselayer1.norm1.weight``
-    (``norm.1`` in the legacy layout of the published torchvision files); ``class_layers.out`` -> ``classifier``."""
-    out = {}
-    for key, value in state.items():
-        if key.startswith("class_layers.out."):
-            key = key.replace("class_layers.out.", "classifier.")
-        key = re.sub(r"\.layers\.(norm|relu|conv)([12])\.", (r".\1.\2." if legacy else r".\1\2."), key)
-        if legacy and key.endswith("num_batches_tracked"):
-            continue  # the 2017 torchvision files predate these counters
-        out[key] = value
-    return out
-
-
 @pytest.fixture(scope="module")
 def densenet_source():
-    torch.manual_seed(0)
-    net = DenseNet169(spatial_dims=2, in_channels=3, out_channels=1000).eval()
-    with torch.no_grad():
-        for m in net.modules():  # non-trivial running statistics, so a wrong mapping shows in the outputs
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-    return net
+    return torchvision_densenet169()  # non-trivial running statistics, so a wrong mapping shows in the outputs
 
 
 @pytest.fixture(scope="module")
 def densenet_files(densenet_source, tmp_path_factory):
     folder = tmp_path_factory.mktemp("densenet")
     state = densenet_source.state_dict()
-    current = _monai_to_torchvision_densenet(state)
-    legacy = _monai_to_torchvision_densenet(state, legacy=True)
+    current = monai_to_torchvision_densenet(state)
+    legacy = monai_to_torchvision_densenet(state, legacy=True)
     # spot-check the torchvision names
     assert "features.denseblock1.denselayer1.norm1.weight" in current
     assert "features.denseblock3.denselayer32.conv2.weight" in current
@@ -66,9 +45,7 @@ def densenet_files(densenet_source, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def resnet_source():
-    torch.manual_seed(1)
-    net = resnet34(spatial_dims=2, n_input_channels=3, conv1_t_stride=2, bias_downsample=False, num_classes=1000)
-    return net.eval()
+    return torchvision_resnet34()
 
 
 @pytest.fixture(scope="module")

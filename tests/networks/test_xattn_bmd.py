@@ -261,6 +261,7 @@ def test_parameter_counts_of_the_default_config():
                 "cross_attention": 3_555_846,
                 "meta_norm": 512,
                 "head": 65_794,
+                "input_norm": 0,  # mean/SD buffers only
             }
             assert net.pos_embed.numel() == 12_544
     assert counts == {"xattn": 25_118_664, "concat": 21_813_186, "image": 21_443_266, "clinical": 370_178}

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
+from .densenet_baseline import DenseNet169Baseline
 from .hybrid_attention import HybridAttentionNet
-from .xattn_bmd import FUSIONS, ClinicalFieldEncoder, XAttnBMD
+from .xattn_bmd import FUSIONS, IMAGE_ENCODERS, ClinicalFieldEncoder, XAttnBMD
 
-__all__ = ["FUSIONS", "ClinicalFieldEncoder", "HybridAttentionNet", "XAttnBMD"]
+__all__ = ["FUSIONS", "IMAGE_ENCODERS", "ClinicalFieldEncoder", "DenseNet169Baseline", "HybridAttentionNet", "XAttnBMD"]

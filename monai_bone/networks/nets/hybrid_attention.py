@@ -13,6 +13,8 @@ from monai.networks.layers.utils import get_act_layer
 from monai.networks.nets import DenseNet169
 
 from ..blocks.attention_module import AttentionModule
+from ..blocks.input_normalisation import InputNormalisation
+from ..pretrained import pretrained_entry, resolve_pretrained, resolve_pretrained_setting
 
 __all__ = ["HybridAttentionNet"]
 
@@ -52,7 +54,15 @@ class HybridAttentionNet(nn.Module):
         act: activation type and arguments (DenseNet, AM and head). Defaults to ReLU.
         norm: normalisation of DenseNet and head. Defaults to batch norm.
         pretrained_path: optional local torchvision ``densenet169`` state dict loaded into the DenseNet features
-            (see :func:`~monai_bone.networks.load_pretrained`). Defaults to None: random initialisation.
+            (see :func:`~monai_bone.networks.load_pretrained`); wins over ``pretrained``.
+        pretrained: DenseNet169 initialisation: None (random, the default), ``"imagenet"`` (torchvision's file
+            through :mod:`monai_bone.networks.pretrained`: registry, torch.hub cache, sha256) or a local file.
+        pretrained_registry: overrides of the weights registry (hospital mirror), see
+            :func:`~monai_bone.networks.pretrained_entry`.
+        input_norm: input normalisation, the network's first step (persistent buffers, saved in checkpoints and
+            exports): ``"auto"`` = ImageNet mean/SD (adapted to ``in_channels``) when pretrained, identity otherwise;
+            None; ``"imagenet"``; ``{"mean", "std"}``. Both the DenseNet and the Attention Module see the
+            normalised image.
 
     Raises:
         ValueError: when ``head_dropout`` and ``head_channels`` differ in length or a dropout is outside [0, 1);
@@ -78,6 +88,9 @@ class HybridAttentionNet(nn.Module):
         act: str | tuple = ("relu", {"inplace": True}),
         norm: str | tuple = "batch",
         pretrained_path: str | os.PathLike | None = None,
+        pretrained: str | os.PathLike | None = None,
+        pretrained_registry: dict | None = None,
+        input_norm: str | dict | None = "auto",
     ) -> None:
         super().__init__()
         head_channels = [int(c) for c in head_channels]
@@ -115,10 +128,15 @@ class HybridAttentionNet(nn.Module):
         layers.append(nn.Linear(prev, out_channels))
         self.head = nn.Sequential(*layers)
 
-        if pretrained_path is not None:
+        weights = resolve_pretrained_setting(pretrained_path if pretrained_path is not None else pretrained)
+        norm_default = None
+        if weights is not None:
             from ..weights import load_pretrained
 
-            load_pretrained(self, pretrained_path)
+            load_pretrained(self, resolve_pretrained(weights, "densenet169", pretrained_registry))
+            entry = pretrained_entry("densenet169", pretrained_registry)
+            norm_default = {"mean": entry.mean, "std": entry.std}
+        self.input_norm = InputNormalisation.from_setting(input_norm, in_channels, norm_default)
 
     def pretrained_backbone(self) -> tuple[nn.Module, str]:
         """The module torchvision DenseNet weights go into, for :func:`~monai_bone.networks.load_pretrained`."""
@@ -132,6 +150,7 @@ class HybridAttentionNet(nn.Module):
         Returns:
             logits ``(B, out_channels)``.
         """
+        x = self.input_norm(x)
         dense = self.feature_pool(self.features(x))
         am = self.attention_module(x)
         return self.head(torch.cat([dense, am], dim=1))

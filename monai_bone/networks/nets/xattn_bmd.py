@@ -19,11 +19,16 @@ from monai.networks.nets import FullyConnectedNet, resnet34
 
 from ...constants import CLINICAL_FIELDS
 from ..blocks.bidirectional_cross_attention import BidirectionalCrossAttention
+from ..blocks.input_normalisation import InputNormalisation
+from ..pretrained import IMAGENET_MEAN, IMAGENET_STD, pretrained_entry, resolve_pretrained, resolve_pretrained_setting
+from .foundation import RadDinoEncoder
 
-__all__ = ["FUSIONS", "ClinicalFieldEncoder", "XAttnBMD"]
+__all__ = ["FUSIONS", "IMAGE_ENCODERS", "ClinicalFieldEncoder", "XAttnBMD"]
 
 #: The fusion variants of the ablation table.
 FUSIONS: tuple[str, ...] = ("xattn", "concat", "image", "clinical")
+#: Image encoders: the paper's ResNet34 and the RAD-DINO ViT-B/14 (optional extra ``foundation``).
+IMAGE_ENCODERS: tuple[str, ...] = ("resnet34", "rad-dino")
 RESNET34_CHANNELS = 512
 
 
@@ -135,7 +140,19 @@ class XAttnBMD(nn.Module):
         target_mean: added to the head output (g/cm²).
         target_std: multiplies the head output (g/cm²), positive.
         pretrained_path: optional local torchvision ``resnet34`` state dict for the image encoder
-            (:func:`~monai_bone.networks.load_pretrained`).
+            (:func:`~monai_bone.networks.load_pretrained`); wins over ``pretrained``.
+        pretrained: image-encoder initialisation: None (random), ``"imagenet"`` (torchvision ResNet34 through
+            :mod:`monai_bone.networks.pretrained`: registry, torch.hub cache, sha256), a local file; for
+            ``image_encoder="rad-dino"``: ``"rad-dino"`` (``microsoft/rad-dino``) or a local checkpoint folder.
+        pretrained_registry: overrides of the weights registry (hospital mirror), see
+            :func:`~monai_bone.networks.pretrained_entry`.
+        input_norm: input normalisation, the network's first step (persistent buffers, saved in checkpoints and
+            exports): ``"auto"`` = the encoder's expected statistics when it is pretrained (ImageNet mean/SD for
+            ResNet34, adapted to ``in_channels``), identity otherwise; None; ``"imagenet"``; ``{"mean", "std"}``.
+        image_encoder: ``"resnet34"`` (the paper) or ``"rad-dino"`` (DINOv2 ViT-B/14, optional extra
+            ``foundation``; patch tokens are the cross-attention's image tokens, the CLS token feeds the
+            ``concat`` / ``image`` heads; no extra positional embedding, the ViT has its own).
+        image_encoder_config: ``Dinov2Config`` overrides for a randomly initialised ``rad-dino`` encoder (tests).
 
     Raises:
         ValueError: for an unknown ``fusion`` or ``pos_embedding``, ``spatial_dims != 2``, empty or duplicated
@@ -169,6 +186,11 @@ class XAttnBMD(nn.Module):
         target_mean: float = 0.0,
         target_std: float = 1.0,
         pretrained_path: str | os.PathLike | None = None,
+        pretrained: str | os.PathLike | None = None,
+        pretrained_registry: dict | None = None,
+        input_norm: str | dict | None = "auto",
+        image_encoder: str = "resnet34",
+        image_encoder_config: dict | None = None,
     ) -> None:
         super().__init__()
         if fusion not in FUSIONS:
@@ -184,8 +206,11 @@ class XAttnBMD(nn.Module):
             raise ValueError(f"pos_embedding must be 'learned' or None, got {pos_embedding!r}.")
         if not target_std > 0:
             raise ValueError(f"target_std must be positive, got {target_std}.")
-        if pretrained_path is not None and fusion == "clinical":
-            raise ValueError("pretrained_path given but fusion='clinical' has no image encoder.")
+        if image_encoder not in IMAGE_ENCODERS:
+            raise ValueError(f"image_encoder must be one of {IMAGE_ENCODERS}, got {image_encoder!r}.")
+        pretrained = pretrained_path if pretrained_path is not None else pretrained
+        if resolve_pretrained_setting(pretrained) is not None and fusion == "clinical":
+            raise ValueError("pretrained weights given but fusion='clinical' has no image encoder.")
 
         self.spatial_dims = spatial_dims
         self.in_channels = in_channels
@@ -199,10 +224,23 @@ class XAttnBMD(nn.Module):
         head_channels = (hidden_size // 2,) if head_channels is None else tuple(int(c) for c in head_channels)
 
         self.encoder: nn.Module | None = None
+        self.foundation_encoder: RadDinoEncoder | None = None
         self.image_proj: nn.Module | None = None
         self.image_norm: nn.Module | None = None
         self.pos_embed: nn.Parameter | None = None
-        if use_image:
+        self.image_encoder = image_encoder
+        weights = resolve_pretrained_setting(pretrained)
+        norm_default = None
+        if use_image and image_encoder == "rad-dino":
+            if weights is not None and str(weights).lower() == "imagenet":
+                raise ValueError("RAD-DINO is not an ImageNet model: pretrained='rad-dino', a local folder, or None.")
+            self.foundation_encoder = RadDinoEncoder(in_channels, weights, image_encoder_config)
+            self.image_proj = nn.Linear(self.foundation_encoder.hidden_size, hidden_size)
+            self.image_norm = nn.LayerNorm(hidden_size)
+            if weights is not None:
+                enc = self.foundation_encoder
+                norm_default = {"mean": enc.image_mean or IMAGENET_MEAN, "std": enc.image_std or IMAGENET_STD}
+        elif use_image:
             self.encoder = resnet34(
                 spatial_dims=2,
                 n_input_channels=in_channels,
@@ -245,10 +283,13 @@ class XAttnBMD(nn.Module):
         self.register_buffer("target_mean", torch.tensor(float(target_mean)))
         self.register_buffer("target_std", torch.tensor(float(target_std)))
 
-        if pretrained_path is not None:
+        if use_image and image_encoder == "resnet34" and weights is not None:
             from ..weights import load_pretrained
 
-            load_pretrained(self, pretrained_path)
+            entry = pretrained_entry("resnet34", pretrained_registry)
+            load_pretrained(self, resolve_pretrained(weights, "resnet34", pretrained_registry))
+            norm_default = {"mean": entry.mean, "std": entry.std}
+        self.input_norm = InputNormalisation.from_setting(input_norm, in_channels, norm_default)
 
     def set_target_stats(self, mean: float, std: float) -> XAttnBMD:
         """Set the ``target_mean``/``target_std`` buffers (e.g. from the training fold) and return the network.
@@ -271,12 +312,20 @@ class XAttnBMD(nn.Module):
         Raises:
             ValueError: for ``fusion="clinical"`` (no image encoder).
         """
+        if self.foundation_encoder is not None:
+            return self.foundation_encoder, "dinov2"
         if self.encoder is None:
             raise ValueError("XAttnBMD(fusion='clinical') has no image encoder to load weights into.")
         return self.encoder, "resnet"
 
-    def _image_tokens(self, image: torch.Tensor) -> tuple[torch.Tensor, int, int]:
-        """``(B, N, d)`` image tokens (positional embedding not added) and the feature-map size."""
+    def _image_tokens(self, image: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor], int, int]:  # noqa: UP045
+        """``(B, N, d)`` image tokens (with the positional embedding), the CLS token of a ViT encoder (else None) and
+        the token-grid size."""
+        image = self.input_norm(image)
+        vit = self.foundation_encoder
+        if vit is not None and self.image_proj is not None:
+            patches, cls, gh, gw = vit(image)
+            return self.image_proj(patches), self.image_proj(cls), gh, gw
         enc = self.encoder
         proj = self.image_proj
         if enc is None or proj is None:
@@ -292,7 +341,7 @@ class XAttnBMD(nn.Module):
             if pos.shape[2] != h or pos.shape[3] != w:
                 pos = F.interpolate(pos, size=(h, w), mode="bilinear", align_corners=False)
             x = x + pos
-        return x.flatten(2).transpose(1, 2), h, w
+        return x.flatten(2).transpose(1, 2), None, h, w
 
     def _clinical_mask(
         self,
@@ -323,8 +372,9 @@ class XAttnBMD(nn.Module):
         grid: list[int] = [0, 0]
         present = torch.zeros(0, dtype=torch.bool)
         img_tokens: Optional[torch.Tensor] = None  # noqa: UP045
-        if self.encoder is not None:
-            img_tokens, h, w = self._image_tokens(image)
+        img_cls: Optional[torch.Tensor] = None  # noqa: UP045
+        if self.encoder is not None or self.foundation_encoder is not None:
+            img_tokens, img_cls, h, w = self._image_tokens(image)
             grid = [h, w]
         meta_tokens: Optional[torch.Tensor] = None  # noqa: UP045
         enc = self.field_encoder
@@ -342,7 +392,9 @@ class XAttnBMD(nn.Module):
         clinical_mlp = self.clinical_mlp
         if xattn is not None and img_tokens is not None and meta_tokens is not None:
             img_tokens, meta_tokens = xattn(img_tokens, meta_tokens, present)
-        if img_tokens is not None and image_norm is not None:
+        if img_cls is not None and xattn is None and image_norm is not None:  # ViT: CLS token for concat / image
+            feats.append(image_norm(img_cls))
+        elif img_tokens is not None and image_norm is not None:
             feats.append(image_norm(img_tokens.mean(dim=1)))
         if meta_tokens is not None:
             if meta_norm is not None:  # xattn: pooled metadata stream
