@@ -42,6 +42,7 @@ from monai_bone.bundle.manifest import (
     manifest_bytes,
     sums_text,
 )
+from monai_bone.bundle.metadata import pin_settings
 from monai_bone.bundle.safe_zip import ArchiveLimits
 from monai_bone.bundle.verify import UNTRUSTED_NOTE, VerifiedArchive, verify_archive_stream
 from monai_bone.utils.io import atomic_write_bytes, atomic_write_stream, atomic_write_text
@@ -501,6 +502,7 @@ def untrained_copy(
         shutil.copytree(src / "docs", out / "docs")
     if (src / "LICENSE").is_file():
         shutil.copy2(src / "LICENSE", out / "LICENSE")
+    pin_settings(out, {"pretrained": None})  # its weights are random, not ImageNet: loading it downloads nothing
     (out / "models").mkdir()
     parser = ConfigParser()
     parser.read_config(str(out / "configs" / "inference.json"))

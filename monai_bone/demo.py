@@ -34,7 +34,7 @@ import numpy as np
 from monai_bone.constants import SCREENING_THRESHOLD, SYNTHETIC_NOTE
 from monai_bone.utils.io import atomic_write_json, atomic_write_text
 
-from .bundle.metadata import sync_metadata
+from .bundle.metadata import pin_settings, sync_metadata
 from .cv.baselines import ClinicalBaseline, OSTBaseline
 from .cv.workflow import bundle_workflow, default_bundle_dir, no_checkpoint_overrides, quiet_engines
 
@@ -113,17 +113,6 @@ def _copy_bundle(src: Path, dst: Path) -> Path:
             shutil.copy2(src / name, dst / name)
     (dst / "models").mkdir()
     return dst
-
-
-def _pin_settings(bundle: Path, values: Mapping[str, Any]) -> None:
-    """Write the demo's model-shaping settings (``spatial_size``) into the copied configs, so the trained copy infers
-    at the size it was trained at when run, exported or served without the demo's overrides."""
-    for path in sorted((bundle / "configs").glob("*.json")):
-        config = json.loads(path.read_text(encoding="utf-8"))
-        changed = {k: v for k, v in values.items() if k in config and config[k] != v}
-        if changed:
-            config.update(changed)
-            atomic_write_text(path, json.dumps(config, indent=4) + "\n")
 
 
 def _finite(x: Any) -> bool:
@@ -406,7 +395,7 @@ def run_demo(
 
             steps.start(f"train {task}")
             bundle = _copy_bundle(sources[task], out / "bundles" / sources[task].name)
-            _pin_settings(bundle, {"spatial_size": int(s["size"])})
+            pin_settings(bundle, {"spatial_size": int(s["size"]), "pretrained": None})
             sync_metadata(bundle)  # metadata.json describes the pinned input size, not the source bundle's
             ov: dict[str, Any] = {
                 "datalist": str(datalist),

@@ -24,7 +24,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SUPPORTED_PYTHONS", "exact_versions", "requirement_lines", "sync_metadata", "with_exact_versions"]
+__all__ = [
+    "SUPPORTED_PYTHONS",
+    "exact_versions",
+    "pin_settings",
+    "requirement_lines",
+    "sync_metadata",
+    "with_exact_versions",
+]
 
 #: Python versions the package and the bundles' pinned requirements support.
 SUPPORTED_PYTHONS: tuple[str, ...] = ("3.10", "3.11", "3.12", "3.13")
@@ -128,3 +135,20 @@ def sync_metadata(bundle_dir: str | os.PathLike) -> dict[str, Any]:
     if changed:
         atomic_write_text(meta_path, json.dumps(meta, indent=4) + "\n")
     return changed
+
+
+def pin_settings(bundle: str | os.PathLike, values: Mapping[str, Any]) -> None:
+    """Write settings a copy was made with into every config of the bundle that defines them.
+
+    A trained or freshly initialised copy then describes itself when run, exported, served or loaded with
+    ``monai.bundle.load`` without the overrides it was made with: the demo's input size, and ``pretrained: null`` for
+    weights that did not start from ImageNet (so loading its ``train.json`` never tries to download them).
+    """
+    from monai_bone.utils.io import atomic_write_text
+
+    for path in sorted((Path(bundle) / "configs").glob("*.json")):
+        config = json.loads(path.read_text(encoding="utf-8"))
+        changed = {k: v for k, v in values.items() if k in config and config[k] != v}
+        if changed:
+            config.update(changed)
+            atomic_write_text(path, json.dumps(config, indent=4) + "\n")
