@@ -1,7 +1,8 @@
 """SYNTHETIC bilateral knee radiographs (both knees side by side) and wide single knees, for measuring the bilateral
 rule of :mod:`monai_bone.data.image_guards` (``benchmarks/bench_guards.py``) and for the tests.
 
-A bilateral image is two knee phantoms of :func:`monai_bone.data.phantom.render_phantom` (independent seeds and BMDs,
+A bilateral image is two square knee phantoms of :func:`monai_bone.data.phantom.render_phantom` (``simple`` preset,
+independent seeds and BMDs,
 the second mirrored as a left knee appears) placed side by side with an air gap of 0-15 % of the side length; a wide
 single knee is one phantom padded on both sides with air (background) to 1.25-1.6 times its width -- the hard
 negative for the rule's aspect-ratio step.
@@ -18,7 +19,13 @@ __all__ = ["render_bilateral_knee", "render_wide_single_knee"]
 
 def _knee(rng: np.random.Generator, size: int, seed: int, bits: int) -> np.ndarray:
     image = render_phantom(
-        "knee", float(rng.uniform(0.6, 1.1)), float(rng.uniform(20.0, 35.0)), size=size, seed=seed, bits_stored=bits
+        "knee",
+        float(rng.uniform(0.6, 1.1)),
+        float(rng.uniform(20.0, 35.0)),
+        size=size,
+        seed=seed,
+        bits_stored=bits,
+        preset="simple",  # square single knees; the realistic preset varies the aspect and draws bilateral knees itself
     )
     return image.pixels
 

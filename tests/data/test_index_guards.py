@@ -14,6 +14,9 @@ from monai_bone.data.bilateral_phantom import render_bilateral_knee
 from monai_bone.data.datalist import build_datalist
 from monai_bone.data.dicom_writer import write_dx
 from monai_bone.data.phantom import render_phantom
+from monai_bone.data.realism import RealismRates
+
+SINGLE = RealismRates(bilateral=0.0)  # realistic knees, one per image
 
 
 def _rows(path: Path) -> list[dict]:
@@ -22,7 +25,8 @@ def _rows(path: Path) -> list[dict]:
 
 
 def _phantom(task: str, seed: int):
-    return render_phantom(task, 0.8, 26.0, size=64, seed=seed, bits_stored=12).pixels
+    # one knee per image: the realistic preset draws bilateral knees for 30 % of knee images by default
+    return render_phantom(task, 0.8, 26.0, size=64, seed=seed, bits_stored=12, rates=SINGLE).pixels
 
 
 def _csv(path: Path, rows: list[tuple[str, object]], column: str) -> Path:
