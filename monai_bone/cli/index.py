@@ -73,7 +73,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--key", default="PatientID", help="join key: DICOM keyword = CSV column (default PatientID)")
     parser.add_argument("--task", choices=TASKS, default=None, help="hip (label bmd) or knee (label class)")
     parser.add_argument("--folds", type=int, default=10, help="patient-disjoint stratified folds (default 10)")
-    parser.add_argument("--seed", type=int, default=0, help="fold shuffling seed (default 0)")
+    parser.add_argument("--seed", type=int, default=0, help="fold and test-split shuffling seed (default 0)")
+    parser.add_argument(
+        "--test-fraction",
+        type=float,
+        default=None,
+        metavar="F",
+        help="share of patients held out as a locked, patient-disjoint, stratified test split (records get "
+        '"split": "test" and no fold; never read by training, selection, statistics or cv). Default 0.2 when the '
+        "data are labelled, else 0; 0 turns it off",
+    )
     parser.add_argument(
         "--source-kind", choices=SOURCE_KINDS, default=None, help="source layout (default: auto-detect)"
     )
@@ -126,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
             pseudonymise=args.pseudonymise,
             salt=args.salt,
             mapping=args.mapping,
+            test_fraction=args.test_fraction,
         )
     except DicomwebError as err:
         logger.error("%s", err)

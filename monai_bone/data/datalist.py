@@ -64,6 +64,7 @@ from monai_bone.data.clinical_csv import ClinicalTable, read_clinical_csv
 from monai_bone.data.dicom_header import REJECT_REASONS, FieldWarning, RejectError
 from monai_bone.data.pseudonym import Pseudonymiser
 from monai_bone.data.sources import ImageSource, SourceImage, open_source
+from monai_bone.data.splits import SPLIT_KEY, TEST, TRAIN, assign_test_split, resolve_test_fraction
 from monai_bone.utils.io import atomic_write_csv, atomic_write_text
 
 __all__ = [
@@ -158,6 +159,9 @@ class IndexSummary:
     datalist: Path
     rejects_csv: Path
     warnings_csv: Path
+    test_fraction: float = 0.0
+    test_studies: int = 0
+    test_patients: int = 0
 
     def __post_init__(self) -> None:
         if self.seen != self.used + self.rejected or sum(self.reasons.values()) != self.rejected:
@@ -177,6 +181,11 @@ class IndexSummary:
         out.append(f"  warnings: {self.warnings} (field corrections/disagreements, see {self.warnings_csv.name})")
         folds = ", ".join(str(self.fold_sizes.get(i, 0)) for i in range(self.num_folds))
         out.append(f"  patients: {self.patients}; {self.num_folds} fold(s) of sizes [{folds}]")
+        if self.test_fraction > 0:
+            out.append(
+                f"  locked test split: {self.test_studies} studies of {self.test_patients} patients "
+                f"(--test-fraction {self.test_fraction:g}; never used for training, selection or statistics)"
+            )
         task = self.task or "none (inference datalist)"
         out.append(f"  task: {task}; labelled: {'yes' if self.labelled else 'no'}; synthetic: {self.synthetic}")
         out.append(f"  wrote {self.datalist}, {self.rejects_csv.name}, {self.warnings_csv.name}")
@@ -213,6 +222,9 @@ class IndexSummary:
             "datalist": os.fspath(self.datalist),
             "rejects_csv": os.fspath(self.rejects_csv),
             "warnings_csv": os.fspath(self.warnings_csv),
+            "test_fraction": self.test_fraction,
+            "test_studies": self.test_studies,
+            "test_patients": self.test_patients,
         }
 
 
@@ -531,6 +543,7 @@ def build_datalist(
     pseudonymise: bool = False,
     salt: str | None = None,
     mapping: str | os.PathLike | None = None,
+    test_fraction: float | None = None,
 ) -> IndexSummary:
     """Index an image source into a MONAI datalist with folds, plus ``rejects.csv`` and ``warnings.csv`` beside it.
 
@@ -550,6 +563,8 @@ def build_datalist(
         pseudonymise: replace PatientID, Study/SOP Instance UIDs and the join key by salted pseudonyms in every output.
         salt: secret salt of the pseudonyms (default: the ``MONAI_BONE_SALT`` environment variable); never written.
         mapping: with ``pseudonymise``, write the original -> pseudonym CSV here (nowhere by default).
+        test_fraction: share of patients held out as the locked test split (:mod:`monai_bone.data.splits`);
+            ``None``: 0.2 when the data are labelled, else 0; 0 turns it off.
 
     Returns:
         The :class:`IndexSummary` (``seen == used + rejected``).
@@ -606,6 +621,7 @@ def build_datalist(
         wanted = "a 'bmd' column" if task == "hip" else "a 'label' column or class folders"
         logger.warning("task %s but no label source (%s): records carry no labels (inference datalist)", task, wanted)
     labels = _label_set(table, src) if "label" in label_keys else None
+    test_fraction = resolve_test_fraction(test_fraction, labelled)
 
     files = src.files()
     rejects: list[dict[str, Any]] = []
@@ -769,9 +785,14 @@ def build_datalist(
         strata = [r["label"] if r["label"] is not None else -1 for r in records]
     else:
         strata = [0] * len(records)
-    fold_ids = assign_folds(groups, strata, int(folds), seed)
-    for record, fold in zip(records, fold_ids):
-        record["fold"] = fold
+    # locked test split (monai_bone.data.splits): whole patients held out before the folds are assigned
+    held = assign_test_split(groups, strata, test_fraction, seed, min_train_groups=int(folds))
+    train_idx = [i for i, h in enumerate(held) if not h]
+    fold_ids = assign_folds([groups[i] for i in train_idx], [strata[i] for i in train_idx], int(folds), seed)
+    for record, is_held in zip(records, held):
+        record[SPLIT_KEY] = TEST if is_held else TRAIN
+    for i, fold in zip(train_idx, fold_ids):
+        records[i]["fold"] = fold
 
     synthetic = all(synthetic_flags)
     if any(synthetic_flags) and not synthetic:
@@ -785,6 +806,8 @@ def build_datalist(
         "synthetic": synthetic,
         "num_folds": int(folds),
         "seed": int(seed),
+        "test_fraction": float(test_fraction),
+        "test_seed": int(seed),
         "clinical_fields": list(CLINICAL_FIELDS),
     }
     if labels is not None:
@@ -818,6 +841,9 @@ def build_datalist(
         datalist=out,
         rejects_csv=rejects_path,
         warnings_csv=warnings_path,
+        test_fraction=float(test_fraction),
+        test_studies=sum(held),
+        test_patients=len({g for g, h in zip(groups, held) if h}),
     )
     logger.info("%s", summary.one_line())
     return summary
