@@ -110,6 +110,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         metavar="CSV",
         help="with --pseudonymise: also write the original -> pseudonym mapping here (keep it private)",
     )
+    parser.add_argument(
+        "--dedup",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="group exact/near-duplicate images (perceptual hash of the decoded pixels) so they never straddle folds "
+        "or train/test, and reject duplicates with conflicting labels (conflicting_duplicate). Default: on when the "
+        "data are labelled",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
     return parser
@@ -136,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
             salt=args.salt,
             mapping=args.mapping,
             test_fraction=args.test_fraction,
+            dedup=args.dedup,
         )
     except DicomwebError as err:
         logger.error("%s", err)

@@ -470,7 +470,7 @@ def _hip_loss_beta(bundle: Path, ov: Mapping[str, Any]) -> float:
 
     parser = ConfigParser()
     parser.read_config(str(bundle / "configs" / "train.json"))
-    for key in ("screening_threshold", "loss_low_weight"):
+    for key in ("screening_threshold", "loss_low_weight", "loss_weights", "loss_beta", "ref_sd", "ref_mean"):
         if key in ov:
             parser[key] = ov[key]
     parser.get_parsed_content("imports")

@@ -62,6 +62,7 @@ from monai_bone.constants import (
 )
 from monai_bone.data.clinical_csv import ClinicalTable, read_clinical_csv
 from monai_bone.data.dicom_header import REJECT_REASONS, FieldWarning, RejectError
+from monai_bone.data.duplicates import image_folder_patient_id, merge_duplicate_groups, pixel_hash
 from monai_bone.data.pseudonym import Pseudonymiser
 from monai_bone.data.sources import ImageSource, SourceImage, open_source
 from monai_bone.data.splits import SPLIT_KEY, TEST, TRAIN, assign_test_split, resolve_test_fraction
@@ -544,6 +545,7 @@ def build_datalist(
     salt: str | None = None,
     mapping: str | os.PathLike | None = None,
     test_fraction: float | None = None,
+    dedup: bool | None = None,
 ) -> IndexSummary:
     """Index an image source into a MONAI datalist with folds, plus ``rejects.csv`` and ``warnings.csv`` beside it.
 
@@ -565,6 +567,8 @@ def build_datalist(
         mapping: with ``pseudonymise``, write the original -> pseudonym CSV here (nowhere by default).
         test_fraction: share of patients held out as the locked test split (:mod:`monai_bone.data.splits`);
             ``None``: 0.2 when the data are labelled, else 0; 0 turns it off.
+        dedup: group exact and near-duplicate images by a perceptual hash of their decoded pixels and reject
+            duplicates with conflicting labels (:mod:`monai_bone.data.duplicates`); ``None``: when labelled.
 
     Returns:
         The :class:`IndexSummary` (``seen == used + rejected``).
@@ -622,6 +626,9 @@ def build_datalist(
         logger.warning("task %s but no label source (%s): records carry no labels (inference datalist)", task, wanted)
     labels = _label_set(table, src) if "label" in label_keys else None
     test_fraction = resolve_test_fraction(test_fraction, labelled)
+    dedup = labelled if dedup is None else bool(dedup)
+    hashes: list[Any] = []  # pixel hash per record (duplicate grouping)
+    stem_ids = 0  # image-folder records whose patient id is only their file path
 
     files = src.files()
     rejects: list[dict[str, Any]] = []
@@ -716,6 +723,9 @@ def build_datalist(
                     "patient_id", "note", None, None, "no PatientID: the image is its own group for the folds", "dicom"
                 )
             )
+        if src.kind == "kop":  # image folders: CSV patient_id, else the path inside the source (not the bare stem)
+            img.patient_id, from_csv = image_folder_patient_id(path, src.root, row)
+            stem_ids += not from_csv
         record: dict[str, Any] = {
             "image": rel,
             "patient_id": img.patient_id if pseud is None else pseud.pseudonym("PatientID", img.patient_id),
@@ -734,6 +744,7 @@ def build_datalist(
         records.append(record)
         groups.append(img.patient_id if img.patient_id is not None else f"image:{rel}")
         synthetic_flags.append(bool(img.synthetic or (table is not None and table.synthetic)))
+        hashes.append(pixel_hash(path, dicom=src.kind != "kop") if dedup else None)
         for w in found:
             detail = w.detail
             if pseud is not None and key_value is not None:  # clinical CSV conflicts name the key value
@@ -750,6 +761,40 @@ def build_datalist(
                     "detail": detail,
                 }
             )
+
+    # duplicate grouping (monai_bone.data.duplicates): twins share a fold/test group; conflicting twins are rejected
+    if dedup and records:
+        groups, consistent, conflicting = merge_duplicate_groups(records, groups, hashes)
+        dropped = {i for comp in conflicting for i in comp}
+        for comp in conflicting:
+            names = [records[i]["image"] for i in comp]
+            for i in comp:
+                others = ", ".join(n for n in names if n != records[i]["image"])
+                reject(records[i]["image"], "conflicting_duplicate", f"same image as {others} with a different label")
+        for comp in consistent:
+            for i in comp[1:]:
+                rec, twin = records[i], records[comp[0]]["image"]
+                warning_rows.append(
+                    dict(zip(WARNING_COLUMNS, (rec["image"], rec["patient_id"], "image", "near_duplicate", "pixels")))
+                    | {"detail": f"same image as {twin}: both kept in one fold/test-split group"}
+                )
+        if dropped:
+            gone = {records[i]["image"] for i in dropped}
+            keep = [i for i in range(len(records)) if i not in dropped]
+            records, groups = [records[i] for i in keep], [groups[i] for i in keep]
+            synthetic_flags = [synthetic_flags[i] for i in keep]
+            warning_rows = [w for w in warning_rows if w["path"] not in gone]
+    if stem_ids:
+        detail = (
+            f"{stem_ids} image-folder file(s) have no patient_id in a clinical CSV: each file (its path inside the "
+            "source) is its own patient, so two images of one person may land in different folds; add a patient_id "
+            "column to a CSV keyed by file name"
+        )
+        where = _rel(src.root, out_dir)
+        warning_rows.append(
+            dict(zip(WARNING_COLUMNS, (where, None, "patient_id", "patient_id_from_file_name", "index")))
+            | {"detail": detail}
+        )
 
     if table is not None:  # problems of the CSV files themselves (skipped lines, encoding fallback)
         for csv_path, w in table.file_warnings:

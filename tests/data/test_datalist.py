@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import shutil
+import zlib
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -30,7 +31,9 @@ BASE_KEYS = ["image", "patient_id", "sop_instance_uid", "study_instance_uid", "m
 
 
 def _dx(path, patient_id, body_part="HIP", uid_seed="t", extra=None, **kwargs):
-    pixels = (np.arange(24 * 20).reshape(24, 20) % 1000).astype(np.uint16)
+    # distinct pixels per file (seeded by its path): identical images with different labels are conflicting duplicates
+    noise = np.random.default_rng(zlib.crc32(str(path).encode())).integers(0, 400, (6, 5))
+    pixels = (np.arange(24 * 20).reshape(24, 20) % 1000 + np.kron(noise, np.ones((4, 4)))).astype(np.uint16)
     return write_dx(path, pixels, patient_id=patient_id, body_part=body_part, uid_seed=uid_seed, extra=extra, **kwargs)
 
 
