@@ -104,10 +104,10 @@ class ImageStatsBaseline:
             return img
         return np.hstack([img, clinical_matrix(records, self.fields)])
 
-    def _build(self) -> Any:
+    def _build(self, min_class: int = 3) -> Any:
         from sklearn.compose import ColumnTransformer
         from sklearn.impute import SimpleImputer
-        from sklearn.linear_model import LogisticRegressionCV, RidgeCV
+        from sklearn.linear_model import LogisticRegression, LogisticRegressionCV, RidgeCV
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -122,7 +122,10 @@ class ImageStatsBaseline:
         pre = ColumnTransformer(parts, remainder="drop")
         if self.task == "hip":
             return make_pipeline(pre, RidgeCV(alphas=np.logspace(-3, 3, 13)))
-        return make_pipeline(pre, LogisticRegressionCV(Cs=10, cv=3, max_iter=2000, random_state=self.seed))
+        if min_class < 2:  # too few studies of a class for an internal CV of the penalty: a fixed one
+            return make_pipeline(pre, LogisticRegression(C=1.0, max_iter=2000, random_state=self.seed))
+        cv = min(3, min_class)
+        return make_pipeline(pre, LogisticRegressionCV(Cs=10, cv=cv, max_iter=2000, random_state=self.seed))
 
     def fit(self, records: Sequence[Mapping[str, Any]], y: Any) -> ImageStatsBaseline:
         """Fit on training records: hip ``y`` = BMD; knee ``y`` = 0/1 (positive class).
@@ -137,7 +140,8 @@ class ImageStatsBaseline:
         if self.task == "knee" and np.unique(t).size < 2:
             raise ValueError("the knee image-statistics baseline needs both classes in the training fold")
         self.columns = [c for c in range(x.shape[1]) if np.isfinite(x[:, c]).any()]
-        self.estimator = self._build().fit(x[:, self.columns], t if self.task == "hip" else t.astype(int))
+        min_class = int(np.bincount(t.astype(int)).min()) if self.task == "knee" else 3
+        self.estimator = self._build(min_class).fit(x[:, self.columns], t if self.task == "hip" else t.astype(int))
         return self
 
     def predict(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
