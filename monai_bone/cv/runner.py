@@ -46,6 +46,8 @@ from monai_bone.utils.io import atomic_write_json
 from .baselines import ClinicalBaseline, OSTBaseline
 from .comparisons import TRIVIAL, trivial_flags, write_comparisons
 from .image_stats import ImageStatsBaseline
+from .screening_table import write_operating_points
+from .subgroups import write_subgroups
 from .table import FoldPrediction, VariantResult, summarise_variant, write_ablation_table
 from .workflow import default_bundle_dir, quiet_engines, train_and_predict
 
@@ -459,6 +461,8 @@ def run_cv(
         row_info=row_info,
     )
     paths.update(comparison_paths)
+    paths.update(write_operating_points(task, results, out, synthetic))
+    paths.update(write_subgroups(task, results, records, out, synthetic))
     rows = json.loads(paths["json"].read_text(encoding="utf-8"))["rows"]
     logger.info("CV table written to %s", paths["markdown"])
     return CVResult(task, out, paths, rows, synthetic, oracle_r2 if task == "hip" else None, notes)

@@ -37,6 +37,7 @@ from monai_bone.constants import (
     T_OSTEOPOROSIS,
     WHO_CLASSES,
 )
+from monai_bone.metrics.operating_points import bland_altman_ci, brier_ece, calibration_line
 from monai_bone.metrics.plots import (
     plot_bland_altman,
     plot_calibration,
@@ -493,6 +494,9 @@ class BoneReportWriter(StudyRowHandler):
             return table, columns
         report.update(regression_metrics(p, t))
         report["bland_altman"] = bland_altman(p, t)
+        report["calibration"] = calibration_line(p, t)  # true = intercept + slope * pred
+        if p.size >= 3:  # bias and limits of agreement with 95 % CIs, proportional-bias test
+            report["bland_altman"].update(bland_altman_ci(p, t))
         screening = {}
         for key, (thr, inclusive) in rules.items():
             s = screening_metrics(p, t, thr, inclusive)
@@ -569,6 +573,8 @@ class BoneReportWriter(StudyRowHandler):
         label = np.array([v[0] if len(v) == 1 else int(np.argmax(v)) for v in raw], dtype=float)
         table = classification_table(prob, label, self.threshold, labels=self.labels, positive=self.positive)
         report.update(table)
+        pos_prob = prob if prob.ndim == 1 else prob[:, table["labels"].index(table["positive"])]
+        report["calibration"] = brier_ece(pos_prob, label == table["labels"].index(table["positive"]))
         names = table["labels"]
         pos = names.index(table["positive"])
         probs = np.stack([1.0 - prob, prob], axis=1) if prob.ndim == 1 else prob

@@ -100,6 +100,7 @@ def test_training_statistics_and_cv_never_see_a_test_record(sentinel_datalist, t
     oof = [line.split(",") for line in result.paths["predictions"].read_text().splitlines()[2:]]
     assert oof and all(float(row[4]) < SENTINEL_BMD for row in oof)  # the "true" column
     assert all(r["n_studies"] == len(records) - n_test for r in result.rows)
+    assert "youden_sensitivity" in result.paths["operating_points_csv"].read_text()
 
 
 def test_evaluate_scores_the_test_split_and_says_when_it_is_optimistic(sentinel_datalist, tmp_path):
@@ -126,6 +127,7 @@ def test_evaluate_scores_the_test_split_and_says_when_it_is_optimistic(sentinel_
     m = evaluate(tmp_path / "eval_test")
     assert m["split"] == "test" and m["selected_on_split"] is False and "optimistic" not in m
     assert m["n_studies"] == len(test) and m["n_patients"] == len({r["patient_id"] for r in test})
+    assert {"slope", "intercept"} <= set(m["calibration"]) and "proportional_p" in m["bland_altman"]
 
     v = evaluate(tmp_path / "eval_val", eval_part="val")
     val = [r for r in records if r["split"] == "train" and r["fold"] == 0]
