@@ -46,6 +46,7 @@ from monai_bone.utils.io import atomic_write_json
 from .baselines import ClinicalBaseline, OSTBaseline
 from .comparisons import TRIVIAL, trivial_flags, write_comparisons
 from .image_stats import ImageStatsBaseline
+from .repeats import repeat_datalist, write_repeat_summary
 from .screening_table import write_operating_points
 from .subgroups import write_subgroups
 from .table import FoldPrediction, VariantResult, summarise_variant, write_ablation_table
@@ -257,6 +258,7 @@ def run_cv(
     overrides: Mapping[str, Any] | None = None,
     progress: bool = True,
     quiet: bool = True,
+    repeats: int = 1,
 ) -> CVResult:
     """Run the ablation cross-validation of ``task`` on a datalist and write the table.
 
@@ -279,6 +281,9 @@ def run_cv(
         overrides: further bundle config overrides (ID → value).
         progress: tqdm bar over folds × rows.
         quiet: mute per-iteration engine logs while the bar runs.
+        repeats: run the CV ``repeats`` times with fold seeds ``seed, seed + 1, ...`` (repeat 0 uses the datalist's
+            folds; the others re-fold the training split into ``<out>/repeat<r>/``) and write ``repeats.csv``/``.md``
+            with each row's spread over repeats (:mod:`.repeats`).
 
     Returns:
         The :class:`CVResult`.
@@ -291,6 +296,24 @@ def run_cv(
 
     from monai_bone.engines import datalist_info, load_records
 
+    again = {
+        "folds": folds,
+        "epochs": epochs,
+        "size": size,
+        "batch_size": batch_size,
+        "num_workers": num_workers,
+        "device": device,
+        "bundle_dir": bundle_dir,
+        "variants": variants,
+        "loss_ablation": loss_ablation,
+        "n_boot": n_boot,
+        "seed": seed,
+        "overrides": overrides,
+        "progress": progress,
+        "quiet": quiet,
+    }
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
     if task not in ("hip", "knee"):
         raise ValueError(f"task must be 'hip' or 'knee', got {task!r}")
     allowed = (*HIP_BASELINES, *HIP_FUSIONS) if task == "hip" else (*KNEE_BASELINES, *KNEE_VARIANTS)
@@ -465,6 +488,12 @@ def run_cv(
     paths.update(write_subgroups(task, results, records, out, synthetic))
     rows = json.loads(paths["json"].read_text(encoding="utf-8"))["rows"]
     logger.info("CV table written to %s", paths["markdown"])
+    if repeats > 1:  # the same CV with other fold seeds (monai_bone.cv.repeats)
+        every = [rows]
+        for r in range(1, repeats):
+            copy = repeat_datalist(datalist, out / f"repeat{r}" / "datalist.json", task, seed + r)
+            every.append(run_cv(task, copy, out / f"repeat{r}", **{**again, "folds": k}).rows)
+        paths.update(write_repeat_summary(task, every, out, synthetic))
     return CVResult(task, out, paths, rows, synthetic, oracle_r2 if task == "hip" else None, notes)
 
 

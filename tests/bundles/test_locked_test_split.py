@@ -101,6 +101,25 @@ def test_training_statistics_and_cv_never_see_a_test_record(sentinel_datalist, t
     assert oof and all(float(row[4]) < SENTINEL_BMD for row in oof)  # the "true" column
     assert all(r["n_studies"] == len(records) - n_test for r in result.rows)
     assert "youden_sensitivity" in result.paths["operating_points_csv"].read_text()
+    assert "sex" in result.paths["subgroups_csv"].read_text()
+
+    # --repeats: other fold seeds re-fold the training split only; the test records stay out of every repeat
+    fitted.clear()
+    again = runner.run_cv(
+        "hip",
+        sentinel_datalist,
+        tmp_path / "cv_rep",
+        variants=["ost", "image_stats"],
+        n_boot=20,
+        progress=False,
+        repeats=2,
+    )
+    assert fitted and not any(_has_sentinel(r) for r in fitted)
+    copy = _records(tmp_path / "cv_rep" / "repeat1" / "datalist.json")
+    assert [r["split"] for r in copy] == [r["split"] for r in records]
+    assert [r["fold"] for r in copy] != [r["fold"] for r in records]
+    lines = again.paths["repeats_csv"].read_text().splitlines()[2:]
+    assert len(lines) == 4 and "± " in again.paths["repeats_md"].read_text()
 
 
 def test_evaluate_scores_the_test_split_and_says_when_it_is_optimistic(sentinel_datalist, tmp_path):
