@@ -47,7 +47,7 @@ from .baselines import ClinicalBaseline, OSTBaseline
 from .comparisons import TRIVIAL, trivial_flags, write_comparisons
 from .image_stats import ImageStatsBaseline
 from .repeats import repeat_datalist, write_repeat_summary
-from .screening_table import write_operating_points
+from .screening_table import clinical_screening_rows, write_operating_points
 from .subgroups import write_subgroups
 from .table import FoldPrediction, VariantResult, summarise_variant, write_ablation_table
 from .workflow import default_bundle_dir, quiet_engines, train_and_predict
@@ -484,7 +484,8 @@ def run_cv(
         row_info=row_info,
     )
     paths.update(comparison_paths)
-    paths.update(write_operating_points(task, results, out, synthetic))
+    clinical_screening = clinical_screening_rows([split(j) for j in range(k)], seed) if task == "hip" else []
+    paths.update(write_operating_points(task, results, out, synthetic, clinical_screening))
     paths.update(write_subgroups(task, results, records, out, synthetic))
     rows = json.loads(paths["json"].read_text(encoding="utf-8"))["rows"]
     logger.info("CV table written to %s", paths["markdown"])

@@ -6,14 +6,16 @@ For each row's pooled out-of-fold predictions (:mod:`monai_bone.metrics.operatin
   the other folds only (Youden; ≥ 90 % sensitivity) for both targets, sensitivity at specificity 0.80 and 0.90, the
   calibration slope/intercept and Bland–Altman bias and limits of agreement with 95 % CIs and the proportional-bias
   test;
-- knee: the same threshold readouts on the probability, Brier score and expected calibration error.
+- knee: the same threshold readouts on the probability, Brier score and expected calibration error;
+- hip clinical comparators at the same operating points (:func:`clinical_screening_rows`): OSTA risk categories
+  (OST < −4 high, −4…−1 medium, > −1 low) and a clinical logistic model.
 """
 
 from __future__ import annotations
 
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,7 @@ from monai_bone.utils.io import atomic_write_csv, atomic_write_text
 
 from .table import VariantResult
 
-__all__ = ["operating_point_rows", "write_operating_points"]
+__all__ = ["OSTA_CUTS", "clinical_screening_rows", "operating_point_rows", "write_operating_points"]
 
 _OSTEOPOROSIS_BMD = REFERENCE_MEAN + T_OSTEOPOROSIS * REFERENCE_SD
 
@@ -71,10 +73,14 @@ def _f(v: Any) -> str:
 
 
 def write_operating_points(
-    task: str, results: Sequence[VariantResult], out_dir: Path, synthetic: bool
+    task: str,
+    results: Sequence[VariantResult],
+    out_dir: Path,
+    synthetic: bool,
+    extra_rows: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Path]:
-    """Write ``operating_points.csv`` and ``operating_points.md`` for every row."""
-    rows = [r for res in results for r in operating_point_rows(task, res)]
+    """Write ``operating_points.csv`` and ``operating_points.md`` for every row (plus ``extra_rows``, e.g. OSTA)."""
+    rows = [r for res in results for r in operating_point_rows(task, res)] + [dict(r) for r in extra_rows]
     columns = list(dict.fromkeys(k for r in rows for k in r))
     md = io.StringIO()
     md.write(f"# Operating points and calibration ({task}){' — SYNTHETIC DATA' if synthetic else ''}\n\n")
@@ -98,3 +104,65 @@ def write_operating_points(
         ),
         "operating_points_md": atomic_write_text(out_dir / "operating_points.md", md.getvalue()),
     }
+
+
+#: OSTA risk categories on the OST index ``0.2 × (weight − age)``: high < −4, medium −4…−1, low > −1.
+OSTA_CUTS: tuple[float, float] = (-4.0, -1.0)
+
+
+def clinical_screening_rows(
+    folds: Sequence[tuple[Sequence[Mapping[str, Any]], Sequence[Mapping[str, Any]]]], seed: int = 0
+) -> list[dict[str, Any]]:
+    """Clinical screening comparators at the same operating points (hip): OSTA categories and a clinical logistic model.
+
+    Args:
+        folds: ``(train_records, held_out_records)`` per CV fold.
+        seed: random state.
+
+    Returns:
+        Operating-point rows (as :func:`operating_point_rows`) for ``osta`` (fixed rules: "high" = OST < −4 and "high
+        or medium" = OST ≤ −1 called positive) and ``clinical_logistic`` (logistic regression on the clinical fields
+        fitted per target on the training folds; thresholds chosen on the other folds).
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    from .baselines import ClinicalBaseline, OSTBaseline, clinical_matrix
+
+    targets = ((f"BMD < {SCREENING_THRESHOLD}", lambda b: b < SCREENING_THRESHOLD),)
+    targets += ((f"BMD <= {_OSTEOPOROSIS_BMD:.3f} (T -2.5)", lambda b: b <= _OSTEOPOROSIS_BMD),)
+    out: list[dict[str, Any]] = []
+    ost = np.concatenate([OSTBaseline().index(val) for _, val in folds])
+    bmd = np.concatenate([[float(r["bmd"]) for r in val] for _, val in folds])
+    fold_ids = np.concatenate([np.full(len(val), j) for j, (_, val) in enumerate(folds)])
+    for name, rule in targets:
+        positive = rule(bmd)
+        known = np.nan_to_num(ost, nan=np.inf)  # no weight or age: never called positive
+        for label, called in (
+            ("osta high (OST < -4)", known < OSTA_CUTS[0]),
+            ("osta high+medium (OST <= -1)", known <= OSTA_CUTS[1]),
+        ):
+            out.append(
+                {
+                    "variant": label,
+                    "target": name,
+                    "n_positive": int(positive.sum()),
+                    "fixed_sensitivity": float((called & positive).sum() / max(positive.sum(), 1)),
+                    "fixed_specificity": float((~called & ~positive).sum() / max((~positive).sum(), 1)),
+                }
+            )
+        prob = []
+        for train, val in folds:
+            y = rule(np.array([float(r["bmd"]) for r in train]))
+            if y.all() or not y.any():
+                prob.append(np.full(len(val), float(y.mean())))
+                continue
+            clin = ClinicalBaseline("ridge", seed=seed)
+            clin.columns = list(range(len(clin.fields)))
+            pre = clin._build(len(train)).steps[0][1]  # the clinical preprocessing (imputation, indicators, one-hot)
+            model = make_pipeline(pre, LogisticRegression(max_iter=2000, random_state=seed))
+            model.fit(clinical_matrix(train, clin.fields), y)
+            prob.append(model.predict_proba(clinical_matrix(val, clin.fields))[:, 1])
+        p = np.concatenate(prob)
+        out.append({"variant": "clinical_logistic", **_target_rows(name, p, positive, fold_ids, 0.5)})
+    return out
