@@ -137,7 +137,7 @@ def compare_pair(
     task: str, a: VariantResult, b: VariantResult, n_boot: int = 1000, seed: int = 0
 ) -> list[dict[str, Any]]:
     """Paired comparison rows of ``a`` vs ``b`` (see the module docstring)."""
-    from monai_bone.metrics import delong_test, paired_bootstrap
+    from monai_bone.metrics import delong_test, paired_bootstrap, screening_positive
 
     pa, pb, t, ids = align_predictions(a, b)
     base = {"a": a.name, "b": b.name, "n_studies": int(t.size), "n_patients": len(set(ids))}
@@ -163,7 +163,7 @@ def compare_pair(
                 "p_value": r["p_value"],
             }
         )
-    y, sa, sb = (t < SCREENING_THRESHOLD, -pa, -pb) if task == "hip" else (t >= 0.5, pa, pb)
+    y, sa, sb = (screening_positive(t, SCREENING_THRESHOLD), -pa, -pb) if task == "hip" else (t >= 0.5, pa, pb)
     try:
         d = delong_test(y.astype(float), sa, sb)
         auc = {"value_a": d["auc_a"], "value_b": d["auc_b"], "diff": d["diff"], "p_value": d["p_value"]}

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from monai_bone.constants import REFERENCE_MEAN, REFERENCE_SD, SCREENING_THRESHOLD, SYNTHETIC_NOTE, T_OSTEOPOROSIS
+from monai_bone.metrics.screening import screening_positive
 from monai_bone.utils.io import atomic_write_csv, atomic_write_text
 
 from .table import VariantResult
@@ -56,7 +57,8 @@ def operating_point_rows(task: str, res: VariantResult) -> list[dict[str, Any]]:
     base = {"variant": res.name}
     if task == "hip":
         cal = {**calibration_line(pred, true), **bland_altman_ci(pred, true)}
-        low, osteo = true < SCREENING_THRESHOLD, true <= _OSTEOPOROSIS_BMD
+        low = screening_positive(true, SCREENING_THRESHOLD)  # the same rule (and boundary tolerance) as the tables
+        osteo = screening_positive(true, _OSTEOPOROSIS_BMD, True)
         rows = [  # score = -pred: "score >= cut" is "predicted BMD <= threshold"
             _target_rows(f"BMD < {SCREENING_THRESHOLD}", -pred, low, folds, -SCREENING_THRESHOLD),
             _target_rows(f"BMD <= {_OSTEOPOROSIS_BMD:.3f} (T -2.5)", -pred, osteo, folds, -_OSTEOPOROSIS_BMD),
@@ -129,8 +131,8 @@ def clinical_screening_rows(
 
     from .baselines import ClinicalBaseline, OSTBaseline, clinical_matrix
 
-    targets = ((f"BMD < {SCREENING_THRESHOLD}", lambda b: b < SCREENING_THRESHOLD),)
-    targets += ((f"BMD <= {_OSTEOPOROSIS_BMD:.3f} (T -2.5)", lambda b: b <= _OSTEOPOROSIS_BMD),)
+    targets = ((f"BMD < {SCREENING_THRESHOLD}", lambda b: screening_positive(b, SCREENING_THRESHOLD)),)
+    targets += ((f"BMD <= {_OSTEOPOROSIS_BMD:.3f} (T -2.5)", lambda b: screening_positive(b, _OSTEOPOROSIS_BMD, True)),)
     out: list[dict[str, Any]] = []
     ost = np.concatenate([OSTBaseline().index(val) for _, val in folds])
     bmd = np.concatenate([[float(r["bmd"]) for r in val] for _, val in folds])

@@ -44,14 +44,14 @@ def subgroup_of(record: Mapping[str, Any]) -> dict[str, str | None]:
 
 
 def _metrics(task: str, pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
-    from monai_bone.metrics import safe_auc
+    from monai_bone.metrics import safe_auc, screening_positive
 
     if task == "hip":
         ss = float(np.sum((true - true.mean()) ** 2))
         return {
             "mae": float(np.mean(np.abs(pred - true))),
             "r2": 1.0 - float(np.sum((pred - true) ** 2)) / ss if ss > 0 else math.nan,
-            "auc": float(safe_auc(true < SCREENING_THRESHOLD, -pred)),
+            "auc": float(safe_auc(screening_positive(true, SCREENING_THRESHOLD), -pred)),
         }
     return {"accuracy": float(np.mean((pred >= 0.5) == (true >= 0.5))), "auc": float(safe_auc(true >= 0.5, pred))}
 
