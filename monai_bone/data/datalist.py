@@ -625,6 +625,7 @@ def build_datalist(
         wanted = "a 'bmd' column" if task == "hip" else "a 'label' column or class folders"
         logger.warning("task %s but no label source (%s): records carry no labels (inference datalist)", task, wanted)
     labels = _label_set(table, src) if "label" in label_keys else None
+    explicit_test = test_fraction is not None
     test_fraction = resolve_test_fraction(test_fraction, labelled)
     dedup = labelled if dedup is None else bool(dedup)
     hashes: list[Any] = []  # pixel hash per record (duplicate grouping)
@@ -831,7 +832,13 @@ def build_datalist(
     else:
         strata = [0] * len(records)
     # locked test split (monai_bone.data.splits): whole patients held out before the folds are assigned
-    held = assign_test_split(groups, strata, test_fraction, seed, min_train_groups=int(folds))
+    try:
+        held = assign_test_split(groups, strata, test_fraction, seed, min_train_groups=int(folds))
+    except ValueError as err:
+        if explicit_test:
+            raise
+        logger.warning("no locked test split: %s", err)  # the default on a cohort too small for one
+        test_fraction, held = 0.0, [False] * len(groups)
     train_idx = [i for i, h in enumerate(held) if not h]
     fold_ids = assign_folds([groups[i] for i in train_idx], [strata[i] for i in train_idx], int(folds), seed)
     for record, is_held in zip(records, held):

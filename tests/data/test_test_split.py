@@ -76,3 +76,16 @@ def test_index_holds_out_whole_patients_and_records_the_split(hip_cohort, tmp_pa
     build_datalist(hip_cohort / "dicom", off, clinical=clinical, task="hip", folds=3, progress=False, test_fraction=0)
     assert all(r["split"] == "train" for r in json.loads(off.read_text())[DATALIST_KEY])
     assert default_eval_part(off) == "val"
+
+
+def test_default_split_is_skipped_on_a_cohort_too_small_but_an_explicit_one_raises(hip_cohort, tmp_path):
+    clinical = [hip_cohort / "clinical.csv", hip_cohort / "ground_truth.csv"]
+    files = sorted((hip_cohort / "dicom").rglob("*.dcm"))[:2]
+    small = tmp_path / "small"
+    for f in files:
+        (small / f.parent.name).mkdir(parents=True, exist_ok=True)
+        (small / f.parent.name / f.name).write_bytes(f.read_bytes())
+    summary = build_datalist(small, tmp_path / "dl.json", clinical=clinical, task="hip", folds=2, progress=False)
+    assert summary.test_fraction == 0.0 and summary.test_studies == 0
+    with pytest.raises(ValueError, match="leaves 0 test"):
+        build_datalist(small, tmp_path / "x.json", clinical=clinical, task="hip", folds=2, test_fraction=0.2)
