@@ -61,6 +61,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--no-loss-ablation", action="store_true", help="hip: skip the Smooth L1 reruns")
     p.add_argument("--n-boot", type=int, default=1000, metavar="N", help="bootstrap resamples (default 1000)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        metavar="R",
+        help="repeat the CV with R fold seeds (seed, seed+1, ...) and report each row's spread (repeats.md)",
+    )
     p.add_argument("--set", action="append", metavar="ID=VALUE", help="extra bundle config override (repeatable)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -90,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         overrides=parse_set(args.set),
         progress=not args.no_progress,
         quiet=not getattr(args, "verbose", False),
+        repeats=args.repeats,
     )
     text = result.paths["markdown"].read_text(encoding="utf-8")
     print(text.split("\n## Paper reported")[0].rstrip())

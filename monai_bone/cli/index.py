@@ -95,7 +95,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--folds", type=folds_argument, default=10, help="patient-disjoint stratified folds, 2 or more (default 10)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="fold shuffling seed (default 0)")
+    parser.add_argument("--seed", type=int, default=0, help="fold and test-split shuffling seed (default 0)")
+    parser.add_argument(
+        "--test-fraction",
+        type=float,
+        default=None,
+        metavar="F",
+        help="share of patients held out as a locked, patient-disjoint, stratified test split (records get "
+        '"split": "test" and no fold; never read by training, selection, statistics or cv). Default 0.2 when the '
+        "data are labelled, else 0; 0 turns it off",
+    )
     parser.add_argument(
         "--source-kind", choices=SOURCE_KINDS, default=None, help="source layout (default: auto-detect)"
     )
@@ -150,6 +159,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         metavar="N",
         help="processes reading headers (default: up to 4 for 1000 files or more on 4+ CPUs; 1 = this process only)",
     )
+    parser.add_argument(
+        "--dedup",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="group exact/near-duplicate images (perceptual hash of the decoded pixels) so they never straddle folds "
+        "or train/test, and reject duplicates with conflicting labels (conflicting_duplicate). Default: on when the "
+        "data are labelled",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
     return parser
@@ -179,6 +196,8 @@ def run(args: argparse.Namespace) -> int:
             views=parse_tag_list(args.views),
             bilateral=args.bilateral,
             workers=args.workers,
+            test_fraction=args.test_fraction,
+            dedup=args.dedup,
         )
     except DicomwebError as err:
         logger.error("%s", err)

@@ -4,12 +4,19 @@ Hip rows (BMD regression, screening at 0.899 g/cm^2):
 
 - ``ost``: OST index ``0.2 × (weight − age)`` mapped to BMD by a line fitted on the training folds;
 - ``clinical_ridge`` / ``clinical_gbm``: scikit-learn models on the clinical fields only (:mod:`.baselines`);
+- ``image_stats``: the trivial image baseline -- ridge on block means/SDs and percentiles of the image plus the
+  clinical fields (:mod:`.image_stats`); a network row that does not beat it is flagged;
 - ``image``, ``clinical``, ``concat``, ``xattn``: ``XAttnBMD(fusion=...)`` trained by the hip bundle's
   ``train.json`` (``ConfigWorkflow`` with overrides), with the bundle's loss (Weighted Smooth L1);
 - the two best of those (lowest pooled out-of-fold MSE) again with plain Smooth L1 (same ``beta``): the loss ablation.
 
 Knee rows (the paper's Table I set): ``hybrid`` (the bundle's ``HybridAttentionNet``) and ``densenet169`` (MONAI's
-``DenseNet169`` in the same bundle workflow: the paper's strongest baseline).
+``DenseNet169`` in the same bundle workflow: the paper's strongest baseline), and ``image_stats`` (logistic
+regression on the same trivial image statistics).
+
+Only the training split is read: records of the locked test split (``"split": "test"``) never enter a fit. Besides
+``ablation.*`` the run writes ``comparisons.csv``/``.md`` (:mod:`.comparisons`): paired patient-level bootstrap
+differences in MSE/MAE/R² and DeLong's ΔAUC between rows.
 
 CV fold ``j`` of ``K`` validates on the datalist folds ``f`` with ``f % K == j`` (the datalist's folds are
 patient-disjoint and BMD/label-stratified by ``monai-bone index``, so merged folds are too). Every fit's out-of-fold
@@ -33,15 +40,22 @@ from typing import Any
 import numpy as np
 
 from monai_bone.constants import SYNTHETIC_NOTE
+from monai_bone.data.splits import training_split
 from monai_bone.utils.io import atomic_write_json
 
 from .baselines import ClinicalBaseline, OSTBaseline
+from .comparisons import TRIVIAL, trivial_flags, write_comparisons
+from .image_stats import ImageStatsBaseline
+from .repeats import repeat_datalist, write_repeat_summary
+from .screening_table import clinical_screening_rows, write_operating_points
+from .subgroups import write_subgroups
 from .table import FoldPrediction, VariantResult, summarise_variant, write_ablation_table
 from .workflow import default_bundle_dir, quiet_engines, train_and_predict
 
 __all__ = [
     "HIP_BASELINES",
     "HIP_FUSIONS",
+    "KNEE_BASELINES",
     "KNEE_VARIANTS",
     "CVResult",
     "cv_splits",
@@ -52,14 +66,16 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-HIP_BASELINES: tuple[str, ...] = ("ost", "clinical_ridge", "clinical_gbm")
+HIP_BASELINES: tuple[str, ...] = ("ost", "clinical_ridge", "clinical_gbm", "image_stats")
 HIP_FUSIONS: tuple[str, ...] = ("image", "clinical", "concat", "xattn")
+KNEE_BASELINES: tuple[str, ...] = ("image_stats",)
 KNEE_VARIANTS: tuple[str, ...] = ("hybrid", "densenet169")
 
 _LABELS = {
     "ost": "OST index (linear fit)",
     "clinical_ridge": "Clinical-only ridge (sklearn)",
     "clinical_gbm": "Clinical-only gradient boosting (sklearn)",
+    "image_stats": "Trivial image statistics + clinical, ridge (sklearn)",
     "image": "Image only (ResNet34)",
     "clinical": "Clinical-only net (MLP tokens)",
     "concat": "Concatenation fusion",
@@ -242,6 +258,7 @@ def run_cv(
     overrides: Mapping[str, Any] | None = None,
     progress: bool = True,
     quiet: bool = True,
+    repeats: int = 1,
 ) -> CVResult:
     """Run the ablation cross-validation of ``task`` on a datalist and write the table.
 
@@ -264,6 +281,9 @@ def run_cv(
         overrides: further bundle config overrides (ID → value).
         progress: tqdm bar over folds × rows.
         quiet: mute per-iteration engine logs while the bar runs.
+        repeats: run the CV ``repeats`` times with fold seeds ``seed, seed + 1, ...`` (repeat 0 uses the datalist's
+            folds; the others re-fold the training split into ``<out>/repeat<r>/``) and write ``repeats.csv``/``.md``
+            with each row's spread over repeats (:mod:`.repeats`).
 
     Returns:
         The :class:`CVResult`.
@@ -276,9 +296,27 @@ def run_cv(
 
     from monai_bone.engines import datalist_info, load_records
 
+    again = {
+        "folds": folds,
+        "epochs": epochs,
+        "size": size,
+        "batch_size": batch_size,
+        "num_workers": num_workers,
+        "device": device,
+        "bundle_dir": bundle_dir,
+        "variants": variants,
+        "loss_ablation": loss_ablation,
+        "n_boot": n_boot,
+        "seed": seed,
+        "overrides": overrides,
+        "progress": progress,
+        "quiet": quiet,
+    }
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
     if task not in ("hip", "knee"):
         raise ValueError(f"task must be 'hip' or 'knee', got {task!r}")
-    allowed = (*HIP_BASELINES, *HIP_FUSIONS) if task == "hip" else KNEE_VARIANTS
+    allowed = (*HIP_BASELINES, *HIP_FUSIONS) if task == "hip" else (*KNEE_BASELINES, *KNEE_VARIANTS)
     chosen = list(variants) if variants else list(allowed)
     unknown = [v for v in chosen if v not in allowed]
     if unknown:
@@ -288,7 +326,8 @@ def run_cv(
     if info.get("task") not in (None, task):
         raise ValueError(f"{datalist}: datalist is for task {info.get('task')!r}, not {task!r}")
     target = "bmd" if task == "hip" else "label"
-    records = [r for r in load_records(datalist) if _finite(r, target)]
+    # the locked test split (monai_bone.data.splits) never enters a CV fit
+    records = [r for r in training_split(load_records(datalist)) if _finite(r, target)]
     if not records:
         raise ValueError(f"{datalist}: no record has a '{target}' value; index with the ground truth CSV")
     if any(not _finite(r, "fold") for r in records):
@@ -321,7 +360,7 @@ def run_cv(
         },
     )
 
-    net_rows = [v for v in chosen if v in HIP_FUSIONS or task == "knee"]
+    net_rows = [v for v in chosen if v in HIP_FUSIONS or v in KNEE_VARIANTS]
     n_alt = min(2, len(net_rows)) if task == "hip" and loss_ablation else 0
     total = k * (len(chosen) + n_alt)
     bar = tqdm(total=total, desc=f"CV {task}{' (SYNTHETIC)' if synthetic else ''}", unit="fit", disable=not progress)
@@ -330,19 +369,25 @@ def run_cv(
         val = set(splits[j])
         return [r for r in records if int(r["fold"]) not in val], [r for r in records if int(r["fold"]) in val]
 
+    n_classes = len(info.get("labels") or (0, 1))
+
+    def reference(recs: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        if task == "hip":
+            return np.array([float(r["bmd"]) for r in recs])
+        return np.array([float(int(r["label"]) == n_classes - 1) for r in recs])  # osteoporosis vs rest
+
     def baseline(name: str) -> VariantResult:
-        res = VariantResult(name, _LABELS[name], "baseline", "-")
+        label = _LABELS[name] if task == "hip" else "Trivial image statistics, logistic (sklearn)"
+        res = VariantResult(name, label, "baseline", "-")
         for j in range(k):
             bar.set_postfix_str(f"{name} fold {j + 1}/{k}")
             train, val = split(j)
-            y = np.array([float(r["bmd"]) for r in train])
-            model = OSTBaseline() if name == "ost" else ClinicalBaseline(name.split("_", 1)[1], seed=seed)
-            pred = model.fit(train, y).predict(val)
-            res.folds.append(
-                FoldPrediction(
-                    j, pred, np.array([float(r["bmd"]) for r in val]), [str(r.get("patient_id", "")) for r in val]
-                )
-            )
+            if name == TRIVIAL:
+                model = ImageStatsBaseline(task, seed=seed)
+            else:
+                model = OSTBaseline() if name == "ost" else ClinicalBaseline(name.split("_", 1)[1], seed=seed)
+            pred = model.fit(train, reference(train)).predict(val)
+            res.folds.append(FoldPrediction(j, pred, reference(val), [str(r.get("patient_id", "")) for r in val]))
             bar.update(1)
         return res
 
@@ -387,8 +432,9 @@ def run_cv(
                     f"instead of the bundle's Weighted Smooth L1."
                 )
         else:
-            knee_loss = "BCEWithLogits" if len(info.get("labels") or (0, 1)) <= 2 else "CrossEntropy"
-            for v in chosen:
+            knee_loss = "BCEWithLogits" if n_classes <= 2 else "CrossEntropy"
+            results += [baseline(v) for v in chosen if v in KNEE_BASELINES]
+            for v in net_rows:
                 extra = {} if v == "hybrid" else {"network_def": _densenet_def(bundle)}
                 results.append(network(v, _LABELS[v], knee_loss, extra, _knee_probability))
     finally:
@@ -410,6 +456,21 @@ def run_cv(
             notes.append(f"Synthetic clinical-only ceiling (R² of the clinical part of the formula): {ceiling:.3f}.")
     if synthetic:
         notes.append(SYNTHETIC_NOTE + ".")
+    pooled_mse = {r.name: summarise_variant(task, r, n_boot=1)[0].get("mse_pooled", math.nan) for r in results}
+    comparisons, comparison_paths = write_comparisons(
+        task, results, out, synthetic, n_boot=n_boot, seed=seed, pooled_mse=pooled_mse if task == "hip" else None
+    )
+    flags = trivial_flags(task, comparisons)
+    row_info = {r.name: {"flag": flags.get(r.name, "")} for r in results}
+    for r in results:
+        if r.kind == "network":
+            row_info[r.name]["params"] = _param_count(bundle, datalist, {**ov, **_row_overrides(r.name, bundle)})
+    if TRIVIAL in {r.name for r in results}:
+        notes.append(
+            "Trivial image baseline: scikit-learn on 4×4 block means/SDs and percentiles of the normalised image"
+            + (" plus the clinical fields" if task == "hip" else "")
+            + "; a network row that does not beat it (paired test, comparisons.md) is flagged."
+        )
     paths = write_ablation_table(
         task,
         results,
@@ -420,9 +481,20 @@ def run_cv(
         seed=seed,
         notes=notes,
         extra={"datalist": str(datalist), "bundle": str(bundle), "folds": splits, "overrides": ov},
+        row_info=row_info,
     )
+    paths.update(comparison_paths)
+    clinical_screening = clinical_screening_rows([split(j) for j in range(k)], seed) if task == "hip" else []
+    paths.update(write_operating_points(task, results, out, synthetic, clinical_screening))
+    paths.update(write_subgroups(task, results, records, out, synthetic))
     rows = json.loads(paths["json"].read_text(encoding="utf-8"))["rows"]
     logger.info("CV table written to %s", paths["markdown"])
+    if repeats > 1:  # the same CV with other fold seeds (monai_bone.cv.repeats)
+        every = [rows]
+        for r in range(1, repeats):
+            copy = repeat_datalist(datalist, out / f"repeat{r}" / "datalist.json", task, seed + r)
+            every.append(run_cv(task, copy, out / f"repeat{r}", **{**again, "folds": k}).rows)
+        paths.update(write_repeat_summary(task, every, out, synthetic))
     return CVResult(task, out, paths, rows, synthetic, oracle_r2 if task == "hip" else None, notes)
 
 
@@ -432,7 +504,7 @@ def _hip_loss_beta(bundle: Path, ov: Mapping[str, Any]) -> float:
 
     parser = ConfigParser()
     parser.read_config(str(bundle / "configs" / "train.json"))
-    for key in ("screening_threshold", "loss_low_weight"):
+    for key in ("screening_threshold", "loss_low_weight", "loss_weights", "loss_beta", "ref_sd", "ref_mean"):
         if key in ov:
             parser[key] = ov[key]
     parser.get_parsed_content("imports")
@@ -455,3 +527,30 @@ def _densenet_def(bundle: Path) -> dict[str, Any]:
         "out_channels": net.get("out_channels", 1),
         "pretrained": net.get("pretrained"),
     }
+
+
+def _row_overrides(name: str, bundle: Path) -> dict[str, Any]:
+    """The network overrides of a table row (fusion of a hip row, DenseNet169 for the knee baseline row)."""
+    base = name.removesuffix("_smoothl1")
+    if base in HIP_FUSIONS:
+        return {"fusion": base}
+    return {"network_def": _densenet_def(bundle)} if base == "densenet169" else {}
+
+
+def _param_count(bundle: Path, datalist: Path, ov: Mapping[str, Any]) -> int | None:
+    """Trainable parameters of the bundle's ``network_def`` under ``ov`` (None when it cannot be built)."""
+    from monai.bundle import ConfigParser
+
+    try:
+        parser = ConfigParser()
+        parser.read_config(str(bundle / "configs" / "train.json"))
+        parser["datalist"] = str(datalist)
+        for key, value in ov.items():
+            if key in ("fusion", "network_def", "spatial_size", "in_channels", "num_classes"):
+                parser[key] = value
+        parser.get_parsed_content("imports")
+        net = parser.get_parsed_content("network_def", instantiate=True)
+        return int(sum(p.numel() for p in net.parameters() if p.requires_grad))
+    except Exception as err:  # noqa: BLE001 - the count is informative only
+        logger.warning("parameter count of %s unavailable: %s", ov.get("fusion", "network"), err)
+        return None

@@ -4,8 +4,11 @@ Every variant (baseline or network) contributes out-of-fold predictions: for eac
 trained without that fold on the studies of that fold. From them this module computes
 
 - the metrics of each fold (``fold_metrics.csv``) and their mean ± sample SD over folds,
-- the metric of the pooled out-of-fold predictions with a percentile bootstrap 95 % CI
-  (:func:`monai_bone.metrics.bootstrap_ci`, studies resampled with replacement),
+- the metric of the pooled out-of-fold predictions with a patient-level percentile bootstrap 95 % CI
+  (:func:`monai_bone.metrics.bootstrap_ci` with ``groups``: patients resampled with replacement, all their studies
+  kept), shown in its own column next to the per-fold mean ± SD,
+- what the numbers are: ``split`` (training folds, out-of-fold), ``n_studies``, ``n_patients`` and
+  ``selected_on_split`` (False: CV fits validate once after the last epoch, nothing is chosen on the held-out fold),
 
 and writes ``ablation.csv`` (machine-readable, one row per variant), ``ablation.md`` (the table a reader sees),
 ``ablation.png`` (the headline metric per variant, with the synthetic oracle ceiling when known) and
@@ -212,6 +215,16 @@ def summarise_variant(
         return cache[k]
 
     index = np.arange(pred.size)
+    ids = [str(i) for f in result.folds for i in (f.ids if len(f.ids) == len(f.true) else [])]
+    groups = ids if len(ids) == pred.size and all(ids) else None
+    row.update(
+        {
+            "split": "train folds (out-of-fold)",
+            "n_studies": int(pred.size),
+            "n_patients": len(set(ids)) if groups is not None else int(pred.size),
+            "selected_on_split": False,
+        }
+    )
     for key, _, _ in _metrics_of(task):
         mean, sd = _nan_stats([m[key] for m in per_fold])
         ci = bootstrap_ci(
@@ -221,6 +234,7 @@ def summarise_variant(
             index,
             n_boot=n_boot,
             seed=seed,
+            groups=groups,
         )
         row.update(
             {
@@ -239,10 +253,12 @@ def _fmt(v: float, digits: int = 3) -> str:
 
 
 def _cell(row: Mapping[str, Any], key: str, digits: int) -> str:
+    """Two cells: pooled out-of-fold value [patient bootstrap 95 % CI], and per-fold mean ± SD."""
     mean, sd = row[f"{key}_mean"], row[f"{key}_sd"]
     lo, hi = row[f"{key}_ci_low"], row[f"{key}_ci_high"]
     sd_txt = f" ± {_fmt(sd, digits)}" if math.isfinite(sd) else ""
-    return f"{_fmt(mean, digits)}{sd_txt} [{_fmt(lo, digits)}, {_fmt(hi, digits)}]"
+    pooled = f"{_fmt(row[f'{key}_pooled'], digits)} [{_fmt(lo, digits)}, {_fmt(hi, digits)}]"
+    return f"{pooled} | {_fmt(mean, digits)}{sd_txt}"
 
 
 def _digits(task: str, key: str) -> int:
@@ -266,17 +282,25 @@ def _markdown(
     if synthetic:
         out.write(f"> **{SYNTHETIC_NOTE}.** These numbers describe the synthetic generator, not patients.\n\n")
     out.write(
-        "Cells: mean ± SD over folds [95 % CI of the pooled out-of-fold predictions, percentile bootstrap, "
-        f"{n_boot} resamples].\n"
+        "Split: training folds, out-of-fold predictions (the locked test split is never read); no model was selected "
+        "on the held-out folds (selected_on_split: false). For each metric: the pooled out-of-fold value [95 % CI, "
+        f"patient-level percentile bootstrap, {n_boot} resamples], then the per-fold mean ± SD.\n"
     )
     if task == "hip":
         out.write(f"Screening metrics: BMD < {SCREENING_THRESHOLD} g/cm² (T = −1) is positive.\n")
     if oracle_r2 is not None and math.isfinite(oracle_r2):
         out.write(f"\n**Synthetic oracle R² (ceiling, from cohort.json): {oracle_r2:.3f}** — no model can exceed it.\n")
-    out.write("\n| Variant | Kind | Loss | " + " | ".join(lbl for _, lbl, _ in metrics) + " |\n")
-    out.write("|" + "---|" * (3 + len(metrics)) + "\n")
+    heads = [h for _, lbl, _ in metrics for h in (f"{lbl} pooled [95 % CI]", f"{lbl} folds mean ± SD")]
+    flagged = any(r.get("flag") for r in rows)
+    extra_heads = ["n studies / patients", "Params"] + (["Flag"] if flagged else [])
+    out.write("\n| Variant | Kind | Loss | " + " | ".join([*heads, *extra_heads]) + " |\n")
+    out.write("|" + "---|" * (3 + len(heads) + len(extra_heads)) + "\n")
     for r in rows:
         cells = [_cell(r, k, _digits(task, k)) for k, _, _ in metrics]
+        params = r.get("params")
+        cells += [f"{r.get('n_studies', r['n_pooled'])} / {r.get('n_patients', '?')}", f"{params:,}" if params else "-"]
+        if flagged:
+            cells.append(f"**{r['flag']}**" if r.get("flag") else "")
         out.write(f"| {r['label']} | {r['kind']} | {r['loss']} | " + " | ".join(cells) + " |\n")
 
     out.write(
@@ -365,6 +389,7 @@ def write_ablation_table(
     seed: int = 0,
     notes: Sequence[str] = (),
     extra: Mapping[str, Any] | None = None,
+    row_info: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Path]:
     """Write the ablation table of a CV run (CSV, Markdown, PNG, per-fold metrics, pooled predictions, JSON).
 
@@ -378,6 +403,8 @@ def write_ablation_table(
         seed: bootstrap seed.
         notes: extra lines for the Markdown "Notes" section (settings, deviations).
         extra: extra fields for ``ablation.json`` (run settings).
+        row_info: per variant name, extra row fields (``flag``: the trivial-baseline flag, ``params``: parameter
+            count).
 
     Returns:
         Paths by name: ``csv``, ``markdown``, ``png``, ``folds``, ``predictions``, ``json``.
@@ -396,6 +423,7 @@ def write_ablation_table(
     for res in results:
         row, per_fold = summarise_variant(task, res, n_boot=n_boot, seed=seed)
         row["synthetic"] = synthetic
+        row.update((row_info or {}).get(res.name, {}))
         rows.append(row)
         fold_rows += [{"variant": res.name, "loss": res.loss, **m} for m in per_fold]
         for f in res.folds:
@@ -411,7 +439,22 @@ def write_ablation_table(
         "csv": atomic_write_csv(
             out / "ablation.csv",
             rows,
-            ["variant", "label", "kind", "loss", "n_folds", "n_pooled", *stat_cols, "synthetic"],
+            [
+                "variant",
+                "label",
+                "kind",
+                "loss",
+                "n_folds",
+                "n_pooled",
+                "split",
+                "n_studies",
+                "n_patients",
+                "selected_on_split",
+                *stat_cols,
+                "params",
+                "flag",
+                "synthetic",
+            ],
             comment=comment,
         ),
         "folds": atomic_write_csv(

@@ -67,11 +67,13 @@ from monai_bone.constants import (
 )
 from monai_bone.data.clinical_csv import ClinicalTable, read_clinical_csv
 from monai_bone.data.dicom_header import REJECT_REASONS, FieldWarning, RejectError
+from monai_bone.data.duplicates import image_folder_patient_id, merge_duplicate_groups, pixel_hash
 from monai_bone.data.index_guards import BILATERAL_FOLDER, BilateralCheck, guard_header, split_record
 from monai_bone.data.index_outputs import RUN_ID_PREFIX, commit_outputs, new_run_id
 from monai_bone.data.parallel_read import read_headers
 from monai_bone.data.pseudonym import Pseudonymiser
 from monai_bone.data.sources import ImageSource, SourceImage, open_source
+from monai_bone.data.splits import SPLIT_KEY, TEST, TRAIN, assign_test_split, resolve_test_fraction
 from monai_bone.utils.io import csv_text
 
 __all__ = [
@@ -162,6 +164,9 @@ class IndexSummary:
     datalist: Path
     rejects_csv: Path
     warnings_csv: Path
+    test_fraction: float = 0.0
+    test_studies: int = 0
+    test_patients: int = 0
 
     def __post_init__(self) -> None:
         if self.seen != self.used + self.rejected or sum(self.reasons.values()) != self.rejected:
@@ -181,6 +186,11 @@ class IndexSummary:
         out.append(f"  warnings: {self.warnings} (field corrections/disagreements, see {self.warnings_csv.name})")
         folds = ", ".join(str(self.fold_sizes.get(i, 0)) for i in range(self.num_folds))
         out.append(f"  patients: {self.patients}; {self.num_folds} fold(s) of sizes [{folds}]")
+        if self.test_fraction > 0:
+            out.append(
+                f"  locked test split: {self.test_studies} studies of {self.test_patients} patients "
+                f"(--test-fraction {self.test_fraction:g}; never used for training, selection or statistics)"
+            )
         task = self.task or "none (inference datalist)"
         out.append(f"  task: {task}; labelled: {'yes' if self.labelled else 'no'}; synthetic: {self.synthetic}")
         out.append(f"  wrote {self.datalist}, {self.rejects_csv.name}, {self.warnings_csv.name}")
@@ -217,6 +227,9 @@ class IndexSummary:
             "datalist": os.fspath(self.datalist),
             "rejects_csv": os.fspath(self.rejects_csv),
             "warnings_csv": os.fspath(self.warnings_csv),
+            "test_fraction": self.test_fraction,
+            "test_studies": self.test_studies,
+            "test_patients": self.test_patients,
         }
 
 
@@ -579,6 +592,8 @@ def build_datalist(
     views: Sequence[str] | None = None,
     bilateral: str | None = None,
     workers: int | None = None,
+    test_fraction: float | None = None,
+    dedup: bool | None = None,
 ) -> IndexSummary:
     """Index an image source into a MONAI datalist with folds, plus ``rejects.csv`` and ``warnings.csv`` beside it.
 
@@ -606,6 +621,10 @@ def build_datalist(
             ``"split"`` (make a left and a right record; :mod:`monai_bone.data.index_guards`).
         workers: processes reading headers (``None``: up to 4 for 1000 files or more on 4+ CPUs, see
             :mod:`monai_bone.data.parallel_read`; 1: this process only).
+        test_fraction: share of patients held out as the locked test split (:mod:`monai_bone.data.splits`);
+            ``None``: 0.2 when the data are labelled, else 0; 0 turns it off.
+        dedup: group exact and near-duplicate images by a perceptual hash of their decoded pixels and reject
+            duplicates with conflicting labels (:mod:`monai_bone.data.duplicates`); ``None``: when labelled.
 
     Returns:
         The :class:`IndexSummary` (``seen == used + rejected``).
@@ -667,6 +686,11 @@ def build_datalist(
         wanted = "a 'bmd' column" if task == "hip" else "a 'label' column or class folders"
         logger.warning("task %s but no label source (%s): records carry no labels (inference datalist)", task, wanted)
     labels = _label_set(table, src) if "label" in label_keys else None
+    explicit_test = test_fraction is not None
+    test_fraction = resolve_test_fraction(test_fraction, labelled)
+    dedup = labelled if dedup is None else bool(dedup)
+    hashes: list[Any] = []  # pixel hash per record (duplicate grouping)
+    stem_ids = 0  # image-folder records whose patient id is only their file path
 
     files = src.files()
     halves_dir = os.path.join(os.path.realpath(out_dir), BILATERAL_FOLDER)  # our own split halves are not inputs
@@ -762,6 +786,9 @@ def build_datalist(
                     "patient_id", "note", None, None, "no PatientID: the image is its own group for the folds", "dicom"
                 )
             )
+        if src.kind == "kop":  # image folders: CSV patient_id, else the path inside the source (not the bare stem)
+            img.patient_id, from_csv = image_folder_patient_id(path, src.root, row)
+            stem_ids += not from_csv
         record: dict[str, Any] = {
             "image": rel,
             "patient_id": img.patient_id if pseud is None else pseud.pseudonym("PatientID", img.patient_id),
@@ -783,6 +810,8 @@ def build_datalist(
         records.extend(parts)
         groups.extend([img.patient_id if img.patient_id is not None else f"image:{rel}"] * len(parts))
         synthetic_flags.extend([bool(img.synthetic or (table is not None and table.synthetic))] * len(parts))
+        # the file is hashed once: the halves of a split bilateral image are one patient, not duplicates
+        hashes.extend([pixel_hash(path, dicom=src.kind != "kop") if dedup else None] + [None] * (len(parts) - 1))
         for w in found:
             detail = w.detail
             if pseud is not None and key_value is not None:  # clinical CSV conflicts name the key value
@@ -799,6 +828,40 @@ def build_datalist(
                     "detail": detail,
                 }
             )
+
+    # duplicate grouping (monai_bone.data.duplicates): twins share a fold/test group; conflicting twins are rejected
+    if dedup and records:
+        groups, consistent, conflicting = merge_duplicate_groups(records, groups, hashes)
+        dropped = {i for comp in conflicting for i in comp}
+        for comp in conflicting:
+            names = [records[i]["image"] for i in comp]
+            for i in comp:
+                others = ", ".join(n for n in names if n != records[i]["image"])
+                reject(records[i]["image"], "conflicting_duplicate", f"same image as {others} with a different label")
+        for comp in consistent:
+            for i in comp[1:]:
+                rec, twin = records[i], records[comp[0]]["image"]
+                warning_rows.append(
+                    dict(zip(WARNING_COLUMNS, (rec["image"], rec["patient_id"], "image", "near_duplicate", "pixels")))
+                    | {"detail": f"same image as {twin}: both kept in one fold/test-split group"}
+                )
+        if dropped:
+            gone = {records[i]["image"] for i in dropped}
+            keep = [i for i in range(len(records)) if i not in dropped]
+            records, groups = [records[i] for i in keep], [groups[i] for i in keep]
+            synthetic_flags = [synthetic_flags[i] for i in keep]
+            warning_rows = [w for w in warning_rows if w["path"] not in gone]
+    if stem_ids:
+        detail = (
+            f"{stem_ids} image-folder file(s) have no patient_id in a clinical CSV: each file (its path inside the "
+            "source) is its own patient, so two images of one person may land in different folds; add a patient_id "
+            "column to a CSV keyed by file name"
+        )
+        where = _rel(src.root, out_dir)
+        warning_rows.append(
+            dict(zip(WARNING_COLUMNS, (where, None, "patient_id", "patient_id_from_file_name", "index")))
+            | {"detail": detail}
+        )
 
     if table is not None:  # problems of the CSV files themselves (skipped lines, encoding fallback)
         for csv_path, w in table.file_warnings:
@@ -837,13 +900,25 @@ def build_datalist(
         strata = [r["label"] if r["label"] is not None else -1 for r in records]
     else:
         strata = [0] * len(records)
+    # locked test split (monai_bone.data.splits): whole patients held out before the folds are assigned
     try:
-        fold_ids = assign_folds(groups, strata, int(folds), seed)
+        held = assign_test_split(groups, strata, test_fraction, seed, min_train_groups=int(folds))
+    except ValueError as err:
+        if explicit_test:
+            commit_outputs([*outputs, (out, None)])
+            raise
+        logger.warning("no locked test split: %s", err)  # the default on a cohort too small for one
+        test_fraction, held = 0.0, [False] * len(groups)
+    train_idx = [i for i, h in enumerate(held) if not h]
+    try:
+        fold_ids = assign_folds([groups[i] for i in train_idx], [strata[i] for i in train_idx], int(folds), seed)
     except ValueError:
         commit_outputs([*outputs, (out, None)])
         raise
-    for record, fold in zip(records, fold_ids):
-        record["fold"] = fold
+    for record, is_held in zip(records, held):
+        record[SPLIT_KEY] = TEST if is_held else TRAIN
+    for i, fold in zip(train_idx, fold_ids):
+        records[i]["fold"] = fold
 
     synthetic = all(synthetic_flags)
     if any(synthetic_flags) and not synthetic:
@@ -857,6 +932,8 @@ def build_datalist(
         "synthetic": synthetic,
         "num_folds": int(folds),
         "seed": int(seed),
+        "test_fraction": float(test_fraction),
+        "test_seed": int(seed),
         "clinical_fields": list(CLINICAL_FIELDS),
         "run_id": run_id,
     }
@@ -891,6 +968,9 @@ def build_datalist(
         datalist=out,
         rejects_csv=rejects_path,
         warnings_csv=warnings_path,
+        test_fraction=float(test_fraction),
+        test_studies=sum(held),
+        test_patients=len({g for g, h in zip(groups, held) if h}),
     )
     logger.info("%s", summary.one_line())
     return summary

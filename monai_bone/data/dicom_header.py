@@ -92,6 +92,7 @@ REJECT_REASONS: dict[str, str] = {
     "no_clinical_row": "clinical CSV(s) given but no row for this file's key (default PatientID)",
     "missing_label": "labelled source (bmd/label column or class folders) but no usable label for this file",
     **GUARD_REASONS,
+    "conflicting_duplicate": "the same (or a near-duplicate) image as another file but with a different label",
 }
 
 #: Smallest and largest accepted image side (pixels) and largest accepted image area (Rows x Columns).

@@ -32,7 +32,18 @@ from .distributed import (
 )
 from .explain import FieldAttentionHandler, GradCamSaver
 from .fast_path import AMP_DTYPES, FastPath, PrepareBatchPlainTensor, bf16_supported, select_fast_path
-from .folds import class_names, datalist_info, fold_records, has_value, load_records, split_folds, target_stats
+from .folds import (
+    class_names,
+    datalist_info,
+    default_eval_part,
+    fold_records,
+    has_test_split,
+    has_value,
+    load_records,
+    split_folds,
+    split_summary,
+    target_stats,
+)
 from .handlers import ResumableCheckpointSaver
 from .inference import IMAGE_SUFFIXES, inference_records, prepare_inference_datalist
 from .options import as_bool
@@ -58,6 +69,7 @@ __all__ = [
     "cleanup_distributed",
     "collate_records",
     "datalist_info",
+    "default_eval_part",
     "distributed_device",
     "epoch_seed",
     "find_last_checkpoint",
@@ -65,6 +77,7 @@ __all__ = [
     "fold_records",
     "get_rank",
     "get_world_size",
+    "has_test_split",
     "has_value",
     "inference_records",
     "init_distributed",
@@ -77,6 +90,7 @@ __all__ = [
     "resume_checkpoint",
     "select_device",
     "select_fast_path",
+    "split_summary",
     "set_deterministic",
     "split_folds",
     "target_stats",

@@ -3,6 +3,9 @@
 A datalist written by ``monai-bone index`` stores a ``fold`` number in every record. Training on fold ``k`` means
 validating on the records whose ``fold`` is ``k`` and training on all others; the split never mixes a patient between
 the two parts because the index assigns folds per patient.
+
+Records of the locked test split (``"split": "test"``, :mod:`monai_bone.data.splits`) have no fold and are invisible
+to every part but ``part="test"``: training, validation, ``all`` and :func:`split_folds` never return them.
 """
 
 from __future__ import annotations
@@ -17,11 +20,24 @@ from typing import Any
 
 from monai.data import load_decathlon_datalist
 
-__all__ = ["class_names", "datalist_info", "fold_records", "has_value", "load_records", "split_folds", "target_stats"]
+from monai_bone.data.splits import TEST, is_test, split_counts, training_split
+
+__all__ = [
+    "class_names",
+    "datalist_info",
+    "default_eval_part",
+    "fold_records",
+    "has_test_split",
+    "has_value",
+    "load_records",
+    "split_folds",
+    "split_summary",
+    "target_stats",
+]
 
 logger = logging.getLogger(__name__)
 
-_PARTS = ("train", "val", "all")
+_PARTS = ("train", "val", "all", "test")
 
 
 def datalist_info(datalist: str | os.PathLike) -> dict[str, Any]:
@@ -102,6 +118,7 @@ def split_folds(
             leaves no training record.
     """
     wanted = {int(f) for f in ([val_fold] if isinstance(val_fold, (int, str)) else val_fold)}
+    records = training_split(records)  # the locked test split is never part of a CV split
     folds: set[int] = set()
     for i, rec in enumerate(records):
         if not has_value(rec, fold_key):
@@ -133,7 +150,8 @@ def fold_records(
         datalist: path of a datalist JSON written by ``monai-bone index``.
         val_fold: fold number(s) held out for validation; ``None`` uses every record for ``part="train"`` and none
             for ``part="val"``.
-        part: ``"train"`` (all folds but ``val_fold``), ``"val"`` (``val_fold`` only) or ``"all"``.
+        part: ``"train"`` (all folds but ``val_fold``), ``"val"`` (``val_fold`` only), ``"all"`` (every fold) or
+            ``"test"`` (the locked test split only; the other parts never contain a test record).
         require: a record key the part must have (the training target, ``"bmd"`` or ``"label"``); records without it
             are left out with a warning, and a part that would be empty raises.
         fold_key: the record key holding the fold number.
@@ -148,12 +166,19 @@ def fold_records(
     if part not in _PARTS:
         raise ValueError(f"part must be one of {_PARTS}, got {part!r}")
     records = load_records(datalist)
-    if part == "all":
-        selected = records
+    if part == "test":
+        selected = [r for r in records if is_test(r)]
+        if not selected:
+            raise ValueError(
+                f"{datalist}: no locked test split (re-index with `monai-bone index ... --test-fraction 0.2`), or "
+                "score the validation fold with eval_part 'val'"
+            )
+    elif part == "all":
+        selected = training_split(records)
     elif val_fold is None:
-        selected = records if part == "train" else []
+        selected = training_split(records) if part == "train" else []
     else:
-        train, val = split_folds(records, val_fold, fold_key=fold_key, source=str(datalist))
+        train, val = split_folds(records, val_fold, fold_key=fold_key, source=str(datalist))  # test excluded
         selected = train if part == "train" else val
     if require is not None and selected:
         kept = [r for r in selected if has_value(r, require)]
@@ -224,3 +249,25 @@ def class_names(datalist: str | os.PathLike, num_classes: int) -> list[str]:
     if int(num_classes) == 3:
         return list(KNEE_LABELS_THREE)
     raise ValueError(f"num_classes must be 2 or 3 without class names in the datalist, got {num_classes}")
+
+
+def has_test_split(datalist: str | os.PathLike) -> bool:
+    """Whether the datalist holds a locked test split (any record with ``"split": "test"``)."""
+    return any(is_test(r) for r in load_records(datalist))
+
+
+def default_eval_part(datalist: str | os.PathLike) -> str:
+    """``"test"`` when the datalist has a locked test split, else ``"val"`` (what ``evaluate.json`` scores)."""
+    return TEST if has_test_split(datalist) else "val"
+
+
+def split_summary(records: Sequence[dict], part: str, selected_on_split: bool) -> dict[str, Any]:
+    """What a number was computed on: ``{"split", "n_studies", "n_patients", "selected_on_split"}``.
+
+    Args:
+        records: the scored records.
+        part: the split scored (``"test"``, ``"val"``, ...).
+        selected_on_split: whether a model choice (best-epoch checkpoint, hyper-parameters, thresholds) looked at
+            these records; such figures are optimistic.
+    """
+    return {"split": str(part), **split_counts(records), "selected_on_split": bool(selected_on_split)}

@@ -37,6 +37,7 @@ from monai_bone.constants import (
     T_OSTEOPOROSIS,
     WHO_CLASSES,
 )
+from monai_bone.metrics.operating_points import bland_altman_ci, brier_ece, calibration_line
 from monai_bone.metrics.plots import (
     plot_bland_altman,
     plot_calibration,
@@ -62,9 +63,12 @@ if TYPE_CHECKING:
 else:
     Engine, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Engine")
 
-__all__ = ["BoneReportWriter", "StudyRowHandler", "gather_rows", "json_safe"]
+__all__ = ["OPTIMISTIC_LINE", "BoneReportWriter", "StudyRowHandler", "gather_rows", "json_safe"]
 
 TASKS: tuple[str, ...] = ("hip", "knee")
+
+#: The line every report carries when its model was selected on the split it scores.
+OPTIMISTIC_LINE: str = "optimistic: model selected on this split"
 
 
 def json_safe(obj: Any) -> Any:
@@ -264,7 +268,10 @@ class BoneReportWriter(StudyRowHandler):
       (``low_bmd``: BMD < ``screening_threshold``; ``osteoporosis``: BMD <= the T = ``t_osteoporosis`` BMD),
       ``who`` (WHO class confusion matrix and accuracy); knee: the Table I set of
       :func:`~monai_bone.metrics.classification_table`; both: ``confidence_intervals`` when ``n_bootstrap > 0``.
-      Undefined values (e.g. AUC with one class) are ``null``.
+      Undefined values (e.g. AUC with one class) are ``null``. Every report says what it scored: ``split``,
+      ``n_studies``, ``n_patients`` and ``selected_on_split``; when the model was selected on the scored split the
+      report carries ``"optimistic": "optimistic: model selected on this split"`` (and logs it). Bootstrap CIs
+      resample patients (``patient_id``), not images.
     - ``predictions.csv``: one row per evaluated study (first line ``# <synthetic note>`` when synthetic).
     - PNG plots: ``roc.png``, ``confusion_matrix.png``, ``calibration.png``, and for hip ``pred_vs_true.png`` and
       ``bland_altman.png``.
@@ -284,6 +291,9 @@ class BoneReportWriter(StudyRowHandler):
         logits: whether knee predictions are logits (sigmoid/softmax applied here) or probabilities.
         threshold: decision threshold of a binary (one-output) knee model.
         n_bootstrap: bootstrap resamples for 95 % confidence intervals of the main metrics (0 disables).
+        split: name of the scored split (``"test"``, ``"val"``, ...); ``None`` writes ``"unspecified"``.
+        selected_on_split: whether the model (best-epoch checkpoint, settings) was chosen on the scored split;
+            ``None`` means unknown and is reported as such.
         seed: bootstrap seed.
         plots: whether to draw the PNG plots.
         prefix: prefix of every written file name (e.g. ``"fold3_"``).
@@ -316,6 +326,8 @@ class BoneReportWriter(StudyRowHandler):
         n_bootstrap: int = 1000,
         seed: int = 0,
         plots: bool = True,
+        split: str | None = None,
+        selected_on_split: bool | None = None,
         prefix: str = "",
         image_key: str = "image",
         id_key: str = "patient_id",
@@ -345,6 +357,9 @@ class BoneReportWriter(StudyRowHandler):
         self.seed = int(seed)
         self.plots = bool(plots)
         self.prefix = prefix
+        self.split = str(split) if split is not None else "unspecified"
+        self.selected_on_split = None if selected_on_split is None else bool(selected_on_split)
+        self._groups: list[str] | None = None
         self.metrics: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ rows
@@ -380,6 +395,7 @@ class BoneReportWriter(StudyRowHandler):
         report: dict[str, Any] = {"task": self.task, "synthetic": self.synthetic}
         if self.synthetic:
             report["note"] = SYNTHETIC_NOTE
+        report.update(self._split_fields(good))
         plots: dict[str, str] = {}
         if self.task == "hip":
             table, columns = self._hip(good, report, plots)
@@ -412,18 +428,35 @@ class BoneReportWriter(StudyRowHandler):
             self.output_dir,
         )
 
+    def _split_fields(self, good: list[dict]) -> dict[str, Any]:
+        """``split``, ``n_studies``, ``n_patients``, ``selected_on_split`` (+ the optimistic line) of the rows."""
+        ids = {r["patient_id"] or f"image:{r['image']}" for r in good}
+        out: dict[str, Any] = {
+            "split": self.split,
+            "n_studies": len(good),
+            "n_patients": len(ids),
+            "selected_on_split": self.selected_on_split,
+        }
+        if self.selected_on_split:
+            out["optimistic"] = OPTIMISTIC_LINE
+            self.logger.warning("%s report on split %r: %s", self.task, self.split, OPTIMISTIC_LINE)
+        elif self.selected_on_split is None:
+            out["optimistic"] = "unknown whether the model was selected on this split"
+        return out
+
     def _headline(self) -> dict[str, Any]:
         keys = ("mse", "mae", "r2") if self.task == "hip" else ("accuracy", "sensitivity", "specificity", "f1", "auc")
         return {k: self.metrics.get(k) for k in keys}
 
     def _ci(self, fn: Callable[..., float], *arrays: np.ndarray) -> dict[str, Any]:
-        return bootstrap_ci(fn, *arrays, n_boot=self.n_bootstrap, seed=self.seed)
+        return bootstrap_ci(fn, *arrays, n_boot=self.n_bootstrap, seed=self.seed, groups=self._groups)
 
     def _hip(self, good: list[dict], report: dict, plots: dict) -> tuple[list[dict], list[str]]:
         pred = np.array([r["pred_bmd"] for r in good], dtype=float)
         true = np.array([r["true_bmd"] for r in good], dtype=float)
         known = np.isfinite(true)
         p, t = pred[known], true[known]
+        self._groups = [r["patient_id"] or f"image:{r['image']}" for r, k in zip(good, known) if k]
         report.update(
             {
                 "n": int(known.sum()),
@@ -461,6 +494,9 @@ class BoneReportWriter(StudyRowHandler):
             return table, columns
         report.update(regression_metrics(p, t))
         report["bland_altman"] = bland_altman(p, t)
+        report["calibration"] = calibration_line(p, t)  # true = intercept + slope * pred
+        if p.size >= 3:  # bias and limits of agreement with 95 % CIs, proportional-bias test
+            report["bland_altman"].update(bland_altman_ci(p, t))
         screening = {}
         for key, (thr, inclusive) in rules.items():
             s = screening_metrics(p, t, thr, inclusive)
@@ -528,6 +564,7 @@ class BoneReportWriter(StudyRowHandler):
         if len(widths) != 1:
             raise ValueError(f"knee predictions differ in size across studies: {sorted(widths)}.")
         prob = to_probability(np.array([r["_pred"] for r in good], dtype=float), logits=self.logits)
+        self._groups = [r["patient_id"] or f"image:{r['image']}" for r in good]
         n_classes = 2 if prob.ndim == 1 else prob.shape[1]
         missing = [r["image"] or r["patient_id"] for r in good if len(r["_label"]) == 0]
         if missing:
@@ -536,6 +573,8 @@ class BoneReportWriter(StudyRowHandler):
         label = np.array([v[0] if len(v) == 1 else int(np.argmax(v)) for v in raw], dtype=float)
         table = classification_table(prob, label, self.threshold, labels=self.labels, positive=self.positive)
         report.update(table)
+        pos_prob = prob if prob.ndim == 1 else prob[:, table["labels"].index(table["positive"])]
+        report["calibration"] = brier_ece(pos_prob, label == table["labels"].index(table["positive"]))
         names = table["labels"]
         pos = names.index(table["positive"])
         probs = np.stack([1.0 - prob, prob], axis=1) if prob.ndim == 1 else prob

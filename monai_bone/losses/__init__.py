@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .weighted_smooth_l1 import WeightedSmoothL1Loss
+from .weighted_smooth_l1 import WeightedSmoothL1Loss, who_bins
 
-__all__ = ["WeightedSmoothL1Loss"]
+__all__ = ["WeightedSmoothL1Loss", "who_bins"]

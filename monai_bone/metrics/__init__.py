@@ -1,5 +1,6 @@
 """Bone-health metrics: T-score / WHO class, hip screening and regression metrics, knee Table I set, plots."""
 
+from .paired import delong_auc_variance, delong_test, group_bootstrap_indices, paired_bootstrap, relative_change
 from .plots import plot_bland_altman, plot_calibration, plot_confusion_matrix, plot_pred_vs_true, plot_roc
 from .regression import bland_altman, bootstrap_ci, regression_metrics
 from .screening import (
@@ -30,12 +31,17 @@ __all__ = [
     "bootstrap_ci",
     "classification_table",
     "confusion_counts",
+    "delong_auc_variance",
+    "delong_test",
+    "group_bootstrap_indices",
+    "paired_bootstrap",
     "plot_bland_altman",
     "plot_calibration",
     "plot_confusion_matrix",
     "plot_pred_vs_true",
     "plot_roc",
     "regression_metrics",
+    "relative_change",
     "resolve_class_names",
     "safe_auc",
     "screening_metrics",

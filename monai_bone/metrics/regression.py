@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
+from .paired import group_bootstrap_indices
 from .screening import _as_vector
 
 __all__ = ["bland_altman", "bootstrap_ci", "regression_metrics"]
@@ -90,6 +91,7 @@ def bootstrap_ci(
     n_boot: int = 1000,
     level: float = 0.95,
     seed: int = 0,
+    groups: Sequence[Any] | None = None,
 ) -> dict[str, Any]:
     """Percentile bootstrap confidence interval of a statistic of paired samples.
 
@@ -102,6 +104,8 @@ def bootstrap_ci(
         n_boot: number of bootstrap resamples (> 0).
         level: confidence level in (0, 1), e.g. 0.95.
         seed: seed of the numpy generator (results are reproducible).
+        groups: patient id per study: resample patients (every study of a drawn patient), not studies
+            (:func:`monai_bone.metrics.paired.group_bootstrap_indices`); ``None`` resamples studies.
 
     Returns:
         ``{"value": fn(*arrays), "low", "high", "level", "n_boot", "n_valid"}``; ``low``/``high`` are NaN when no
@@ -120,10 +124,8 @@ def bootstrap_ci(
     n = arrs[0].shape[0]
     if any(a.shape[0] != n for a in arrs):
         raise ValueError(f"arrays differ in length: {[a.shape[0] for a in arrs]}.")
-    rng = np.random.default_rng(seed)
     stats = np.empty(n_boot, dtype=float)
-    for b in range(n_boot):
-        idx = rng.integers(0, n, size=n)
+    for b, idx in enumerate(group_bootstrap_indices(groups, n, n_boot, seed)):
         stats[b] = float(fn(*(a[idx] for a in arrs)))
     valid = stats[np.isfinite(stats)]
     alpha = (1.0 - level) / 2.0

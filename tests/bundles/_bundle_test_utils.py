@@ -30,8 +30,21 @@ def schema_path() -> Path:
     return SCHEMA
 
 
-def make_cohort(root: Path, task: str, n: int, folds: int, seed: int, fmt: str = "dicom", n_classes: int = 2) -> Path:
-    """Synthesize a tiny cohort and index it with its ground truth; returns the datalist path."""
+def make_cohort(
+    root: Path,
+    task: str,
+    n: int,
+    folds: int,
+    seed: int,
+    fmt: str = "dicom",
+    n_classes: int = 2,
+    test_fraction: float = 0.0,
+) -> Path:
+    """Synthesize a tiny cohort and index it with its ground truth; returns the datalist path.
+
+    ``test_fraction`` defaults to 0 here (no locked test split) so the bundle tests score the validation fold; the
+    test-split path is covered by ``tests/data/test_test_split.py``.
+    """
     from monai_bone.data.datalist import build_datalist
     from monai_bone.data.synth import synthesize
 
@@ -40,7 +53,16 @@ def make_cohort(root: Path, task: str, n: int, folds: int, seed: int, fmt: str =
     source = out / ("dicom" if fmt == "dicom" else "")
     clinical = [out / "clinical.csv", out / "ground_truth.csv"]
     datalist = out / "datalist.json"
-    build_datalist(source, datalist, clinical=clinical, task=task, folds=folds, seed=seed, progress=False)
+    build_datalist(
+        source,
+        datalist,
+        clinical=clinical,
+        task=task,
+        folds=folds,
+        seed=seed,
+        progress=False,
+        test_fraction=test_fraction,
+    )
     return datalist
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 from pathlib import Path
 
@@ -52,13 +53,18 @@ def test_knee_cv_cli(knee_data: Path, tmp_path: Path, capsys: pytest.CaptureFixt
     lines = (out / "ablation.csv").read_text().splitlines()
     assert lines[0] == f"# {SYNTHETIC_NOTE}"
     rows = list(csv.DictReader(lines[1:]))
-    assert [r["variant"] for r in rows] == ["hybrid", "densenet169"]
+    assert [r["variant"] for r in rows] == ["image_stats", "hybrid", "densenet169"]
+    n_train = sum(r["split"] == "train" for r in json.loads((knee_data / "datalist.json").read_text())["training"])
+    assert n_train < 12  # the default locked test split is held out of the CV
     for r in rows:
-        assert r["n_folds"] == "2" and r["n_pooled"] == "12" and r["loss"] == "BCEWithLogits"
+        assert r["n_folds"] == "2" and r["n_pooled"] == str(n_train) and r["selected_on_split"] == "False"
         for key in ("sensitivity", "specificity", "fpr", "accuracy", "f1", "loss", "auc"):
             for stat in ("mean", "sd", "pooled", "ci_low", "ci_high"):
                 float(r[f"{key}_{stat}"])
         assert 0.0 <= float(r["accuracy_pooled"]) <= 1.0 and math.isfinite(float(r["loss_pooled"]))
+    assert [r["loss"] for r in rows] == ["-", "BCEWithLogits", "BCEWithLogits"]
+    comparisons = (out / "comparisons.csv").read_text()
+    assert "hybrid,densenet169,auc,DeLong" in comparisons and "hybrid,image_stats,auc,DeLong" in comparisons
     md = (out / "ablation.md").read_text()
     # the paper's numbers appear only in the clearly labelled section
     assert "| HybridAttentionNet | 0.8293 |" in md.split("## Paper reported")[1]

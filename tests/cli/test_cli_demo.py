@@ -49,7 +49,13 @@ def test_demo_quick_writes_report(
     for task in ("hip", "knee"):
         ev = out / task / "evaluation"
         metrics = json.loads((ev / "metrics.json").read_text())
-        assert metrics["synthetic"] is True and metrics["n"] == 4
+        records = json.loads((out / "data" / task / "datalist.json").read_text())["training"]
+        n_test = sum(r["split"] == "test" for r in records)
+        # the demo scores the locked test split, which nothing was fitted or selected on
+        assert metrics["synthetic"] is True and metrics["split"] == "test" and metrics["n_studies"] == n_test > 0
+        assert metrics["selected_on_split"] is False and "optimistic" not in metrics
+        base = summary[task]["baselines"]
+        assert base["split"] == "test" and base["n_studies"] == n_test and base["selected_on_split"] is False
         assert (ev / "predictions.csv").read_text().startswith(f"# {SYNTHETIC_NOTE}")
         assert (ev / "roc.png").stat().st_size > 1000
         inferred = json.loads((out / task / "inference" / "predictions.json").read_text())
@@ -62,7 +68,13 @@ def test_demo_quick_writes_report(
             assert json.loads((bundle / "configs" / name).read_text())["spatial_size"] == 64
         assert json.loads((copies[task] / "configs" / "inference.json").read_text())["spatial_size"] != 64
     assert isinstance(summary["hip"]["metrics"]["mae"], float) and summary["hip"]["oracle_r2"] > 0
-    assert set(summary["hip"]["baselines"]) == {"OST index", "clinical-only ridge"}
+    assert set(summary["hip"]["baselines"]["rows"]) == {
+        "OST index",
+        "clinical-only ridge",
+        "trivial image statistics + clinical ridge",
+    }
+    assert set(summary["knee"]["baselines"]["rows"]) == {"trivial image statistics logistic"}
+    assert "scored split 'test', model selected on it: False" in report
     assert before == {t: _snapshot(c) for t, c in copies.items()}  # source bundles untouched
 
     with pytest.raises(ValueError, match="--overwrite"):

@@ -64,7 +64,10 @@ def test_index_synthetic_kop_folders(kop, tmp_path, capsys):
     assert doc["synthetic"] is True  # PNG comment chunks carry the synthetic note
     truth = _truth(kop / "ground_truth.csv")
     records = doc["training"]
-    assert {r["patient_id"]: r["label"] for r in records} == {k: int(v["label"]) for k, v in truth.items()}
+    # image folders without a patient_id column: the patient is the file's path inside the source (class/stem)
+    assert {r["patient_id"]: r["label"] for r in records} == {
+        f"{KNEE_LABELS_BINARY[int(v['label'])]}/{k}": int(v["label"]) for k, v in truth.items()
+    }
     assert all(r["modality"] is None and r["age_xray"] is None for r in records)
 
     # with the cohort's CSVs: they are inputs (not counted), labels agree with the folders, fields are filled

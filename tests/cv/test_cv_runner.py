@@ -75,21 +75,31 @@ def test_hip_cv_table_has_every_row(hip_datalist: Path, tmp_path: Path, monkeypa
     assert lines[0] == f"# {SYNTHETIC_NOTE}"
     rows = list(csv.DictReader(lines[1:]))
     names = [r["variant"] for r in rows]
-    assert names[:7] == ["ost", "clinical_ridge", "clinical_gbm", "image", "clinical", "concat", "xattn"]
-    assert len(names) == 9 and all(n.endswith("_smoothl1") for n in names[7:])
-    assert {r["loss"] for r in rows[3:7]} == {"WeightedSmoothL1"} and {r["loss"] for r in rows[7:]} == {"SmoothL1"}
+    assert names[:8] == ["ost", "clinical_ridge", "clinical_gbm", "image_stats", "image", "clinical", "concat", "xattn"]
+    assert len(names) == 10 and all(n.endswith("_smoothl1") for n in names[8:])
+    assert {r["loss"] for r in rows[4:8]} == {"WeightedSmoothL1"} and {r["loss"] for r in rows[8:]} == {"SmoothL1"}
+    records = json.loads(hip_datalist.read_text())["training"]
+    n_train = sum(r["split"] == "train" for r in records)
+    assert n_train < 12  # the default locked test split never enters the CV
     for r in rows:
-        assert r["n_folds"] == "2" and r["n_pooled"] == "12" and r["synthetic"] == "True"
+        assert r["n_folds"] == "2" and r["n_pooled"] == str(n_train) and r["synthetic"] == "True"
+        assert r["split"] == "train folds (out-of-fold)" and r["selected_on_split"] == "False"
+        assert int(r["n_studies"]) == n_train and 0 < int(r["n_patients"]) <= n_train
         for key in ("mse", "mae", "r2", "auc", "precision", "recall", "f1"):
             for stat in ("mean", "sd", "pooled", "ci_low", "ci_high"):
                 float(r[f"{key}_{stat}"])  # every cell numeric
         for key in ("mse_mean", "mse_pooled", "mae_pooled", "r2_pooled", "mse_ci_low", "mse_ci_high"):
             assert math.isfinite(float(r[key])), (r["variant"], key)
+    assert all(int(r["params"]) > 0 for r in rows[4:8])
+    comparisons = list(csv.DictReader(result.paths["comparisons_csv"].read_text().splitlines()[1:]))
+    pairs = {(c["a"], c["b"], c["metric"]) for c in comparisons}
+    assert {("xattn", "concat", "mse"), ("xattn", "concat", "auc"), ("xattn", "image_stats", "r2")} <= pairs
+    assert "Paper reported (not ours" in result.paths["comparisons_md"].read_text()
     md = result.paths["markdown"].read_text()
     assert "SYNTHETIC DATA" in md and "Synthetic oracle R²" in md and result.oracle_r2 is not None
     assert result.paths["png"].stat().st_size > 1000
     preds = result.paths["predictions"].read_text().splitlines()
-    assert len(preds) == 2 + 9 * 12  # comment + header + every study of every row
+    assert len(preds) == 2 + 10 * n_train  # comment + header + every study of every row
     # no checkpoints kept: a CV fit leaves only its out-of-fold predictions
     assert not list((tmp_path / "cv" / "runs").rglob("*.pt"))
 
@@ -100,7 +110,7 @@ def test_hip_cv_table_has_every_row(hip_datalist: Path, tmp_path: Path, monkeypa
     monkeypatch.setattr(runner, "train_and_predict", fail)
     again = run_cv("hip", hip_datalist, tmp_path / "cv", **kwargs)
     assert [r["variant"] for r in again.rows] == names
-    assert again.rows[6]["mse_pooled"] == pytest.approx(float(rows[6]["mse_pooled"]))
+    assert again.rows[7]["mse_pooled"] == pytest.approx(float(rows[7]["mse_pooled"]))
 
 
 def test_bad_arguments(hip_datalist: Path, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import shutil
+import zlib
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -30,7 +31,9 @@ BASE_KEYS = ["image", "patient_id", "sop_instance_uid", "study_instance_uid", "m
 
 
 def _dx(path, patient_id, body_part="HIP", uid_seed="t", extra=None, **kwargs):
-    pixels = (np.arange(24 * 20).reshape(24, 20) % 1000).astype(np.uint16)
+    # distinct pixels per file (seeded by its path): identical images with different labels are conflicting duplicates
+    noise = np.random.default_rng(zlib.crc32(str(path).encode())).integers(0, 400, (6, 5))
+    pixels = (np.arange(24 * 20).reshape(24, 20) % 1000 + np.kron(noise, np.ones((4, 4)))).astype(np.uint16)
     return write_dx(path, pixels, patient_id=patient_id, body_part=body_part, uid_seed=uid_seed, extra=extra, **kwargs)
 
 
@@ -107,7 +110,7 @@ def test_mixed_folder_accounting(tmp_path, hip_cohort, caplog):
     assert doc["synthetic"] is True and doc["note"] == SYNTHETIC_NOTE
     assert doc["clinical_fields"] == list(CLINICAL_FIELDS)
     records = doc[DATALIST_KEY]
-    expected_keys = [*BASE_KEYS, "bmd", *CLINICAL_FIELDS, "fold"]
+    expected_keys = [*BASE_KEYS, "bmd", *CLINICAL_FIELDS, "fold", "split"]
     assert all(list(r) == expected_keys for r in records)
     truth = {r["PatientID"]: float(r["bmd"]) for r in _read_csv_skip_comment(hip_cohort / "ground_truth.csv")}
     truth["PHI-1"] = 0.85
@@ -115,7 +118,8 @@ def test_mixed_folder_accounting(tmp_path, hip_cohort, caplog):
     phi_rec = next(r for r in records if r["patient_id"] == "PHI-1")
     assert (phi_rec["age_xray"], phi_rec["sex"], phi_rec["height"], phi_rec["weight"]) == (77.0, "F", 1.6, 58.0)
     assert phi_rec["bmi"] == pytest.approx(58 / 1.6**2, abs=0.01) and phi_rec["smoking"] is None
-    assert {r["fold"] for r in records} == {0, 1, 2}
+    assert {r["fold"] for r in records if r["split"] == "train"} == {0, 1, 2}
+    assert all(r["fold"] is None for r in records if r["split"] == "test")
 
     loaded = load_decathlon_datalist(out, data_list_key=DATALIST_KEY)
     assert len(loaded) == 9 and all(os.path.isfile(r["image"]) for r in loaded)
@@ -216,7 +220,7 @@ def test_inference_datalist_without_clinical_csv(tmp_path):
     doc = json.loads(out.read_text())
     assert doc["task"] is None and "labels" not in doc
     for r in doc[DATALIST_KEY]:
-        assert list(r) == [*BASE_KEYS, *CLINICAL_FIELDS, "fold"]
+        assert list(r) == [*BASE_KEYS, *CLINICAL_FIELDS, "fold", "split"]
         assert r["bmi"] == pytest.approx(r["weight"] / 1.6**2, abs=0.01) and r["age_bmd"] is None
     # a task without a label source is still an inference datalist: no missing_label rejects, bmd null
     summary = build_datalist(src, out, task="hip", folds=2, progress=False)
@@ -243,7 +247,7 @@ def _fold_cohort(tmp_path, task, n_patients=30, n_double=10):
 def test_folds_patient_disjoint_and_stratified(tmp_path, task):
     src, table = _fold_cohort(tmp_path, task)
     out = tmp_path / "dl.json"
-    summary = build_datalist(src, out, clinical=table, task=task, folds=3, seed=5, progress=False)
+    summary = build_datalist(src, out, clinical=table, task=task, folds=3, seed=5, progress=False, test_fraction=0)
     assert (summary.used, summary.patients) == (40, 30)
     records = json.loads(out.read_text())[DATALIST_KEY]
     folds_of = defaultdict(set)
@@ -263,7 +267,7 @@ def test_folds_patient_disjoint_and_stratified(tmp_path, task):
             expected = count * size / len(records)
             assert abs(in_fold[stratum] - expected) <= 2.0, (fold, stratum, in_fold, overall)
     again = tmp_path / "again.json"
-    build_datalist(src, again, clinical=table, task=task, folds=3, seed=5, progress=False)
+    build_datalist(src, again, clinical=table, task=task, folds=3, seed=5, progress=False, test_fraction=0)
     assert [r["fold"] for r in json.loads(again.read_text())[DATALIST_KEY]] == [r["fold"] for r in records]
 
 

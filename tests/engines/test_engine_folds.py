@@ -71,6 +71,8 @@ def test_fold_records_absolute_paths_and_required_target(tmp_path, caplog):
     assert fold_records(path, val_fold=None, part="val") == []
     assert len(fold_records(path, part="all")) == 9
     with pytest.raises(ValueError, match="part must be one of"):
+        fold_records(path, part="holdout")
+    with pytest.raises(ValueError, match="no locked test split"):
         fold_records(path, part="test")
 
 

@@ -88,3 +88,31 @@ def test_shape_mismatch_raises():
 def test_bad_arguments_raise(kwargs):
     with pytest.raises(ValueError):
         WeightedSmoothL1Loss(**kwargs)
+
+
+def test_who_bins_grade_by_clinical_class_and_old_behaviour_stays_reachable():
+    from monai_bone.losses import who_bins
+
+    bins = who_bins()
+    assert [v for pair in bins for v in pair] == pytest.approx([0.719, 4.0, 0.899, 2.0])
+    loss = WeightedSmoothL1Loss(beta=0.06, bins=bins, reduction="none")
+    w = loss.sample_weights(torch.tensor([0.70, 0.72, 0.80, 0.90, 1.10]))
+    torch.testing.assert_close(w, torch.tensor([4.0, 2.0, 2.0, 1.0, 1.0]))  # T <= -2.5 > osteopenia > normal
+    assert who_bins(weights=None) is None  # the two-level loss (threshold, low_weight) as before
+
+
+def test_bundle_default_loss_is_graded_with_beta_from_the_reference_sd():
+    from pathlib import Path
+
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(str(Path(__file__).resolve().parents[2] / "bundles/hip_bmd_xattn/configs/train.json"))
+    parser.get_parsed_content("imports")
+    loss = parser.get_parsed_content("loss", instantiate=True)
+    assert [v for pair in loss.bins for v in pair] == pytest.approx([0.719, 4.0, 0.899, 2.0])
+    assert loss.beta == pytest.approx(0.06)
+    parser["loss_weights"] = None  # the earlier two-level weighting stays one override away
+    parser.parse(reset=True)
+    old = parser.get_parsed_content("loss", instantiate=True)
+    assert old.bins is None and old.low_weight == 2.0

@@ -251,7 +251,7 @@ def test_parameter_counts_of_the_default_config():
     for fusion in FUSIONS:
         net = XAttnBMD(fusion=fusion)
         counts[fusion] = _count(net)
-        parts = {name: _count(child) for name, child in net.named_children()}
+        parts = {name: _count(child) for name, child in net.named_children() if _count(child)}  # empty mixers out
         if fusion == "xattn":
             assert parts == {
                 "encoder": 21_278_400,
@@ -264,7 +264,24 @@ def test_parameter_counts_of_the_default_config():
                 "input_norm": 0,  # mean/SD buffers only
             }
             assert net.pos_embed.numel() == 12_544
-    assert counts == {"xattn": 25_118_664, "concat": 21_813_186, "image": 21_443_266, "clinical": 370_178}
+    assert counts == {"xattn": 25_118_664, "concat": 24_723_906, "image": 21_443_266, "clinical": 370_178}
+    # the concat row is capacity-matched (within ±5 % of xattn); the light concat stays reachable
+    assert abs(counts["concat"] / counts["xattn"] - 1) < 0.05
+    light = XAttnBMD(in_channels=1, fusion="concat", concat_mixing_layers=0)
+    assert sum(p.numel() for p in light.parameters()) == 21_813_186
+
+
+def test_capacity_matched_concat_never_mixes_modalities():
+    """Through forward: the concat image stream is the same whatever the clinical values (no cross-modal step)."""
+    net = XAttnBMD(in_channels=1, fusion="concat", hidden_size=32, num_heads=4).eval()
+    seen = []
+    net.image_mixer.register_forward_hook(lambda _m, _i, out: seen.append(out.clone()))
+    image, clinical = _inputs(2)
+    with torch.no_grad():
+        a = net(image, clinical)
+        b = net(image, torch.randn_like(clinical))
+    assert torch.equal(seen[0], seen[1]) and not torch.equal(a, b)
+    assert net.cross_attention is None and net.clinical_mlp is None
 
 
 def test_output_keeps_float32_under_autocast():

@@ -8,6 +8,7 @@ from .bidirectional_cross_attention import (
     BidirectionalCrossAttentionLayer,
     MaskedCrossAttentionBlock,
 )
+from .token_mixer import TokenMixer
 
 __all__ = [
     "AttentionModule",
@@ -16,4 +17,5 @@ __all__ = [
     "ChannelAttention",
     "MaskedCrossAttentionBlock",
     "SpatialAttention",
+    "TokenMixer",
 ]

@@ -20,6 +20,7 @@ from monai.networks.nets import FullyConnectedNet, resnet34
 from ...constants import CLINICAL_FIELDS
 from ..blocks.bidirectional_cross_attention import BidirectionalCrossAttention
 from ..blocks.input_normalisation import InputNormalisation
+from ..blocks.token_mixer import TokenMixer
 from ..pretrained import IMAGENET_MEAN, IMAGENET_STD, pretrained_entry, resolve_pretrained, resolve_pretrained_setting
 from .foundation import RadDinoEncoder
 
@@ -89,7 +90,12 @@ class XAttnBMD(nn.Module):
       fields are masked out of the image->metadata attention (exactly zero weight). Then mean-pooled image tokens and
       mean-pooled metadata tokens (missing tokens included: missingness is information), each layer-normalised,
       concatenated ``(2d)`` -> head.
-    * ``"concat"``: mean-pooled image tokens || ``MLP(mean of field tokens)`` ``(2d)`` -> head.
+    * ``"concat"`` (capacity-matched, the default ``concat_mixing_layers=None``): the same image tokens (with the
+      positional embedding) and the same per-field tokens as ``xattn``, each mixed by its own
+      :class:`~monai_bone.networks.blocks.TokenMixer` of ``num_layers`` self-attention layers -- the same depth of
+      token mixing, no cross-modal attention -- then pooled, layer-normalised and concatenated ``(2d)`` -> head.
+      ``concat_mixing_layers=0`` gives the earlier light concat: mean-pooled image tokens || ``MLP(mean of field
+      tokens)``.
     * ``"image"``: mean-pooled image tokens ``(d)`` -> head; ``clinical`` is ignored (may be None).
     * ``"clinical"``: ``MLP(mean of field tokens)`` ``(d)`` -> head; the image is ignored (no encoder is built).
 
@@ -110,8 +116,10 @@ class XAttnBMD(nn.Module):
     ============ ============ ==============================================================================
     ``xattn``    25,118,664   ResNet34 21,278,400 + image proj 131,328 + image norm 512 + pos 12,544
                               + field encoder 73,728 + cross-attention 3,555,846 + meta norm 512 + head 65,794
-    ``concat``   21,813,186   ResNet34 + image proj + image norm + field encoder + clinical MLP 263,424
-                              + head 65,794
+    ``concat``   24,723,906   ResNet34 + image proj + image norm + pos + field encoder + two token mixers
+                              3,161,088 + meta norm + head (-1.57 % vs ``xattn``: within ±5 %)
+    concat, 0    21,813,186   ``concat_mixing_layers=0`` (light): ResNet34 + image proj + image norm + field encoder
+                              + clinical MLP 263,424 + head 65,794
     ``image``    21,443,266   ResNet34 + image proj + image norm + head 33,026
     ``clinical`` 370,178      field encoder + clinical MLP + head 33,026
     ============ ============ ==============================================================================
@@ -135,7 +143,7 @@ class XAttnBMD(nn.Module):
         dropout_rate: dropout in attention layers and the clinical MLP. Defaults to 0.1.
         head_channels: hidden widths of the regression head. Defaults to ``(hidden_size // 2,)``.
         head_dropout: dropout of the head's hidden layers. Defaults to 0.1.
-        pos_embedding: ``"learned"`` or None (``xattn`` only).
+        pos_embedding: ``"learned"`` or None (``xattn`` and mixed ``concat``).
         pos_grid: size of the learned positional grid (resized to the feature map). Defaults to ``(7, 7)``.
         target_mean: added to the head output (g/cm²).
         target_std: multiplies the head output (g/cm²), positive.
@@ -153,6 +161,8 @@ class XAttnBMD(nn.Module):
             ``foundation``; patch tokens are the cross-attention's image tokens, the CLS token feeds the
             ``concat`` / ``image`` heads; no extra positional embedding, the ViT has its own).
         image_encoder_config: ``Dinov2Config`` overrides for a randomly initialised ``rad-dino`` encoder (tests).
+        concat_mixing_layers: ``concat`` only: self-attention layers per modality; ``None`` = ``num_layers``
+            (capacity-matched to ``xattn``), 0 = the light concat without token mixing.
 
     Raises:
         ValueError: for an unknown ``fusion`` or ``pos_embedding``, ``spatial_dims != 2``, empty or duplicated
@@ -191,6 +201,7 @@ class XAttnBMD(nn.Module):
         input_norm: str | dict | None = "auto",
         image_encoder: str = "resnet34",
         image_encoder_config: dict | None = None,
+        concat_mixing_layers: int | None = None,
     ) -> None:
         super().__init__()
         if fusion not in FUSIONS:
@@ -219,6 +230,11 @@ class XAttnBMD(nn.Module):
         self.num_fields = len(fields)
         self.fusion = fusion
         self.hidden_size = hidden_size
+        # concat: per-modality token mixing of the same depth as the cross-attention (monai_bone.networks.blocks)
+        mixing = int(num_layers if concat_mixing_layers is None else concat_mixing_layers) if fusion == "concat" else 0
+        self.concat_mixing = mixing  # 0: no mixer layers (empty TokenMixers keep the module TorchScript-friendly)
+        self.image_mixer = TokenMixer(hidden_size, mixing, num_heads, mlp_ratio, dropout_rate)
+        self.meta_mixer = TokenMixer(hidden_size, mixing, num_heads, mlp_ratio, dropout_rate)
         use_image = fusion != "clinical"
         use_clinical = fusion != "image"
         head_channels = (hidden_size // 2,) if head_channels is None else tuple(int(c) for c in head_channels)
@@ -250,7 +266,7 @@ class XAttnBMD(nn.Module):
             )
             self.image_proj = Conv[Conv.CONV, 2](RESNET34_CHANNELS, hidden_size, kernel_size=1)
             self.image_norm = nn.LayerNorm(hidden_size)
-            if fusion == "xattn" and pos_embedding == "learned":
+            if (fusion == "xattn" or mixing > 0) and pos_embedding == "learned":
                 grid = tuple(int(g) for g in pos_grid)
                 self.pos_embed = nn.Parameter(torch.randn(1, hidden_size, grid[0], grid[1]) * 0.02)
 
@@ -258,7 +274,7 @@ class XAttnBMD(nn.Module):
         self.clinical_mlp: nn.Module | None = None
         if use_clinical:
             self.field_encoder = ClinicalFieldEncoder(self.num_fields, hidden_size)
-            if fusion != "xattn":
+            if fusion != "xattn" and mixing == 0:
                 mlp_dim = int(hidden_size * mlp_ratio)
                 self.clinical_mlp = nn.Sequential(
                     nn.LayerNorm(hidden_size),
@@ -274,6 +290,7 @@ class XAttnBMD(nn.Module):
             self.cross_attention = BidirectionalCrossAttention(
                 hidden_size, num_layers, num_heads, mlp_ratio=mlp_ratio, dropout_rate=dropout_rate, save_attn=True
             )
+        if fusion == "xattn" or mixing > 0:
             self.meta_norm = nn.LayerNorm(hidden_size)
 
         n_streams = int(use_image) + int(use_clinical)
@@ -392,12 +409,14 @@ class XAttnBMD(nn.Module):
         clinical_mlp = self.clinical_mlp
         if xattn is not None and img_tokens is not None and meta_tokens is not None:
             img_tokens, meta_tokens = xattn(img_tokens, meta_tokens, present)
+        if self.concat_mixing > 0 and img_tokens is not None and meta_tokens is not None:
+            img_tokens, meta_tokens = self.image_mixer(img_tokens), self.meta_mixer(meta_tokens)  # no cross-modal step
         if img_cls is not None and xattn is None and image_norm is not None:  # ViT: CLS token for concat / image
             feats.append(image_norm(img_cls))
         elif img_tokens is not None and image_norm is not None:
             feats.append(image_norm(img_tokens.mean(dim=1)))
         if meta_tokens is not None:
-            if meta_norm is not None:  # xattn: pooled metadata stream
+            if meta_norm is not None:  # xattn / mixed concat: pooled metadata stream
                 feats.append(meta_norm(meta_tokens.mean(dim=1)))
             elif clinical_mlp is not None:  # concat / clinical: MLP over the pooled field tokens
                 feats.append(clinical_mlp(meta_tokens.mean(dim=1)))

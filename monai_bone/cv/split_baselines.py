@@ -1,0 +1,73 @@
+"""Baselines scored on the same split as a bundle's evaluation (the demo's comparison rows).
+
+The network of a bundle run trains on every fold but ``val_fold`` (and picks its best epoch on ``val_fold``) and is
+then scored by ``evaluate.json`` on the locked test split when the datalist has one. :func:`score_baselines` fits the
+baselines on exactly those training records and scores them on the same split, so the rows compare like with like:
+
+- hip: OST index (line fitted on the training records), clinical-only ridge, and the trivial image baseline (ridge on
+  image statistics + clinical fields, :mod:`.image_stats`);
+- knee: the trivial image baseline (logistic regression on image statistics).
+
+No baseline chooses anything on the scored split (``selected_on_split`` is False for them).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from monai_bone.constants import SCREENING_THRESHOLD
+
+from .baselines import ClinicalBaseline, OSTBaseline
+from .image_stats import ImageStatsBaseline
+
+__all__ = ["TRIVIAL_LABEL", "score_baselines"]
+
+#: Row label of the trivial image baseline in the demo table.
+TRIVIAL_LABEL: str = "trivial image statistics"
+
+
+def score_baselines(task: str, datalist: str | os.PathLike, val_fold: int = 0, seed: int = 0) -> dict[str, Any]:
+    """Fit the task's baselines on the training folds (all but ``val_fold``) and score them on the evaluation split.
+
+    Args:
+        task: ``"hip"`` or ``"knee"``.
+        datalist: datalist JSON.
+        val_fold: the bundle run's validation fold (excluded from the baselines' training records too).
+        seed: random state of the models.
+
+    Returns:
+        ``{"split", "n_studies", "n_patients", "rows": {name: metrics}}`` where hip metrics are ``mae``, ``r2``,
+        ``auc`` (screening at 0.899 g/cm²) and knee metrics the Table I set with ``auc``.
+    """
+    from monai_bone.engines import default_eval_part, fold_records, split_summary
+    from monai_bone.metrics import classification_table, regression_metrics, screening_metrics
+
+    target = "bmd" if task == "hip" else "label"
+    part = default_eval_part(datalist)
+    train = fold_records(datalist, val_fold, "train", require=target)
+    scored = fold_records(datalist, val_fold, part, require=target)
+    if task == "hip":
+        y, t = np.array([r["bmd"] for r in train], float), np.array([r["bmd"] for r in scored], float)
+        models = {
+            "OST index": OSTBaseline(),
+            "clinical-only ridge": ClinicalBaseline("ridge", seed=seed),
+            f"{TRIVIAL_LABEL} + clinical ridge": ImageStatsBaseline("hip", seed=seed),
+        }
+    else:
+        top = max(int(r["label"]) for r in train + scored)
+        y = np.array([float(int(r["label"]) == top) for r in train])
+        t = np.array([float(int(r["label"]) == top) for r in scored])
+        models = {f"{TRIVIAL_LABEL} logistic": ImageStatsBaseline("knee", seed=seed)}
+    rows: dict[str, dict[str, float]] = {}
+    for name, model in models.items():
+        pred = model.fit(train, y).predict(scored)
+        if task == "hip":
+            reg, scr = regression_metrics(pred, t), screening_metrics(pred, t, SCREENING_THRESHOLD)
+            rows[name] = {"mae": reg["mae"], "r2": reg["r2"], "auc": scr["auc"]}
+        else:
+            tab = classification_table(np.clip(pred, 0.0, 1.0), t.astype(int))
+            rows[name] = {k: float(tab[k]) for k in ("auc", "accuracy", "sensitivity", "specificity", "f1")}
+    return {**split_summary(scored, part, selected_on_split=False), "n_train": len(train), "rows": rows}
