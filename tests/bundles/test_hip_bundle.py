@@ -42,8 +42,9 @@ def test_metadata_matches_schema():
 
     verify_metadata(meta_file=str(CONFIGS / "metadata.json"), filepath=str(schema_path()))
     meta = json.loads((CONFIGS / "metadata.json").read_text())
-    assert set(meta["network_data_format"]["inputs"]) == {"image", "clinical"}
-    assert meta["network_data_format"]["inputs"]["clinical"]["num_channels"] == len(CLINICAL_FIELDS)
+    inputs = meta["network_data_format"]["inputs"]
+    assert set(inputs) == {"image", "clinical", "clinical_mask"}  # the mask marks missing fields (ONNX input)
+    assert inputs["clinical"]["num_channels"] == inputs["clinical_mask"]["num_channels"] == len(CLINICAL_FIELDS)
     assert list(meta["network_data_format"]["outputs"]) == ["pred"]
 
 
