@@ -30,7 +30,8 @@ def trained(tmp_path_factory):
     from monai_bone.data.synth import synthesize
 
     root = tmp_path_factory.mktemp("pretrained_bundle")
-    synthesize("knee", 8, root / "knee", size=64, seed=5, progress=False)
+    # the knee bundle is binary; the realistic synthetic knee cohort defaults to 3 classes
+    synthesize("knee", 8, root / "knee", size=64, seed=5, n_classes=2, progress=False)
     csvs = [p for p in (root / "knee" / "clinical.csv", root / "knee" / "ground_truth.csv") if p.is_file()]
     build_datalist(root / "knee" / "dicom", root / "dl.json", clinical=csvs, task="knee", folds=2, progress=False)
     weights = root / "densenet169-tv.pth"

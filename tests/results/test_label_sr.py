@@ -30,9 +30,14 @@ def test_infer_task_returns_sr(tmp_path):
     assert values["BMD-FN-EST"] == pytest.approx(result["bmd"], abs=1e-6)
     assert values["WHO-CAT"].lower() == result["who_class"] and values["SYNTH"] == "Yes"
     png = tmp_path / "x.png"
+    import numpy as np
     from PIL import Image
 
-    Image.new("L", (64, 64), 128).save(png)
+    from monai_bone.data.phantom import render_phantom
+
+    # a real (non-blank) knee image: the input guards refuse a constant one as blank_image before any SR is made
+    pixels = render_phantom("knee", 0.8, 26.0, size=64, seed=3, bits_stored=12).pixels
+    Image.fromarray((pixels >> 4).astype(np.uint8)).save(png)
     knee = BoneInferTask(BundlePredictor(bundles["knee"], device="cpu", overrides={"spatial_size": 64}))
     with pytest.raises(PredictionError, match="needs a DICOM input"):
         knee({"image": str(png), "sr": True})
