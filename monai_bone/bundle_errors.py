@@ -54,6 +54,8 @@ ARGUMENT_FIXES: dict[str, str] = {
     "--clinical_stats_path PATH",
     "clinical_csv": "pass --clinical_csv PATH to a readable clinical CSV keyed by PatientID (or leave it out)",
     "ckpt_path": "pass --ckpt_path PATH to a model.pt written by training this bundle (or train it first)",
+    "pretrained": "put the weights file where the message says, pass --pretrained_path FILE, or pass --pretrained "
+    "null to train from random initialisation",
     "salt": "set the MONAI_BONE_SALT environment variable (or pass --salt) to the secret salt of your pseudonyms",
 }
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -78,13 +80,16 @@ def _reader_id(err: BaseException) -> str | None:
             found = ARGUMENT_READERS[frame.name]
     if found is None and "CheckpointFileError" in type(err).__name__:
         found = "ckpt_path"
+    if found is None and type(err).__name__ == "PretrainedWeightsError":
+        found = "pretrained"
     return found
 
 
 def format_argument_error(err: BaseException) -> str | None:
     """The one-line message for an error caused by a bad bundle argument, or ``None`` for any other error."""
     inner = _innermost(err)
-    if not isinstance(inner, (ValueError, OSError, KeyError, TypeError)):
+    weights = type(inner).__name__ == "PretrainedWeightsError"  # a RuntimeError whose message says what to do
+    if not (weights or isinstance(inner, (ValueError, OSError, KeyError, TypeError))):
         return None
     config_id = _reader_id(inner)
     if config_id is None:

@@ -158,3 +158,21 @@ def test_bundle_run_prints_one_line_without_traceback(tmp_path):
     assert done.returncode == 1 and "Traceback" not in text, text[-3000:]
     last = text.strip().splitlines()[-1]
     assert last.startswith("monai-bone: bad --datalist: datalist not found") and "monai-bone index" in last
+
+
+def test_bundle_run_without_reachable_imagenet_weights_prints_one_line(tmp_path):
+    """The bundle default (ImageNet weights) offline: one line naming --pretrained, before any data are read."""
+    bundle = default_bundle_dir("hip")
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", "configs/train.json"]
+    cmd += ["--datalist", str(tmp_path / "missing.json")]  # never reached: the weights are resolved first
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "TORCH_HOME": str(tmp_path / "torch"),  # empty cache
+        "MONAI_BONE_WEIGHTS_MIRROR": "http://127.0.0.1:9/",  # nothing listens on the discard port
+    }
+    done = subprocess.run(cmd, cwd=bundle, env=env, capture_output=True, text=True, timeout=300)
+    text = done.stdout + done.stderr
+    assert done.returncode == 1 and "Traceback" not in text, text[-3000:]
+    last = text.strip().splitlines()[-1]
+    assert last.startswith("monai-bone: bad --pretrained:") and "--pretrained null" in last, last
