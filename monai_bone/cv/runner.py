@@ -537,6 +537,22 @@ def _row_overrides(name: str, bundle: Path) -> dict[str, Any]:
     return {"network_def": _densenet_def(bundle)} if base == "densenet169" else {}
 
 
+_NETWORK_KEYS: tuple[str, ...] = (
+    "fusion",
+    "network_def",
+    "spatial_size",
+    "in_channels",
+    "num_classes",
+    "image_encoder",
+    "image_encoder_config",
+    "pretrained",
+    "pretrained_path",
+    "pretrained_registry",
+)
+"""Overrides that shape (or initialise) a row's network, so its parameter count is that of the trained network
+(``pretrained*`` as trained: the weights are already cached by then, and ``pretrained: null`` downloads nothing)."""
+
+
 def _param_count(bundle: Path, datalist: Path, ov: Mapping[str, Any]) -> int | None:
     """Trainable parameters of the bundle's ``network_def`` under ``ov`` (None when it cannot be built)."""
     from monai.bundle import ConfigParser
@@ -546,7 +562,7 @@ def _param_count(bundle: Path, datalist: Path, ov: Mapping[str, Any]) -> int | N
         parser.read_config(str(bundle / "configs" / "train.json"))
         parser["datalist"] = str(datalist)
         for key, value in ov.items():
-            if key in ("fusion", "network_def", "spatial_size", "in_channels", "num_classes"):
+            if key in _NETWORK_KEYS:
                 parser[key] = value
         parser.get_parsed_content("imports")
         net = parser.get_parsed_content("network_def", instantiate=True)

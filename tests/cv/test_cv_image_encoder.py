@@ -1,5 +1,6 @@
 """`monai-bone cv --set image_encoder=rad-dino`: the fusion rows train through the bundle with the DINOv2 encoder
-(tiny random configuration, `pretrained: null`; synthetic hip cohort, 12 studies, 2 folds, 1 epoch, 56 px)."""
+(tiny random configuration, `pretrained: null`; synthetic hip cohort, 12 studies less the locked test split, 2 folds,
+1 epoch, 56 px)."""
 
 from __future__ import annotations
 
@@ -40,5 +41,7 @@ def test_cv_rows_with_the_rad_dino_encoder(tmp_path: Path, monkeypatch: pytest.M
     table = tmp_path / "cv" / "ablation.csv"
     lines = table.read_text().splitlines()
     rows = {r["variant"]: r for r in csv.DictReader(lines[1:])}
-    assert {"image", "xattn"} <= set(rows) and all(rows[v]["n_pooled"] == "12" for v in ("image", "xattn"))
+    n_train = sum(r["split"] == "train" for r in json.loads((tmp_path / "dl.json").read_text())["training"])
+    assert n_train < 12  # the default locked test split never enters the CV
+    assert {"image", "xattn"} <= set(rows) and all(rows[v]["n_pooled"] == str(n_train) for v in ("image", "xattn"))
     assert calls and all(tuple(s[1:]) == (1, 56, 56) for s in calls)  # the DINOv2 encoder saw every training batch
