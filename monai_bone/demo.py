@@ -42,9 +42,10 @@ __all__ = ["DEMO_DEFAULTS", "QUICK_SETTINGS", "DemoResult", "format_summary", "r
 
 logger = logging.getLogger(__name__)
 
-#: Default demo settings: 4-5 minutes on 2 idle CPU cores (239-275 s measured), enough data and epochs for both networks
-#: to learn on the synthetic cohorts (hip R² 0.52 vs clinical-only ridge 0.36 and OST 0.26 on fold 0; knee AUC
-#: 0.90). With 64 studies, 3 epochs at 128 px they did not beat the baselines.
+#: Default demo settings: the pipeline end to end in minutes on 2 CPU cores (460 s measured with other processes
+#: running). On the realistic synthetic default the networks do not learn at this budget (hip R² 0.001 vs clinical-only
+#: ridge 0.342 and trivial image baseline 0.390 on the locked test split; knee AUC 0.551 vs 0.602): the report flags
+#: them. On the earlier simple preset the same settings gave hip R² 0.52 and knee AUC 0.90 on fold 0.
 DEMO_DEFAULTS: dict[str, Any] = {
     "n_hip": 300,
     "n_knee": 160,
