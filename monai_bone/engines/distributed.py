@@ -91,6 +91,11 @@ def wrap_ddp(network: torch.nn.Module, device: str | torch.device, **kwargs) -> 
 
 
 def cleanup_distributed() -> None:
-    """Leave the process group if one is active."""
+    """Leave the process group if one is active, after every rank got here.
+
+    The barrier keeps a rank from tearing its gloo threads down while another still talks to it (seen on a loaded
+    2-core machine as ``terminate called without an active exception`` and SIGABRT of the faster rank at exit).
+    """
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
