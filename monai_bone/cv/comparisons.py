@@ -25,7 +25,7 @@ import numpy as np
 from monai_bone.constants import SCREENING_THRESHOLD, SYNTHETIC_NOTE
 from monai_bone.utils.io import atomic_write_csv, atomic_write_text
 
-from .table import PAPER_REPORTED, VariantResult
+from .table import PAPER_REPORTED, VariantResult, format_number
 
 __all__ = [
     "COMPARISON_COLUMNS",
@@ -193,7 +193,7 @@ def trivial_flags(task: str, comparisons: Sequence[Mapping[str, Any]]) -> dict[s
 
 
 def _f(v: Any, digits: int = 4) -> str:
-    return "n/a" if v is None or not isinstance(v, (int, float)) or not math.isfinite(v) else f"{v:.{digits}g}"
+    return format_number(v, f".{digits}g")
 
 
 def _markdown(task: str, rows: Sequence[Mapping[str, Any]], synthetic: bool, n_boot: int) -> str:

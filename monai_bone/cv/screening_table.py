@@ -14,7 +14,6 @@ For each row's pooled out-of-fold predictions (:mod:`monai_bone.metrics.operatin
 from __future__ import annotations
 
 import io
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from monai_bone.constants import REFERENCE_MEAN, REFERENCE_SD, SCREENING_THRESHO
 from monai_bone.metrics.screening import screening_positive
 from monai_bone.utils.io import atomic_write_csv, atomic_write_text
 
-from .table import VariantResult
+from .table import VariantResult, format_number
 
 __all__ = ["OSTA_CUTS", "clinical_screening_rows", "operating_point_rows", "write_operating_points"]
 
@@ -71,7 +70,7 @@ def operating_point_rows(task: str, res: VariantResult) -> list[dict[str, Any]]:
 
 
 def _f(v: Any) -> str:
-    return "n/a" if not isinstance(v, (int, float)) or not math.isfinite(v) else f"{v:.3f}"
+    return format_number(v, ".3f")
 
 
 def write_operating_points(

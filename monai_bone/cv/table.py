@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import math
+import numbers
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ __all__ = [
     "HIP_METRICS",
     "KNEE_METRICS",
     "PAPER_REPORTED",
+    "format_number",
     "FoldPrediction",
     "VariantResult",
     "fold_metric_values",
@@ -248,8 +250,13 @@ def summarise_variant(
     return row, per_fold
 
 
+def format_number(v: Any, spec: str = ".3f") -> str:
+    """``v`` formatted with ``spec``, or ``"n/a"`` when it is missing, not a number or not finite (every cv table)."""
+    return "n/a" if not isinstance(v, numbers.Real) or not math.isfinite(v) else format(float(v), spec)
+
+
 def _fmt(v: float, digits: int = 3) -> str:
-    return "n/a" if v is None or not math.isfinite(v) else f"{v:.{digits}f}"
+    return format_number(v, f".{digits}f")
 
 
 def _cell(row: Mapping[str, Any], key: str, digits: int) -> str:
