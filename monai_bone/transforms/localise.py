@@ -1,0 +1,133 @@
+"""Locate the region of interest with a trained :class:`~monai_bone.networks.LandmarkNet` (array and dict versions).
+
+:func:`landmark_input` turns a normalised radiograph ``(1, H, W)`` into the localiser's fixed square input (longest
+side resized to ``size`` with area averaging, zero padding at the bottom/right) and returns the factor that maps
+back to image pixels. :class:`LocateRoi` runs the network on it and returns the landmark ``(row, col)`` in pixels of
+the image as loaded; :class:`LocateRoid` writes it to ``data[centre_key]`` for :class:`~monai_bone.transforms.RoiCropd`.
+
+The localiser file is written by :func:`monai_bone.engines.localiser.fit_localiser`: a ``torch.save`` dictionary with
+``state_dict``, ``size``, ``channels`` and ``landmarks`` (read with ``weights_only=True``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Hashable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from monai.config import KeysCollection
+from monai.transforms.transform import MapTransform, Transform
+from monai.utils import TransformBackends
+
+from monai_bone.networks.nets.landmark import LandmarkNet
+
+__all__ = ["LocateRoi", "LocateRoiD", "LocateRoiDict", "LocateRoid", "landmark_input", "load_localiser"]
+
+
+def landmark_input(img: torch.Tensor, size: int) -> tuple[torch.Tensor, float]:
+    """The localiser input of a ``(C, H, W)`` image: channel 0, longest side ``size``, zero-padded to a square.
+
+    Returns:
+        ``(x, scale)``: ``x`` is ``(1, size, size)`` float32 and an input pixel ``(r, c)`` maps to image pixel
+        ``((r + 0.5) / scale - 0.5, (c + 0.5) / scale - 0.5)``.
+    """
+    x = torch.as_tensor(img).float()
+    x = x.as_tensor() if hasattr(x, "as_tensor") else x
+    h, w = x.shape[-2:]
+    scale = size / max(h, w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    small = F.interpolate(x[None, :1], size=(nh, nw), mode="area")[0]
+    out = small.new_zeros((1, size, size))
+    out[:, :nh, :nw] = small
+    return out, scale
+
+
+def load_localiser(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[LandmarkNet, dict[str, Any]]:
+    """Load a localiser file (module docstring) as an eval-mode network and its settings.
+
+    Raises:
+        FileNotFoundError: the file does not exist (names it and how to make one).
+        ValueError: the file is not a localiser checkpoint.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no ROI localiser here; train one with monai_bone.engines.fit_localiser")
+    ckpt = torch.load(path, map_location=device, weights_only=True)
+    if not isinstance(ckpt, dict) or not {"state_dict", "size", "channels"} <= set(ckpt):
+        raise ValueError(f"{path}: not a monai-bone ROI localiser file (needs state_dict, size, channels)")
+    net = LandmarkNet(2, 1, len(ckpt.get("landmarks", ["roi"])), channels=tuple(ckpt["channels"]))
+    net.load_state_dict(ckpt["state_dict"])
+    return net.to(device).eval(), {k: v for k, v in ckpt.items() if k != "state_dict"}
+
+
+class LocateRoi(Transform):
+    """Predict the landmark ``(row, col)`` (pixels of the input image) with a trained localiser.
+
+    Args:
+        localiser: path of a localiser file, or a :class:`LandmarkNet` (then ``size`` is needed).
+        size: localiser input side (read from the file when ``localiser`` is a path).
+        landmark: index of the landmark when the network predicts several.
+        device: where the localiser runs.
+    """
+
+    backend = [TransformBackends.TORCH]
+
+    def __init__(
+        self,
+        localiser: str | os.PathLike | LandmarkNet,
+        size: int | None = None,
+        landmark: int = 0,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        if isinstance(localiser, LandmarkNet):
+            if size is None:
+                raise ValueError("size is needed when localiser is a network")
+            self.net, self.size = localiser.eval(), int(size)
+        else:
+            self.net, info = load_localiser(localiser, device)
+            self.size = int(size or info["size"])
+        self.landmark, self.device = int(landmark), torch.device(device)
+
+    def __call__(self, img: torch.Tensor) -> np.ndarray:
+        x, scale = landmark_input(img, self.size)
+        with torch.no_grad():
+            rc = self.net(x[None].to(self.device))[0, self.landmark].double().cpu().numpy()
+        return rc * self.size / scale - 0.5
+
+
+class LocateRoid(MapTransform):
+    """Dictionary-based wrapper of :class:`LocateRoi`: writes ``data[centre_key] = (row, col)`` from ``keys``' image.
+
+    Args:
+        keys: the image key (the first one is used).
+        localiser: path of a localiser file or a network (see :class:`LocateRoi`).
+        centre_key: where the landmark goes.
+        overwrite: replace a landmark already present (``False`` keeps e.g. a datalist's ground truth).
+        size: localiser input side (for a network).
+        device: where the localiser runs.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        localiser: str | os.PathLike | LandmarkNet,
+        centre_key: str = "roi",
+        overwrite: bool = True,
+        size: int | None = None,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        super().__init__(keys)
+        self.locate = LocateRoi(localiser, size=size, device=device)
+        self.centre_key, self.overwrite = centre_key, overwrite
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        if self.overwrite or d.get(self.centre_key) is None:
+            key = next(iter(self.key_iterator(d)))
+            d[self.centre_key] = self.locate(d[key])
+        return d
+
+
+LocateRoiD = LocateRoiDict = LocateRoid
