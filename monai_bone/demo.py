@@ -56,6 +56,10 @@ DEMO_DEFAULTS: dict[str, Any] = {
     "folds": 4,
     "n_infer": 4,
     "n_boot": 200,
+    # region-of-interest input (issue 17 item 4): a localiser trained on the training folds' synthetic landmarks
+    # finds the femoral neck / knee joint centre, and the network sees a crop of this many mm (None: whole image)
+    "roi_hip_mm": None,
+    "roi_knee_mm": None,
 }
 #: ``--quick``: a smoke run of the whole pipeline (tests, CI).
 QUICK_SETTINGS: dict[str, Any] = {
@@ -68,6 +72,8 @@ QUICK_SETTINGS: dict[str, Any] = {
     "folds": 3,
     "n_infer": 2,
     "n_boot": 20,
+    "roi_hip_mm": None,
+    "roi_knee_mm": None,
 }
 _OUR_DIRS = ("data", "bundles", "hip", "knee")
 _OUR_FILES = ("report.md", "summary.json")
@@ -233,7 +239,21 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     hip = summary.get("hip")
     if hip and hip.get("oracle_r2") is not None:
         lines += ["", f"Synthetic oracle R² (hip ceiling): {hip['oracle_r2']:.3f}"]
+    for task in ("hip", "knee"):
+        roi = (summary.get(task) or {}).get("roi")
+        if roi:
+            val, test = roi.get("val_fold") or {}, roi.get("test") or {}
+            lines.append(
+                f"{task} input: a {roi['size_mm']:g} mm ROI crop around the landmark found by a localiser fitted on "
+                f"{roi.get('localiser_n_train')} training studies' synthetic landmarks; mean landmark error "
+                f"{_f_mm(val.get('mean_mm'))} mm (val fold, n {val.get('n', 'n/a')}), {_f_mm(test.get('mean_mm'))} mm "
+                f"(test, n {test.get('n', 'n/a')}); figure `{roi.get('figure')}`."
+            )
     return "\n".join(lines)
+
+
+def _f_mm(x: Any) -> str:
+    return f"{x:.1f}" if _finite(x) else "n/a"
 
 
 def _trivial_flag(network: Any, trivial: Any) -> str:
@@ -402,7 +422,8 @@ def run_demo(
 
             steps.start(f"train {task}")
             bundle = _copy_bundle(sources[task], out / "bundles" / sources[task].name)
-            pin_settings(bundle, {"spatial_size": int(s["size"]), "pretrained": None})
+            roi_mm = s.get(f"roi_{task}_mm")
+            pin_settings(bundle, {"spatial_size": int(s["size"]), "pretrained": None, "roi_size_mm": roi_mm})
             sync_metadata(bundle)  # metadata.json describes the pinned input size, not the source bundle's
             ov: dict[str, Any] = {
                 "datalist": str(datalist),
@@ -416,6 +437,9 @@ def run_demo(
                 # random initialisation, explicitly: the bundles default to ImageNet weights (the papers' choice),
                 # a download the demo must not need
                 "pretrained": None,
+                "roi_size_mm": roi_mm,
+                # the synthetic landmarks of the training records fit the ROI localiser (models/localiser.pt)
+                "roi_landmarks_csv": str(data / "realism.csv") if roi_mm else None,
             }
             if device is not None:
                 ov["device"] = f"$torch.device({str(device)!r})"
@@ -450,6 +474,8 @@ def run_demo(
                 entry["fusion"] = "xattn"
                 entry["oracle_r2"] = cohort.get("oracle_r2")
             entry["baselines"] = score_baselines(task, datalist, 0, seed)
+            if roi_mm:
+                entry["roi"] = _roi_summary(bundle, datalist, data / "realism.csv", out / task, float(roi_mm))
             summary[task] = entry
 
         steps.start("report")
@@ -463,6 +489,27 @@ def run_demo(
     summary["wall_s"] = wall
     logger.info("demo finished in %.0f s; report: %s", wall, out / "report.md")
     return DemoResult(out, report, summary)
+
+
+def _roi_summary(bundle: Path, datalist: Path, landmarks: Path, out: Path, size_mm: float) -> dict[str, Any]:
+    """Localiser error (mm) on the fitting's held-out val fold and on the locked test split, plus the ROI figure."""
+    from monai_bone.data.landmarks import attach_landmarks
+    from monai_bone.engines import fold_records
+    from monai_bone.engines.localiser import localiser_errors
+    from monai_bone.results.roi_figure import plot_roi_examples
+
+    path = bundle / "models" / "localiser.pt"
+    fitted = json.loads(Path(f"{path}.json").read_text(encoding="utf-8"))
+    test = attach_landmarks(fold_records(datalist, 0, "test"), landmarks)
+    err = localiser_errors(path, test)
+    figure = plot_roi_examples(test, path, size_mm, out / "roi_examples.png")
+    return {
+        "size_mm": size_mm,
+        "localiser_n_train": fitted.get("n_train"),
+        "val_fold": fitted.get("held_out"),
+        "test": {"split": "test", **{k: v for k, v in err.items() if k != "errors_mm"}},
+        "figure": str(figure.relative_to(out.parent)),
+    }
 
 
 def _json_safe(obj: Any) -> Any:

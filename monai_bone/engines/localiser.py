@@ -20,13 +20,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from monai_bone.data.landmarks import attach_landmarks
 from monai_bone.networks.nets.landmark import LandmarkNet
 from monai_bone.transforms.array import LoadXray, XrayNormalise
 from monai_bone.transforms.localise import LocateRoi, landmark_input
 from monai_bone.transforms.roi import image_spacing_mm
 from monai_bone.utils.io import atomic_write_json
 
-__all__ = ["fit_localiser", "localiser_errors", "localiser_inputs"]
+__all__ = ["ensure_localiser", "fit_localiser", "localiser_errors", "localiser_inputs"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,11 +82,11 @@ def _augment(x: torch.Tensor, y: torch.Tensor, g: torch.Generator, max_shift: fl
 def fit_localiser(
     records: Sequence[dict],
     path: str | os.PathLike,
-    size: int = 128,
-    epochs: int = 40,
+    size: int = 96,
+    epochs: int = 30,
     batch_size: int = 16,
     learning_rate: float = 2e-3,
-    channels: Sequence[int] = (16, 32, 64, 96),
+    channels: Sequence[int] = (8, 16, 32, 64),
     seed: int = 0,
     max_shift: float = 0.08,
     task: str | None = None,
@@ -179,3 +180,51 @@ def localiser_errors(
         "max_mm": float(e.max()),
         "errors_mm": [round(float(v), 3) for v in e],
     }
+
+
+def ensure_localiser(
+    path: str | os.PathLike,
+    train_records: Sequence[dict],
+    landmarks_csv: str | os.PathLike | None = None,
+    held_out: Sequence[dict] | None = None,
+    **fit_kwargs: Any,
+) -> str:
+    """The bundles' ROI step: reuse the localiser at ``path``, or fit one on the training records' landmarks.
+
+    Args:
+        path: localiser file (kept when it exists: delete it to refit).
+        train_records: the training records (never the test split); landmarks come from their ``roi_row``/``roi_col``
+            or from ``landmarks_csv``.
+        landmarks_csv: a synthetic cohort's ``realism.csv`` (:func:`monai_bone.data.landmarks.attach_landmarks`).
+        held_out: records not used for fitting (e.g. the validation fold) on which the landmark error in mm is
+            measured and written to ``<path>.json`` as ``held_out``.
+        fit_kwargs: passed to :func:`fit_localiser`.
+
+    Returns:
+        ``path`` as a string.
+
+    Raises:
+        FileNotFoundError: no localiser file and no landmarks to fit one (says what to provide).
+    """
+    path = os.fspath(path)
+    if os.path.isfile(path):
+        return path
+    records = attach_landmarks(train_records, landmarks_csv) if landmarks_csv else list(train_records)
+    labelled = [r for r in records if r.get("roi_row") is not None and r.get("roi_col") is not None]
+    if not labelled:
+        raise FileNotFoundError(
+            f"{path}: no ROI localiser, and no training record carries a landmark (roi_row/roi_col) to fit one; "
+            "pass landmarks_csv (a synthetic cohort's realism.csv), copy a trained localiser.pt there, "
+            "or set roi_size_mm to null for whole-image input"
+        )
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    summary = fit_localiser(labelled, path, **fit_kwargs)
+    if held_out:
+        held = attach_landmarks(held_out, landmarks_csv) if landmarks_csv else list(held_out)
+        held = [r for r in held if r.get("roi_row") is not None and r.get("roi_col") is not None]
+        if held:
+            err = localiser_errors(path, held)
+            summary["held_out"] = {k: v for k, v in err.items() if k != "errors_mm"}
+            logger.info("ROI localiser: mean landmark error %.2f mm on %d held-out studies", err["mean_mm"], err["n"])
+            atomic_write_json(path + ".json", summary)
+    return path

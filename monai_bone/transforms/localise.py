@@ -19,12 +19,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from monai.config import KeysCollection
+from monai.transforms import Compose, Resized, SpatialPadd
 from monai.transforms.transform import MapTransform, Transform
 from monai.utils import TransformBackends
 
 from monai_bone.networks.nets.landmark import LandmarkNet
+from monai_bone.transforms.roi import RoiCropd
 
-__all__ = ["LocateRoi", "LocateRoiD", "LocateRoiDict", "LocateRoid", "landmark_input", "load_localiser"]
+__all__ = ["LocateRoi", "LocateRoiD", "LocateRoiDict", "LocateRoid", "RoiInputd", "landmark_input", "load_localiser"]
 
 
 def landmark_input(img: torch.Tensor, size: int) -> tuple[torch.Tensor, float]:
@@ -131,3 +133,55 @@ class LocateRoid(MapTransform):
 
 
 LocateRoiD = LocateRoiDict = LocateRoid
+
+
+class RoiInputd(MapTransform):
+    """The encoder input: an ROI crop around the located landmark, or (no ROI) the whole image resized and padded.
+
+    With ``roi_size_mm`` set: :class:`LocateRoid` (the localiser) then
+    :class:`~monai_bone.transforms.roi.RoiCropd` (``roi_size_mm`` square, ``spatial_size`` pixels). Without it:
+    MONAI ``Resized`` (longest side ``spatial_size``, area) and ``SpatialPadd`` to a square, the bundles' whole-image
+    default. One config entry switches between the two, so the train, evaluate and inference chains stay aligned.
+
+    Args:
+        keys: the image key.
+        spatial_size: output side in pixels.
+        roi_size_mm: side of the ROI in mm, or ``None`` for the whole image.
+        localiser: localiser file or network (needed when ``roi_size_mm`` is set).
+        centre_key: where the landmark is written.
+        fallback_spacing_mm: spacing assumed for images without PixelSpacing (ROI mode).
+
+    Raises:
+        ValueError: ``roi_size_mm`` is set without a localiser.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        spatial_size: int,
+        roi_size_mm: float | None = None,
+        localiser: str | os.PathLike | LandmarkNet | None = None,
+        centre_key: str = "roi",
+        fallback_spacing_mm: float | None = None,
+    ) -> None:
+        super().__init__(keys)
+        size = int(spatial_size)
+        if roi_size_mm:
+            if localiser is None:
+                raise ValueError("roi_size_mm is set but no ROI localiser was given")
+            self.chain = Compose(
+                [
+                    LocateRoid(keys, localiser, centre_key=centre_key),
+                    RoiCropd(keys, centre_key, roi_size_mm, size, None, None, fallback_spacing_mm),
+                ]
+            )
+        else:
+            self.chain = Compose(
+                [
+                    Resized(keys, spatial_size=size, size_mode="longest", mode="area"),
+                    SpatialPadd(keys, spatial_size=(size, size)),
+                ]
+            )
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        return self.chain(dict(data))

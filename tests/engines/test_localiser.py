@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
 from monai_bone.data.landmarks import attach_landmarks, read_landmarks
-from monai_bone.engines.localiser import fit_localiser, localiser_errors
+from monai_bone.engines.localiser import ensure_localiser, fit_localiser, localiser_errors
 from monai_bone.networks.nets.landmark import LandmarkNet, soft_argmax_2d
-from monai_bone.transforms.localise import LocateRoi, LocateRoid, landmark_input, load_localiser
+from monai_bone.transforms.array import LoadXray, XrayNormalise
+from monai_bone.transforms.localise import LocateRoi, LocateRoid, RoiInputd, landmark_input, load_localiser
 from tests.transforms._xray_test_files import write_dicom
 
 
@@ -84,3 +87,25 @@ def test_landmarks_from_realism_csv(tmp_path):
     (tmp_path / "other.csv").write_text("file,x\n")
     with pytest.raises(ValueError, match="other.csv: needs the columns"):
         read_landmarks(tmp_path / "other.csv")
+
+
+def test_ensure_localiser_fits_once_reports_held_out_error_and_feeds_roi_input(tmp_path):
+    train, held_out = _cohort(tmp_path, 32, 2), _cohort(tmp_path, 6, 3)
+    path = tmp_path / "models" / "localiser.pt"
+    with pytest.raises(FileNotFoundError, match="no training record carries a landmark"):
+        ensure_localiser(path, [{"image": r["image"]} for r in train])
+    kw = {"size": 32, "epochs": 2, "batch_size": 8, "channels": (4, 8, 8, 8)}
+    assert ensure_localiser(path, train, held_out=held_out, **kw) == str(path)
+    summary = json.loads((tmp_path / "models" / "localiser.pt.json").read_text())
+    assert summary["n_train"] == 32 and summary["held_out"]["n"] == 6 and summary["held_out"]["mean_mm"] >= 0
+    stamp = path.stat().st_mtime_ns
+    ensure_localiser(path, [], **kw)  # an existing file is reused, never refitted
+    assert path.stat().st_mtime_ns == stamp
+    img = XrayNormalise()(LoadXray()(train[0]["image"]))
+    roi = RoiInputd("image", 16, roi_size_mm=6.0, localiser=path)({"image": img})
+    assert roi["image"].shape == (1, 16, 16) and np.all(np.isfinite(roi["roi"]))
+    np.testing.assert_allclose(roi["image"].meta["spacing"], [6.0 / 16, 6.0 / 16])
+    whole = RoiInputd("image", 16)({"image": img})
+    assert whole["image"].shape == (1, 16, 16) and "roi" not in whole
+    with pytest.raises(ValueError, match="no ROI localiser"):
+        RoiInputd("image", 16, roi_size_mm=6.0)
