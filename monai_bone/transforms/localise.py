@@ -95,7 +95,7 @@ class LocateRoi(Transform):
     def __call__(self, img: torch.Tensor) -> np.ndarray:
         x, scale = landmark_input(img, self.size)
         with torch.no_grad():
-            rc = self.net.locate(x[None].to(self.device))[0, self.landmark].double().cpu().numpy()
+            rc = self.net(x[None].to(self.device))[0, self.landmark].double().cpu().numpy()
         return rc * self.size / scale - 0.5
 
 

@@ -109,12 +109,3 @@ def test_ensure_localiser_fits_once_reports_held_out_error_and_feeds_roi_input(t
     assert whole["image"].shape == (1, 16, 16) and "roi" not in whole
     with pytest.raises(ValueError, match="no ROI localiser"):
         RoiInputd("image", 16, roi_size_mm=6.0)
-
-
-def test_local_readout_picks_one_mode_of_a_bimodal_heat_map():
-    net = LandmarkNet(2, 1, 1, channels=(4, 4, 4, 4))
-    logits = torch.full((1, 1, 8, 16), -20.0)
-    logits[0, 0, 4, 2], logits[0, 0, 4, 13] = 5.0, 5.5  # two knees
-    net.heatmaps = lambda image: logits  # the readout only
-    assert 0.3 < net(torch.zeros(1, 1, 32, 64))[0, 0, 1].item() < 0.7  # global readout: between the knees
-    np.testing.assert_allclose(net.locate(torch.zeros(1, 1, 32, 64))[0, 0].numpy(), [4.5 / 8, 13.5 / 16], atol=0.02)

@@ -95,19 +95,3 @@ class LandmarkNet(nn.Module):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """Normalised landmark coordinates ``(B, K, 2)`` (row, col in ``[0, 1]``)."""
         return soft_argmax_2d(self.heatmaps(image))
-
-    def locate(self, image: torch.Tensor, window: int = 2) -> torch.Tensor:
-        """Like :meth:`forward`, but the soft-argmax only looks within ``window`` heat-map cells of each map's peak.
-
-        A heat map with two modes (both knees of a bilateral image, two similar structures) would otherwise average
-        to a point between them; the local readout picks the stronger mode.
-        """
-        logits = self.heatmaps(image)
-        b, k, h, w = logits.shape
-        peak = logits.reshape(b, k, h * w).argmax(-1)
-        rows = torch.arange(h, device=logits.device).view(1, 1, h, 1)
-        cols = torch.arange(w, device=logits.device).view(1, 1, 1, w)
-        near = ((rows - (peak // w).view(b, k, 1, 1)).abs() <= window) & (
-            (cols - (peak % w).view(b, k, 1, 1)).abs() <= window
-        )
-        return soft_argmax_2d(logits.masked_fill(~near, float("-inf")))
