@@ -42,10 +42,10 @@ __all__ = ["DEMO_DEFAULTS", "QUICK_SETTINGS", "DemoResult", "format_summary", "r
 
 logger = logging.getLogger(__name__)
 
-#: Default demo settings: the pipeline end to end in minutes on 2 CPU cores (373 s measured with other processes
+#: Default demo settings: the pipeline end to end in minutes on 2 CPU cores (410 s measured with other processes
 #: running). On the realistic synthetic default whole images at 96 px carry no usable signal (hip R² 0.001, knee AUC
-#: 0.551); with the hip's 30 mm femoral-neck ROI the hip reaches R² 0.254 on the locked test split, still below the
-#: clinical-only ridge (0.342) and the trivial image baseline (0.391); knee AUC 0.465 vs 0.555: the report flags both.
+#: 0.551); on ROI crops the hip reaches R² 0.254 on the locked test split, still below the clinical-only ridge (0.342)
+#: and the trivial image baseline (0.391), flagged; the knee AUC 0.605 vs 0.555 trivial (CI includes 0, n = 32).
 DEMO_DEFAULTS: dict[str, Any] = {
     "n_hip": 300,
     "n_knee": 160,
