@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from monai_bone.data.phantom import PRESETS
-from monai_bone.data.synth import FORMATS, synthesize
+from monai_bone.synthetic.phantom import PRESETS
+from monai_bone.synthetic.synth import FORMATS, synthesize
 
 __all__ = ["add_parser", "run"]
 

@@ -23,7 +23,7 @@ def _args(argv: list[str]) -> argparse.Namespace:
 @pytest.fixture(scope="module")
 def knee_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from monai_bone.data.datalist import build_datalist
-    from monai_bone.data.synth import synthesize
+    from monai_bone.synthetic.synth import synthesize
 
     root = tmp_path_factory.mktemp("kneecv")
     synthesize("knee", 12, root, seed=5, size=64, fmt="kop", n_classes=2, progress=False)  # binary bundle

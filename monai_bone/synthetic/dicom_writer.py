@@ -1,6 +1,6 @@
 """Write single-frame DX (Digital X-Ray, For Presentation) DICOM files with pydicom.
 
-Used by the synthetic cohort (:mod:`monai_bone.data.synth`) and by tests that need real DICOM files with a known
+Used by the synthetic cohort (:mod:`monai_bone.synthetic.synth`) and by tests that need real DICOM files with a known
 pixel content (for example the MONOCHROME1 / MONOCHROME2 equivalence of the X-ray normaliser).
 
 Pixel convention of :func:`write_dx` (the one thing callers must know):

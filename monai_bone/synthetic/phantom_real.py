@@ -1,8 +1,8 @@
-"""The ``"realistic"`` phantom preset (the default of :func:`monai_bone.data.phantom.render_phantom`). SYNTHETIC.
+"""The ``"realistic"`` phantom preset (the default of :func:`monai_bone.synthetic.phantom.render_phantom`). SYNTHETIC.
 
-Same analytic anatomy as the ``"simple"`` preset (:mod:`monai_bone.data.phantom`), but BMD acts only where it acts
+Same analytic anatomy as the ``"simple"`` preset (:mod:`monai_bone.synthetic.phantom`), but BMD acts only where it acts
 in real radiographs and everything else varies as it does between real acquisitions
-(:mod:`monai_bone.data.realism` lists the factors and their ranges):
+(:mod:`monai_bone.synthetic.realism` lists the factors and their ranges):
 
 * **BMD -> bone structure, not brightness.** Cortical *thickness* follows ``cortex_factor`` (cortical mineral
   density is a per-image nuisance U(0.85, 1.15)). The trabecular network (band-pass noise around its zero level
@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 from scipy.special import ndtri
 
-from monai_bone.data.phantom import (
+from monai_bone.synthetic.phantom import (
     _BITS_CHOICES,
     _BITS_PROBS,
     _MU_BONE,
@@ -50,7 +50,7 @@ from monai_bone.data.phantom import (
     _trabecular_field,
     visible_density,
 )
-from monai_bone.data.realism import RealismRates, draw_factors, lowpass, stamp_text
+from monai_bone.synthetic.realism import RealismRates, draw_factors, lowpass, stamp_text
 
 __all__ = ["render_realistic"]
 
@@ -203,7 +203,10 @@ def render_realistic(
     return_masks: bool,
     rates: RealismRates | None = None,
 ) -> PhantomImage:
-    """Render one realistic phantom (module docstring); arguments as :func:`~monai_bone.data.phantom.render_phantom`."""
+    """Render one realistic phantom (module docstring).
+
+    Arguments as :func:`~monai_bone.synthetic.phantom.render_phantom`.
+    """
     f = draw_factors(rng, task, rates)
     jitter = rng.normal(0.0, 1.0, 4)
     drawn_bits = int(rng.choice(_BITS_CHOICES, p=_BITS_PROBS))

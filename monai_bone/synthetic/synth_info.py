@@ -1,7 +1,7 @@
 """cohort.json and the realism.csv ground-truth sidecar of a synthetic cohort (``synth.synthesize``).
 
 ``realism.csv`` (first line ``# <synthetic note>``) has one row per image file: ``PatientID``, ``file`` (relative
-path), and the image's realism factors (:data:`REALISM_COLUMNS`; :mod:`monai_bone.data.realism` defines them):
+path), and the image's realism factors (:data:`REALISM_COLUMNS`; :mod:`monai_bone.synthetic.realism` defines them):
 booleans as 0/1, lists joined by ``;``. KOP exports add the file encoding (``format``, ``mode``, ``scale``,
 ``quality``) and ``duplicate_of`` for re-encoded copies; DICOM exports add ``photometric``. The simple preset
 leaves the realism columns empty.
@@ -22,10 +22,10 @@ from monai_bone.constants import (
     SCREENING_THRESHOLD,
     SYNTHETIC_NOTE,
 )
-from monai_bone.data.cohort import BMD_FORMULA, Cohort
-from monai_bone.data.kop_export import KopStyle
-from monai_bone.data.phantom import FIELD_OF_VIEW_MM, PhantomImage
-from monai_bone.data.realism import FACTOR_KEYS, RealismRates
+from monai_bone.synthetic.cohort import BMD_FORMULA, Cohort
+from monai_bone.synthetic.kop_export import KopStyle
+from monai_bone.synthetic.phantom import FIELD_OF_VIEW_MM, PhantomImage
+from monai_bone.synthetic.realism import FACTOR_KEYS, RealismRates
 from monai_bone.utils.io import atomic_write_csv
 
 __all__ = [

@@ -1,9 +1,9 @@
 """Phantom radiograph renderer: hip AP and knee AP images whose bone texture follows a given BMD. SYNTHETIC.
 
-:func:`render_phantom` has two presets. The default ``"realistic"`` one (:mod:`monai_bone.data.phantom_real`) reuses
-the anatomy below but lets BMD act only through bone structure and varies acquisition, processing, pose, findings and
-field of view per image (:mod:`monai_bone.data.realism`). The ``"simple"`` preset is the model described here (fixed
-square field, BMD also visible in brightness): fast and easy, kept for speed tests.
+:func:`render_phantom` has two presets. The default ``"realistic"`` one (:mod:`monai_bone.synthetic.phantom_real`)
+reuses the anatomy below but lets BMD act only through bone structure and varies acquisition, processing, pose,
+findings and field of view per image (:mod:`monai_bone.synthetic.realism`). The ``"simple"`` preset is the model
+described here (fixed square field, BMD also visible in brightness): fast and easy, kept for speed tests.
 
 The simple renderer draws a projection (log-attenuation) image, bone bright (MONOCHROME2 convention):
 
@@ -14,7 +14,7 @@ The simple renderer draws a projection (log-attenuation) image, bone bright (MON
   Hip AP: femoral head, neck, greater and lesser trochanter, shaft, acetabular roof / ilium with the joint space,
   ischiopubic ring with the obturator foramen. Knee AP: femoral shaft, metaphysis and both condyles, patella,
   tibial plateau with eminence and shaft, fibular head and shaft.
-* **Bone density** from ``bmd_visible`` (g/cm^2, see :mod:`monai_bone.data.cohort`): cortical thickness factor
+* **Bone density** from ``bmd_visible`` (g/cm^2, see :mod:`monai_bone.synthetic.cohort`): cortical thickness factor
   ``clip(1 + 2.5 (v - 0.85), 0.35, 1.8)``, trabecular volume fraction ``clip(0.22 + 0.55 (v - 0.85), 0.04, 0.5)``
   and trabecular spacing ``2.0 mm x clip(1 + 1.2 (0.85 - v), 0.7, 1.6)``. The trabecular pattern is band-pass
   filtered noise ``N`` (log-normal radial band at the spacing, oriented along the femoral neck or the limb axis); the
@@ -45,7 +45,7 @@ from scipy.special import ndtri
 
 __all__ = ["FIELD_OF_VIEW_MM", "PRESETS", "PhantomImage", "render_phantom", "visible_density"]
 
-#: Phantom presets: ``"realistic"`` (default, :mod:`monai_bone.data.phantom_real`) and ``"simple"`` (this module's
+#: Phantom presets: ``"realistic"`` (default, :mod:`monai_bone.synthetic.phantom_real`) and ``"simple"`` (this module's
 #: renderer: fixed square field, BMD visible in brightness -- fast and easy, for speed tests).
 PRESETS: tuple[str, ...] = ("realistic", "simple")
 
@@ -63,7 +63,7 @@ class PhantomImage:
 
     Attributes:
         pixels: ``uint16`` array ``(size, size)``, MONOCHROME2 convention (bone bright), values in
-            ``[0, 2**bits_stored - 1]`` -- ready for :func:`monai_bone.data.dicom_writer.write_dx`.
+            ``[0, 2**bits_stored - 1]`` -- ready for :func:`monai_bone.synthetic.dicom_writer.write_dx`.
         bits_stored: BitsStored of the integer range used.
         pixel_spacing_mm: (row, column) spacing in mm.
         laterality: ``"R"`` or ``"L"`` (left images are mirrored, as a left hip/knee AP appears).
@@ -365,7 +365,7 @@ def render_phantom(
     preset: str = "realistic",
     rates=None,
 ) -> PhantomImage:
-    """Render one phantom radiograph: ``preset="realistic"`` (default, :mod:`monai_bone.data.phantom_real`) or
+    """Render one phantom radiograph: ``preset="realistic"`` (default, :mod:`monai_bone.synthetic.phantom_real`) or
     ``"simple"`` (the model of this module's docstring).
 
     Args:
@@ -378,7 +378,7 @@ def render_phantom(
         bits_stored: BitsStored to use (8-16); default: drawn from {12, 14, 15, 16}.
         return_masks: also return bone / trabecular / soft-tissue masks (for tests and analysis).
         preset: ``"realistic"`` or ``"simple"`` (:data:`PRESETS`).
-        rates: realistic preset: :class:`~monai_bone.data.realism.RealismRates` (default rates).
+        rates: realistic preset: :class:`~monai_bone.synthetic.realism.RealismRates` (default rates).
 
     Returns:
         The :class:`PhantomImage` (``uint16`` pixels, MONOCHROME2 convention).
@@ -399,7 +399,7 @@ def render_phantom(
     size = int(size)
     rng = np.random.default_rng(seed)
     if preset == "realistic":
-        from monai_bone.data.phantom_real import render_realistic
+        from monai_bone.synthetic.phantom_real import render_realistic
 
         return render_realistic(task, bmd_visible, bmi, size, rng, bits_stored, return_masks, rates)
     fov = FIELD_OF_VIEW_MM[task]
