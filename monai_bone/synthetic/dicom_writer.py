@@ -51,6 +51,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import DigitalXRayImageStorageForPresentation, ExplicitVRLittleEndian, generate_uid
 
+from monai_bone._version import __version__
 from monai_bone.constants import SYNTHETIC_NOTE
 from monai_bone.utils.io import atomic_write_bytes
 
@@ -293,8 +294,6 @@ def write_dx(
     ds.PresentationIntentType = "FOR PRESENTATION"
     ds.Manufacturer = "monai-bone synthetic phantom" if synthetic else ""
     ds.ManufacturerModelName = "monai-bone phantom" if synthetic else ""
-    from monai_bone import __version__
-
     ds.SoftwareVersions = f"monai-bone {__version__}"
     # general image / DX image
     ds.InstanceNumber = 1

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from monai_bone._version import __version__
 from monai_bone.constants import (
     CLINICAL_FIELDS,
     FIELD_UNITS,
@@ -124,8 +125,6 @@ def cohort_json(
     kop_style: KopStyle | None = None,
 ) -> dict[str, Any]:
     """The ``cohort.json`` dictionary of a synthesised cohort (before the per-file counts are added)."""
-    from monai_bone import __version__
-
     realistic = preset == "realistic"
 
     summary = cohort.summary()
