@@ -2,6 +2,14 @@
 
 Each sub-command module defines ``add_parser(subparsers)`` (registers its arguments and sets ``func``) and the
 function that runs it. ``main`` wires them together and configures logging.
+
+Start-up stays light: :data:`COMMANDS` holds each sub-command's one-line help, so ``monai-bone --help`` imports no
+sub-command module at all, and only the module of the sub-command named on the command line is imported and its
+parser built. Sub-command modules import torch/MONAI (and the package parts that need them) inside their run
+functions, so ``monai-bone export --help`` does not import torch either (``benchmarks/bench_cli_startup.py``).
+
+Sub-commands that accept ``--config FILE`` read their options from a YAML file first (:mod:`monai_bone.cli.config`);
+options given on the command line win over the file.
 """
 
 from __future__ import annotations
@@ -12,16 +20,55 @@ import logging
 import sys
 from collections.abc import Sequence
 
-__all__ = ["COMMANDS", "build_parser", "main"]
+from monai_bone._version import __version__
+from monai_bone.cli.config import ConfigError, expand_config
 
-#: Sub-command modules of ``monai_bone.cli``, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("synth", "index", "demo", "cv", "export", "bundle_import", "bundle", "label", "watch")
+__all__ = ["COMMANDS", "build_parser", "command_help", "main", "parse_args"]
+
+#: Sub-commands in the order ``--help`` lists them: name -> (module in ``monai_bone.cli``, one-line help).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "synth": ("synth", "write a SYNTHETIC cohort (phantom radiographs + clinical CSV + ground truth)"),
+    "index": (
+        "index",
+        "index a DICOM or KOP image folder, or a DICOMweb server, into a MONAI datalist (folds, rejects.csv, "
+        "warnings.csv)",
+    ),
+    "demo": ("demo", "end-to-end demo on SYNTHETIC data: both bundles trained briefly, evaluated, run on DICOM files"),
+    "cv": (
+        "cv",
+        "k-fold cross-validation ablation table (OST, clinical-only, image, concat, cross-attention, losses)",
+    ),
+    "export": ("export", "pack a trained bundle (weights, TorchScript, configs, docs, licence) into a verified zip"),
+    "import": ("bundle_import", "verify an exported bundle zip (sha256 of every file) and unpack it"),
+    "bundle": ("bundle", "locate or copy out a shipped bundle; make a key pair for signing exports"),
+    "label": ("label", "serve the bundles in MONAI Label (label serve --studies FOLDER_OR_DICOMWEB_URL)"),
+    "watch": ("watch", "poll a DICOMweb server for new DX/CR studies, infer, store DICOM SRs back (STOW-RS)"),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the argument parser with every sub-command registered."""
-    from monai_bone import __version__
+def command_help(name: str) -> str:
+    """The one-line help of sub-command ``name`` (what ``monai-bone --help`` lists)."""
+    return COMMANDS[name][1]
 
+
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The sub-command named in ``argv``: its first token that is not an option (global options take no value)."""
+    for token in argv:
+        if token == "--":
+            return None
+        if not token.startswith("-"):
+            return token
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None, *, full: bool = False) -> argparse.ArgumentParser:
+    """Build the argument parser.
+
+    Args:
+        argv: the command line to be parsed; only the sub-command it names gets its full parser (its module is
+            imported), the others are one-line entries for ``--help``. ``None``: no sub-command is built in full.
+        full: build every sub-command's parser (imports every sub-command module).
+    """
     parser = argparse.ArgumentParser(
         prog="monai-bone",
         description="Bone health from plain X-rays (MONAI plugin): synthetic cohorts, indexing, training, reports.",
@@ -29,22 +76,41 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"monai-bone {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
-        importlib.import_module(f"{__name__}.{name}").add_parser(sub)
+    wanted = _command_in(argv or ())
+    for name, (module, text) in COMMANDS.items():
+        if full or name == wanted:
+            importlib.import_module(f"{__name__}.{module}").add_parser(sub)
+        else:
+            sub.add_parser(name, help=text)
     return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse a ``monai-bone`` command line, with the options of a ``--config FILE`` read first.
+
+    Raises:
+        ConfigError: the config file is unreadable, too large, not YAML, or holds an unknown key or a bad value.
+        SystemExit: from ``argparse`` for a bad command line (message and usage on stderr, status 2).
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
+    return parser.parse_args(expand_config(parser, argv))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``monai-bone`` console script; returns the process exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parse_args(argv)
+    except ConfigError as err:  # one line naming the file and the key, like argparse's own errors (status 2)
+        print(f"monai-bone: error: {err}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
     if not getattr(args, "func", None):
-        parser.print_help()
+        build_parser().print_help()
         return 2
     try:
         return int(args.func(args) or 0)

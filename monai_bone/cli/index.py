@@ -27,12 +27,14 @@ from __future__ import annotations
 import argparse
 import logging
 
-from monai_bone.data.datalist import TASKS, build_datalist
+from monai_bone.cli import command_help
+from monai_bone.data.datalist import build_datalist
 from monai_bone.data.dicomweb import DEFAULT_CACHE_NAME, DicomwebError
 from monai_bone.data.image_guards import parse_tag_list
 from monai_bone.data.index_guards import BILATERAL_MODES
 from monai_bone.data.pseudonym import SALT_ENV
 from monai_bone.data.sources import SOURCE_KINDS
+from monai_bone.tasks import task_names
 
 __all__ = ["add_parser", "folds_argument", "run"]
 
@@ -68,8 +70,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     """
     parser = subparsers.add_parser(
         "index",
-        help="index a DICOM or KOP image folder, or a DICOMweb server, into a MONAI datalist (folds, rejects.csv, "
-        "warnings.csv)",
+        help=command_help("index"),
         description=(
             "Header-only scan of SOURCE (DICOM DX/CR files with any names, KOP-style class folders of PNG/JPEG, or "
             "the DX/CR instances of a DICOMweb server, retrieved into --cache first), joined with clinical CSV(s) "
@@ -91,7 +92,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="clinical CSV keyed by --key (repeatable; files are merged on the key; bmd/label columns are labels)",
     )
     parser.add_argument("--key", default="PatientID", help="join key: DICOM keyword = CSV column (default PatientID)")
-    parser.add_argument("--task", choices=TASKS, default=None, help="hip (label bmd) or knee (label class)")
+    parser.add_argument("--task", choices=task_names(), default=None, help="hip (label bmd) or knee (label class)")
     parser.add_argument(
         "--folds", type=folds_argument, default=10, help="patient-disjoint stratified folds, 2 or more (default 10)"
     )
