@@ -72,7 +72,7 @@ class PhantomImage:
 
 
 def visible_density(bmd_visible: float) -> dict[str, float]:
-    """Bone appearance parameters implied by the visible BMD (formulas in the module docstring).
+    """Bone appearance parameters implied by the visible BMD (formulas: :mod:`monai_bone.synthetic.phantom`).
 
     Returns:
         ``{"cortex_factor", "bv_tv", "spacing_factor"}``.

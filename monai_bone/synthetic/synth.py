@@ -66,6 +66,7 @@ from monai_bone.synthetic.synth_info import (
     realism_row,
     write_realism_csv,
 )
+from monai_bone.tasks import get_task
 from monai_bone.utils.io import atomic_write_bytes, atomic_write_csv, atomic_write_json
 
 __all__ = [
@@ -84,8 +85,8 @@ logger = logging.getLogger(__name__)
 
 #: Output formats of :func:`synthesize`.
 FORMATS: tuple[str, ...] = ("dicom", "kop")
-#: BodyPartExamined per task.
-BODY_PARTS: dict[str, str] = {"hip": "HIP", "knee": "KNEE"}
+#: BodyPartExamined per task (the first accepted body part of the task registry: HIP, KNEE).
+BODY_PARTS: dict[str, str] = {name: get_task(name).body_parts[0] for name in TASKS}
 _OUTPUT_FILES = ("clinical.csv", "ground_truth.csv", "cohort.json", "realism.csv")
 
 
@@ -273,12 +274,13 @@ def synthesize(
         raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
     if preset not in PRESETS:
         raise ValueError(f"unknown phantom preset {preset!r}; expected one of {PRESETS}")
-    if fmt == "kop" and task != "knee":
+    spec = get_task(task)
+    if fmt == "kop" and not spec.is_classification:
         raise ValueError("format 'kop' (class folders of PNG, like the Knee Osteoporosis dataset) is for task 'knee'")
     if int(size) < 64:
         raise ValueError(f"size must be at least 64 pixels, got {size}")
     if n_classes is None:
-        n_classes = 3 if task == "knee" and preset == "realistic" else 2
+        n_classes = 3 if spec.is_classification and preset == "realistic" else 2
     size, seed = int(size), int(seed)
     realistic = preset == "realistic"
     rates = rates or RealismRates()

@@ -27,6 +27,7 @@ from monai_bone.synthetic.cohort import BMD_FORMULA, Cohort
 from monai_bone.synthetic.kop_export import KopStyle
 from monai_bone.synthetic.phantom import FIELD_OF_VIEW_MM, PhantomImage
 from monai_bone.synthetic.realism import FACTOR_KEYS, RealismRates
+from monai_bone.tasks import get_task
 from monai_bone.utils.io import atomic_write_csv
 
 __all__ = [
@@ -142,7 +143,7 @@ def cohort_json(
         "labels": list(cohort.labels),
         "label_rule": (
             f"label = 1 when bmd < {SCREENING_THRESHOLD} g/cm^2 (screening threshold, T = -1)"
-            if task == "hip"
+            if get_task(task).is_regression
             else "label = index into labels of the WHO class of the T-score; "
             + (
                 "osteopenia candidates re-drawn, quotas n - n//2 normal, n//2 osteoporosis"
