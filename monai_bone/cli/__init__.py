@@ -3,10 +3,11 @@
 Each sub-command module defines ``add_parser(subparsers)`` (registers its arguments and sets ``func``) and the
 function that runs it. ``main`` wires them together and configures logging.
 
-Start-up stays light: :data:`COMMANDS` holds each sub-command's one-line help, so ``monai-bone --help`` imports no
-sub-command module at all, and only the module of the sub-command named on the command line is imported and its
-parser built. Sub-command modules import torch/MONAI (and the package parts that need them) inside their run
-functions, so ``monai-bone export --help`` does not import torch either (``benchmarks/bench_cli_startup.py``).
+Start-up stays light: :data:`~monai_bone.cli.commands.COMMANDS` holds each sub-command's one-line help, so
+``monai-bone --help`` imports no sub-command module at all, and only the module of the sub-command named on the
+command line is imported and its parser built. Sub-command modules import torch/MONAI (and the package parts that
+need them) inside their run functions, so ``monai-bone export --help`` does not import torch either
+(``benchmarks/bench_cli_startup.py``).
 
 Sub-commands that accept ``--config FILE`` read their options from a YAML file first (:mod:`monai_bone.cli.config`);
 options given on the command line win over the file.
@@ -21,34 +22,10 @@ import sys
 from collections.abc import Sequence
 
 from monai_bone._version import __version__
+from monai_bone.cli.commands import COMMANDS, command_help
 from monai_bone.cli.config import ConfigError, expand_config
 
 __all__ = ["COMMANDS", "build_parser", "command_help", "main", "parse_args"]
-
-#: Sub-commands in the order ``--help`` lists them: name -> (module in ``monai_bone.cli``, one-line help).
-COMMANDS: dict[str, tuple[str, str]] = {
-    "synth": ("synth", "write a SYNTHETIC cohort (phantom radiographs + clinical CSV + ground truth)"),
-    "index": (
-        "index",
-        "index a DICOM or KOP image folder, or a DICOMweb server, into a MONAI datalist (folds, rejects.csv, "
-        "warnings.csv)",
-    ),
-    "demo": ("demo", "end-to-end demo on SYNTHETIC data: both bundles trained briefly, evaluated, run on DICOM files"),
-    "cv": (
-        "cv",
-        "k-fold cross-validation ablation table (OST, clinical-only, image, concat, cross-attention, losses)",
-    ),
-    "export": ("export", "pack a trained bundle (weights, TorchScript, configs, docs, licence) into a verified zip"),
-    "import": ("bundle_import", "verify an exported bundle zip (sha256 of every file) and unpack it"),
-    "bundle": ("bundle", "locate or copy out a shipped bundle; make a key pair for signing exports"),
-    "label": ("label", "serve the bundles in MONAI Label (label serve --studies FOLDER_OR_DICOMWEB_URL)"),
-    "watch": ("watch", "poll a DICOMweb server for new DX/CR studies, infer, store DICOM SRs back (STOW-RS)"),
-}
-
-
-def command_help(name: str) -> str:
-    """The one-line help of sub-command ``name`` (what ``monai-bone --help`` lists)."""
-    return COMMANDS[name][1]
 
 
 def _command_in(argv: Sequence[str]) -> str | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from monai_bone.cli import command_help
+from monai_bone.cli.commands import command_help
 
 __all__ = ["add_parser", "run"]
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from monai_bone.cli import command_help
+from monai_bone.cli.commands import command_help
 from monai_bone.data.datalist import build_datalist
 from monai_bone.data.dicomweb import DEFAULT_CACHE_NAME, DicomwebError
 from monai_bone.data.image_guards import parse_tag_list

@@ -14,7 +14,7 @@ import importlib.util
 import json
 import logging
 
-from monai_bone.cli import command_help
+from monai_bone.cli.commands import command_help
 from monai_bone.cli.config import add_config_argument
 from monai_bone.tasks import task_names
 

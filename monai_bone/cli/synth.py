@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from monai_bone.cli import command_help
+from monai_bone.cli.commands import command_help
 from monai_bone.cli.config import add_config_argument
 from monai_bone.synthetic.phantom import PRESETS
 from monai_bone.synthetic.synth import FORMATS, synthesize

@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from monai_bone.cli import command_help
+from monai_bone.cli.commands import command_help
 from monai_bone.cli.label import add_bundle_arguments, given_bundles, parse_override
 from monai_bone.tasks import task_names
 
