@@ -183,6 +183,46 @@ class Cohort:
         return {"counts": out, **ceilings}
 
 
+def _draw_class_quotas(
+    params: CohortParams, n: int, n_classes: int, rng: np.random.Generator
+) -> tuple[dict[str, np.ndarray], int]:
+    """Candidates drawn in order and accepted into the per-class quotas (module docstring, knee).
+
+    Returns:
+        The accepted subjects' population arrays and the number of candidates drawn.
+    """
+    if n_classes == 2:
+        quotas = {0: n - n // 2, 2: n // 2}
+    else:
+        base, rest = divmod(n, 3)
+        quotas = {0: base + (rest > 0), 1: base + (rest > 1), 2: base}
+    wanted = {c: q for c, q in quotas.items() if q > 0}
+    parts: list[dict[str, np.ndarray]] = []
+    picks: list[np.ndarray] = []
+    drawn = 0
+    for _ in range(10_000):
+        if not wanted:
+            break
+        batch = draw_population(params, max(256, 4 * n), rng)
+        keep = np.zeros(len(batch["bmd"]), dtype=bool)
+        for i, c in enumerate(batch["who"]):
+            if c in wanted:
+                keep[i] = True
+                wanted[c] -= 1
+                if wanted[c] == 0:
+                    del wanted[c]
+                if not wanted:
+                    drawn += i + 1
+                    break
+        else:
+            drawn += len(batch["bmd"])
+        parts.append(batch)
+        picks.append(np.flatnonzero(keep))
+    if wanted:  # pragma: no cover - only with absurd params
+        raise ValueError(f"could not fill the knee class quotas {quotas} with params {params}")
+    return {k: np.concatenate([p[k][idx] for p, idx in zip(parts, picks)]) for k in parts[0]}, drawn
+
+
 def sample_cohort(task: str, n: int, seed: int = 0, n_classes: int = 2, params: CohortParams | None = None) -> Cohort:
     """Sample a synthetic cohort of ``n`` subjects.
 
@@ -220,36 +260,7 @@ def sample_cohort(task: str, n: int, seed: int = 0, n_classes: int = 2, params: 
         labels = (pop["bmd"] < SCREENING_THRESHOLD).astype(np.int64)
         drawn = n
     else:
-        if n_classes == 2:
-            quotas = {0: n - n // 2, 2: n // 2}
-        else:
-            base, rest = divmod(n, 3)
-            quotas = {0: base + (rest > 0), 1: base + (rest > 1), 2: base}
-        wanted = {c: q for c, q in quotas.items() if q > 0}
-        parts: list[dict[str, np.ndarray]] = []
-        picks: list[np.ndarray] = []
-        drawn = 0
-        for _ in range(10_000):
-            if not wanted:
-                break
-            batch = draw_population(params, max(256, 4 * n), rng)
-            keep = np.zeros(len(batch["bmd"]), dtype=bool)
-            for i, c in enumerate(batch["who"]):
-                if c in wanted:
-                    keep[i] = True
-                    wanted[c] -= 1
-                    if wanted[c] == 0:
-                        del wanted[c]
-                    if not wanted:
-                        drawn += i + 1
-                        break
-            else:
-                drawn += len(batch["bmd"])
-            parts.append(batch)
-            picks.append(np.flatnonzero(keep))
-        if wanted:  # pragma: no cover - only with absurd params
-            raise ValueError(f"could not fill the knee class quotas {quotas} with params {params}")
-        pop = {k: np.concatenate([p[k][idx] for p, idx in zip(parts, picks)]) for k in parts[0]}
+        pop, drawn = _draw_class_quotas(params, n, n_classes, rng)
         chosen = np.arange(len(pop["bmd"]))
         who = pop["who"]
         labels = np.where(who == 2, 1, 0) if n_classes == 2 else who.copy()

@@ -138,6 +138,183 @@ def _ds(value: float, digits: int = 6) -> str:
     return text
 
 
+def _check_pixels(arr: np.ndarray, bits_stored: Any, where: str) -> int:
+    """BitsStored as an int after checking it and the pixel array (2-D, integral, within the stored range)."""
+    if arr.ndim != 2 or min(arr.shape) < 1:
+        raise ValueError(f"{where}: pixels must be a non-empty 2-D array (rows, cols), got shape {arr.shape}")
+    if not (isinstance(bits_stored, (int, np.integer)) and 8 <= int(bits_stored) <= 16):
+        raise ValueError(f"{where}: bits_stored must be an integer in [8, 16], got {bits_stored!r}")
+    bits_stored = int(bits_stored)
+    max_value = (1 << bits_stored) - 1
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)) or not np.array_equal(arr, np.round(arr)):
+            raise ValueError(f"{where}: float pixels must hold finite integral values")
+    elif arr.dtype.kind not in "ui":
+        raise ValueError(f"{where}: pixels must be integers, got dtype {arr.dtype}")
+    lo, hi = (float(arr.min()), float(arr.max()))
+    if lo < 0 or hi > max_value:
+        raise ValueError(
+            f"{where}: pixel values [{lo:g}, {hi:g}] outside [0, {max_value}] for BitsStored {bits_stored}"
+        )
+    return bits_stored
+
+
+def _check_values(where: str, **v: Any) -> tuple[str, str, list[float], str, str]:
+    """Check the tag arguments of :func:`write_dx`; returns photometric, VOI function, spacing, age text, body part."""
+    photometric = str(v["photometric"]).upper()
+    if photometric not in PHOTOMETRIC_VALUES:
+        raise ValueError(f"{where}: photometric must be one of {PHOTOMETRIC_VALUES}, got {photometric!r}")
+    sex, laterality, rescale, window = v["sex"], v["laterality"], v["rescale"], v["window"]
+    if sex is not None and sex not in ("F", "M", "O"):
+        raise ValueError(f"{where}: sex must be 'F', 'M', 'O' or None, got {sex!r}")
+    if laterality is not None and laterality not in ("R", "L", "B"):
+        raise ValueError(f"{where}: laterality must be 'R', 'L', 'B' (both) or None, got {laterality!r}")
+    spacing = [float(s) for s in v["pixel_spacing_mm"]]
+    if len(spacing) != 2 or not all(math.isfinite(s) and s > 0 for s in spacing):
+        raise ValueError(f"{where}: pixel_spacing_mm must be two positive numbers, got {v['pixel_spacing_mm']!r}")
+    if rescale is not None and not (len(rescale) == 2 and float(rescale[0]) > 0 and math.isfinite(float(rescale[1]))):
+        raise ValueError(f"{where}: rescale must be (positive slope, finite intercept), got {rescale!r}")
+    if window is not None and not (len(window) == 2 and float(window[1]) >= 1):
+        raise ValueError(f"{where}: window must be (center, width >= 1), got {window!r}")
+    voi_function = str(v["voi_function"]).upper()
+    if voi_function not in _VOI_FUNCTIONS:
+        raise ValueError(f"{where}: voi_function must be one of {_VOI_FUNCTIONS}, got {voi_function!r}")
+    if v["voi_lut"] is not None:
+        voi_lut = np.asarray(v["voi_lut"])
+        if voi_lut.shape != ((1 << int(v["bits_stored"])),) or voi_lut.min() < 0 or voi_lut.max() > 65535:
+            raise ValueError(f"{where}: voi_lut must hold 2**bits_stored values in [0, 65535]")
+    for name, ok in (("height_m", lambda x: 0 < x < 3), ("weight_kg", lambda x: 0 < x < 1000)):
+        value = v[name]
+        if value is not None and not (math.isfinite(float(value)) and ok(float(value))):
+            raise ValueError(f"{where}: {name}={value!r} is not plausible")
+    try:
+        age_text = "" if v["age_years"] is None else dicom_age(v["age_years"])
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from None
+    body_part = str(v["body_part"]).upper()
+    if not body_part or len(body_part) > 16:
+        raise ValueError(f"{where}: body_part must be a non-empty code string of at most 16 characters")
+    return photometric, voi_function, spacing, age_text, body_part
+
+
+def _sop_common(uids: Mapping[str, str], study_date: str) -> Dataset:
+    """A new dataset with the Part 10 file meta and the SOP common module."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = DigitalXRayImageStorageForPresentation
+    meta.MediaStorageSOPInstanceUID = uids["SOPInstanceUID"]
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.SOPClassUID = DigitalXRayImageStorageForPresentation
+    ds.SOPInstanceUID = uids["SOPInstanceUID"]
+    ds.InstanceCreationDate = study_date
+    ds.InstanceCreationTime = _DEFAULT_TIME
+    return ds
+
+
+def _study_series_equipment(
+    ds: Dataset, uids: Mapping[str, str], study_date: str, body_part: str, synthetic: bool
+) -> None:
+    ds.StudyInstanceUID = uids["StudyInstanceUID"]
+    ds.StudyDate = study_date
+    ds.StudyTime = _DEFAULT_TIME
+    ds.ReferringPhysicianName = ""
+    ds.StudyID = "1"
+    ds.AccessionNumber = ""
+    ds.StudyDescription = f"{body_part} AP" + (" (SYNTHETIC)" if synthetic else "")
+    ds.Modality = "DX"
+    ds.SeriesInstanceUID = uids["SeriesInstanceUID"]
+    ds.SeriesNumber = 1
+    ds.SeriesDate = study_date
+    ds.SeriesTime = _DEFAULT_TIME
+    ds.PresentationIntentType = "FOR PRESENTATION"
+    ds.Manufacturer = "monai-bone synthetic phantom" if synthetic else ""
+    ds.ManufacturerModelName = "monai-bone phantom" if synthetic else ""
+    ds.SoftwareVersions = f"monai-bone {__version__}"
+
+
+def _general_image(
+    ds: Dataset,
+    study_date: str,
+    synthetic: bool,
+    laterality: str | None,
+    burned_in: bool,
+    photometric: str,
+    rescale: tuple[float, float] | None,
+) -> None:
+    """General image and DX image modules (without the VOI window)."""
+    ds.InstanceNumber = 1
+    ds.ContentDate = study_date
+    ds.ContentTime = _DEFAULT_TIME
+    ds.AcquisitionDate = study_date
+    ds.AcquisitionTime = _DEFAULT_TIME
+    ds.ImageType = ["DERIVED", "PRIMARY"] if synthetic else ["ORIGINAL", "PRIMARY"]
+    ds.PatientOrientation = ["L", "F"] if laterality not in ("L", "B") else ["R", "F"]
+    ds.BurnedInAnnotation = "YES" if burned_in else "NO"
+    ds.LossyImageCompression = "00"
+    ds.CalibrationImage = "NO"
+    if synthetic:
+        ds.ImageComments = SYNTHETIC_NOTE
+    ds.PixelIntensityRelationship = "LOG"
+    # +1: higher stored value = more X-ray intensity reaching the detector (dark in MONOCHROME2 terms).
+    ds.PixelIntensityRelationshipSign = 1 if photometric == "MONOCHROME1" else -1
+    if rescale is not None:
+        ds.RescaleIntercept = _ds(rescale[1])
+        ds.RescaleSlope = _ds(rescale[0])
+        ds.RescaleType = "US"
+    ds.PresentationLUTShape = "INVERSE" if photometric == "MONOCHROME1" else "IDENTITY"
+
+
+def _voi(
+    ds: Dataset,
+    arr: np.ndarray,
+    window: tuple[float, float] | None,
+    rescale: tuple[float, float] | None,
+    photometric: str,
+    max_value: int,
+    voi_function: str,
+    voi_lut: np.ndarray | None,
+) -> None:
+    """The VOI window (in the file's stored and rescaled values, module docstring) and the optional VOI LUT."""
+    if window is None:
+        w_lo, w_hi = np.percentile(arr[:: max(1, arr.shape[0] // 256), :: max(1, arr.shape[1] // 256)], [1.0, 99.0])
+        window = ((float(w_lo) + float(w_hi)) / 2.0, max(float(w_hi) - float(w_lo), 1.0))
+    slope, intercept = (1.0, 0.0) if rescale is None else (float(rescale[0]), float(rescale[1]))
+    center = float(window[0]) if photometric == "MONOCHROME2" else max_value - float(window[0])
+    ds.WindowCenter = _ds(center * slope + intercept)
+    ds.WindowWidth = _ds(float(window[1]) * slope)
+    ds.WindowCenterWidthExplanation = "DEFAULT"
+    ds.VOILUTFunction = voi_function
+    if voi_lut is not None:
+        ds.VOILUTSequence = DicomSequence([_voi_lut_item(np.asarray(voi_lut), photometric)])
+
+
+def _anatomy_detector(
+    ds: Dataset, body_part: str, laterality: str | None, spacing: Sequence[float], synthetic: bool
+) -> None:
+    """Anatomy, view, positioning and detector attributes."""
+    ds.BodyPartExamined = body_part
+    ds.ViewPosition = "AP"
+    view = Dataset()
+    view.CodeValue, view.CodingSchemeDesignator, view.CodeMeaning = _AP_VIEW_CODE
+    view.ViewModifierCodeSequence = DicomSequence([])
+    ds.ViewCodeSequence = DicomSequence([view])
+    ds.ImageLaterality = laterality or "U"
+    if body_part in ANATOMIC_REGION_CODES:
+        code, meaning = ANATOMIC_REGION_CODES[body_part]
+        item = Dataset()
+        item.CodeValue = code
+        item.CodingSchemeDesignator = "SCT"
+        item.CodeMeaning = meaning
+        ds.AnatomicRegionSequence = DicomSequence([item])
+    ds.PixelSpacing = [_ds(s) for s in spacing]
+    ds.ImagerPixelSpacing = [_ds(s) for s in spacing]
+    ds.DetectorType = "SCINTILLATOR" if synthetic else ""
+    ds.PositionerType = "NONE"
+    ds.AcquisitionContextSequence = DicomSequence([])
+
+
 def write_dx(
     path: str | os.PathLike,
     pixels: np.ndarray,
@@ -201,75 +378,26 @@ def write_dx(
     path = Path(path)
     where = f"cannot write DX file {path}"
     arr = np.asarray(pixels)
-    if arr.ndim != 2 or min(arr.shape) < 1:
-        raise ValueError(f"{where}: pixels must be a non-empty 2-D array (rows, cols), got shape {arr.shape}")
-    if not (isinstance(bits_stored, (int, np.integer)) and 8 <= int(bits_stored) <= 16):
-        raise ValueError(f"{where}: bits_stored must be an integer in [8, 16], got {bits_stored!r}")
-    bits_stored = int(bits_stored)
+    bits_stored = _check_pixels(arr, bits_stored, where)
     max_value = (1 << bits_stored) - 1
-    if arr.dtype.kind == "f":
-        if not np.all(np.isfinite(arr)) or not np.array_equal(arr, np.round(arr)):
-            raise ValueError(f"{where}: float pixels must hold finite integral values")
-    elif arr.dtype.kind not in "ui":
-        raise ValueError(f"{where}: pixels must be integers, got dtype {arr.dtype}")
-    lo, hi = (float(arr.min()), float(arr.max()))
-    if lo < 0 or hi > max_value:
-        raise ValueError(
-            f"{where}: pixel values [{lo:g}, {hi:g}] outside [0, {max_value}] for BitsStored {bits_stored}"
-        )
-    photometric = str(photometric).upper()
-    if photometric not in PHOTOMETRIC_VALUES:
-        raise ValueError(f"{where}: photometric must be one of {PHOTOMETRIC_VALUES}, got {photometric!r}")
-    if sex is not None and sex not in ("F", "M", "O"):
-        raise ValueError(f"{where}: sex must be 'F', 'M', 'O' or None, got {sex!r}")
-    if laterality is not None and laterality not in ("R", "L", "B"):
-        raise ValueError(f"{where}: laterality must be 'R', 'L', 'B' (both) or None, got {laterality!r}")
-    spacing = [float(s) for s in pixel_spacing_mm]
-    if len(spacing) != 2 or not all(math.isfinite(s) and s > 0 for s in spacing):
-        raise ValueError(f"{where}: pixel_spacing_mm must be two positive numbers, got {pixel_spacing_mm!r}")
-    if rescale is not None and not (len(rescale) == 2 and float(rescale[0]) > 0 and math.isfinite(float(rescale[1]))):
-        raise ValueError(f"{where}: rescale must be (positive slope, finite intercept), got {rescale!r}")
-    if window is not None and not (len(window) == 2 and float(window[1]) >= 1):
-        raise ValueError(f"{where}: window must be (center, width >= 1), got {window!r}")
-    voi_function = str(voi_function).upper()
-    if voi_function not in _VOI_FUNCTIONS:
-        raise ValueError(f"{where}: voi_function must be one of {_VOI_FUNCTIONS}, got {voi_function!r}")
-    if voi_lut is not None:
-        voi_lut = np.asarray(voi_lut)
-        if voi_lut.shape != ((1 << int(bits_stored)),) or voi_lut.min() < 0 or voi_lut.max() > 65535:
-            raise ValueError(f"{where}: voi_lut must hold 2**bits_stored values in [0, 65535]")
-    for name, value, ok in (
-        ("height_m", height_m, lambda v: 0 < v < 3),
-        ("weight_kg", weight_kg, lambda v: 0 < v < 1000),
-    ):
-        if value is not None and not (math.isfinite(float(value)) and ok(float(value))):
-            raise ValueError(f"{where}: {name}={value!r} is not plausible")
-    try:
-        age_text = "" if age_years is None else dicom_age(age_years)
-    except ValueError as err:
-        raise ValueError(f"{where}: {err}") from None
-    body_part = str(body_part).upper()
-    if not body_part or len(body_part) > 16:
-        raise ValueError(f"{where}: body_part must be a non-empty code string of at most 16 characters")
-
-    stored = (
-        arr.astype(np.uint16) if photometric == "MONOCHROME2" else (max_value - arr.astype(np.int64)).astype(np.uint16)
+    photometric, voi_function, spacing, age_text, body_part = _check_values(
+        where,
+        photometric=photometric,
+        sex=sex,
+        laterality=laterality,
+        pixel_spacing_mm=pixel_spacing_mm,
+        rescale=rescale,
+        window=window,
+        voi_function=voi_function,
+        voi_lut=voi_lut,
+        bits_stored=bits_stored,
+        height_m=height_m,
+        weight_kg=weight_kg,
+        age_years=age_years,
+        body_part=body_part,
     )
     uids = dx_uids(patient_id, uid_seed)
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = DigitalXRayImageStorageForPresentation
-    meta.MediaStorageSOPInstanceUID = uids["SOPInstanceUID"]
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-
-    ds = Dataset()
-    ds.file_meta = meta
-    # SOP common
-    ds.SpecificCharacterSet = "ISO_IR 100"
-    ds.SOPClassUID = DigitalXRayImageStorageForPresentation
-    ds.SOPInstanceUID = uids["SOPInstanceUID"]
-    ds.InstanceCreationDate = study_date
-    ds.InstanceCreationTime = _DEFAULT_TIME
+    ds = _sop_common(uids, study_date)
     # patient (no names, no birth date)
     ds.PatientName = ""
     ds.PatientID = str(patient_id)
@@ -278,76 +406,14 @@ def write_dx(
     ds.PatientAge = age_text
     ds.PatientSize = _ds(height_m, 4) if height_m is not None else None
     ds.PatientWeight = _ds(weight_kg, 5) if weight_kg is not None else None
-    # study / series / equipment
-    ds.StudyInstanceUID = uids["StudyInstanceUID"]
-    ds.StudyDate = study_date
-    ds.StudyTime = _DEFAULT_TIME
-    ds.ReferringPhysicianName = ""
-    ds.StudyID = "1"
-    ds.AccessionNumber = ""
-    ds.StudyDescription = f"{body_part} AP" + (" (SYNTHETIC)" if synthetic else "")
-    ds.Modality = "DX"
-    ds.SeriesInstanceUID = uids["SeriesInstanceUID"]
-    ds.SeriesNumber = 1
-    ds.SeriesDate = study_date
-    ds.SeriesTime = _DEFAULT_TIME
-    ds.PresentationIntentType = "FOR PRESENTATION"
-    ds.Manufacturer = "monai-bone synthetic phantom" if synthetic else ""
-    ds.ManufacturerModelName = "monai-bone phantom" if synthetic else ""
-    ds.SoftwareVersions = f"monai-bone {__version__}"
-    # general image / DX image
-    ds.InstanceNumber = 1
-    ds.ContentDate = study_date
-    ds.ContentTime = _DEFAULT_TIME
-    ds.AcquisitionDate = study_date
-    ds.AcquisitionTime = _DEFAULT_TIME
-    ds.ImageType = ["DERIVED", "PRIMARY"] if synthetic else ["ORIGINAL", "PRIMARY"]
-    ds.PatientOrientation = ["L", "F"] if laterality not in ("L", "B") else ["R", "F"]
-    ds.BurnedInAnnotation = "YES" if burned_in else "NO"
-    ds.LossyImageCompression = "00"
-    ds.CalibrationImage = "NO"
-    if synthetic:
-        ds.ImageComments = SYNTHETIC_NOTE
-    ds.PixelIntensityRelationship = "LOG"
-    # +1: higher stored value = more X-ray intensity reaching the detector (dark in MONOCHROME2 terms).
-    ds.PixelIntensityRelationshipSign = 1 if photometric == "MONOCHROME1" else -1
-    if rescale is not None:
-        ds.RescaleIntercept = _ds(rescale[1])
-        ds.RescaleSlope = _ds(rescale[0])
-        ds.RescaleType = "US"
-    ds.PresentationLUTShape = "INVERSE" if photometric == "MONOCHROME1" else "IDENTITY"
-    if window is None:
-        w_lo, w_hi = np.percentile(arr[:: max(1, arr.shape[0] // 256), :: max(1, arr.shape[1] // 256)], [1.0, 99.0])
-        window = ((float(w_lo) + float(w_hi)) / 2.0, max(float(w_hi) - float(w_lo), 1.0))
-    slope, intercept = (1.0, 0.0) if rescale is None else (float(rescale[0]), float(rescale[1]))
-    center = float(window[0]) if photometric == "MONOCHROME2" else max_value - float(window[0])
-    ds.WindowCenter = _ds(center * slope + intercept)
-    ds.WindowWidth = _ds(float(window[1]) * slope)
-    ds.WindowCenterWidthExplanation = "DEFAULT"
-    ds.VOILUTFunction = voi_function
-    if voi_lut is not None:
-        ds.VOILUTSequence = DicomSequence([_voi_lut_item(voi_lut, photometric)])
-    # anatomy / positioning / detector
-    ds.BodyPartExamined = body_part
-    ds.ViewPosition = "AP"
-    view = Dataset()
-    view.CodeValue, view.CodingSchemeDesignator, view.CodeMeaning = _AP_VIEW_CODE
-    view.ViewModifierCodeSequence = DicomSequence([])
-    ds.ViewCodeSequence = DicomSequence([view])
-    ds.ImageLaterality = laterality or "U"
-    if body_part in ANATOMIC_REGION_CODES:
-        code, meaning = ANATOMIC_REGION_CODES[body_part]
-        item = Dataset()
-        item.CodeValue = code
-        item.CodingSchemeDesignator = "SCT"
-        item.CodeMeaning = meaning
-        ds.AnatomicRegionSequence = DicomSequence([item])
-    ds.PixelSpacing = [_ds(s) for s in spacing]
-    ds.ImagerPixelSpacing = [_ds(s) for s in spacing]
-    ds.DetectorType = "SCINTILLATOR" if synthetic else ""
-    ds.PositionerType = "NONE"
-    ds.AcquisitionContextSequence = DicomSequence([])
+    _study_series_equipment(ds, uids, study_date, body_part, synthetic)
+    _general_image(ds, study_date, synthetic, laterality, burned_in, photometric, rescale)
+    _voi(ds, arr, window, rescale, photometric, max_value, voi_function, voi_lut)
+    _anatomy_detector(ds, body_part, laterality, spacing, synthetic)
     # image pixel
+    stored = (
+        arr.astype(np.uint16) if photometric == "MONOCHROME2" else (max_value - arr.astype(np.int64)).astype(np.uint16)
+    )
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = photometric
     ds.Rows, ds.Columns = int(arr.shape[0]), int(arr.shape[1])

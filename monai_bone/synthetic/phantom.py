@@ -165,6 +165,9 @@ def render_phantom(
 
     Raises:
         ValueError: for an unknown task or preset, ``size < 64``, a non-finite BMD/BMI or a bad ``bits_stored``.
+
+    The simple renderer is one long function on purpose: its random draws must stay in this exact order (the same
+    seed gives the same image across releases) and the detector steps share the attenuation map.
     """
     if preset not in PRESETS:
         raise ValueError(f"unknown phantom preset {preset!r}; expected one of {PRESETS}")

@@ -205,7 +205,9 @@ def render_realistic(
 ) -> PhantomImage:
     """Render one realistic phantom (module docstring).
 
-    Arguments as :func:`~monai_bone.synthetic.phantom.render_phantom`.
+    Arguments as :func:`~monai_bone.synthetic.phantom.render_phantom`. One long function on purpose: the random
+    draws must stay in this exact order (the same seed gives the same image across releases), and the steps share
+    many intermediate maps; the anatomy, metal, soft tissue and tone curve are already separate helpers.
     """
     f = draw_factors(rng, task, rates)
     jitter = rng.normal(0.0, 1.0, 4)

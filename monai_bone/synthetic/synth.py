@@ -267,6 +267,9 @@ def synthesize(
 
     Raises:
         ValueError: for bad arguments or an unusable output folder.
+
+    Longer than most functions: the per-subject loop keeps the cohort-level random assignments (MONOCHROME1 share,
+    window, duplicates) and the counters for ``cohort.json`` in one place; rendering and writing are helpers.
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASKS)}")

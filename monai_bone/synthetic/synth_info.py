@@ -125,7 +125,10 @@ def cohort_json(
     rates: RealismRates | None = None,
     kop_style: KopStyle | None = None,
 ) -> dict[str, Any]:
-    """The ``cohort.json`` dictionary of a synthesised cohort (before the per-file counts are added)."""
+    """The ``cohort.json`` dictionary of a synthesised cohort (before the per-file counts are added).
+
+    Longer than most functions because it is one literal dictionary: the file's documented layout, read top to bottom.
+    """
     realistic = preset == "realistic"
 
     summary = cohort.summary()
