@@ -72,8 +72,6 @@ __all__ = [
     "who_class_index",
 ]
 
-#: Tasks with default population parameters (:func:`default_params`).
-POPULATION_TASKS: tuple[str, ...] = ("hip", "knee")
 _MC_SEED = 20240607
 _MC_SIZE = 200_000
 
@@ -143,27 +141,34 @@ class CohortParams:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
 
 
+#: Default population of each task the model can draw (hip: Hertfordshire-like, knee: KOP-like; cohort docstring).
+_DEFAULT_PARAMS: dict[str, CohortParams] = {
+    "hip": CohortParams(task="hip"),
+    "knee": CohortParams(
+        task="knee",
+        female_share=0.70,
+        age_mean=63.0,
+        age_sd=10.0,
+        age_range=(45.0, 88.0),
+        height_f=(1.57, 0.065),
+        height_m=(1.70, 0.070),
+        bmi_f=(26.5, 4.8),
+        bmi_m=(26.0, 3.8),
+    ),
+}
+#: Tasks with default population parameters (:func:`default_params`).
+POPULATION_TASKS: tuple[str, ...] = tuple(_DEFAULT_PARAMS)
+
+
 def default_params(task: str) -> CohortParams:
-    """Default population parameters of ``task`` (``"hip"`` or ``"knee"``).
+    """Default population parameters of ``task`` (``"hip"`` or ``"knee"``; frozen, so shared safely).
 
     Raises:
         ValueError: for an unknown task.
     """
-    if task == "hip":
-        return CohortParams(task="hip")
-    if task == "knee":
-        return CohortParams(
-            task="knee",
-            female_share=0.70,
-            age_mean=63.0,
-            age_sd=10.0,
-            age_range=(45.0, 88.0),
-            height_f=(1.57, 0.065),
-            height_m=(1.70, 0.070),
-            bmi_f=(26.5, 4.8),
-            bmi_m=(26.0, 3.8),
-        )
-    raise ValueError(f"unknown task {task!r}; expected one of {sorted(POPULATION_TASKS)}")
+    if task not in _DEFAULT_PARAMS:
+        raise ValueError(f"unknown task {task!r}; expected one of {sorted(POPULATION_TASKS)}")
+    return _DEFAULT_PARAMS[task]
 
 
 def t_score_of(bmd: np.ndarray | float, ref_mean: float = REFERENCE_MEAN, ref_sd: float = REFERENCE_SD) -> np.ndarray:
