@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import io
 import logging
-import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -53,14 +52,13 @@ from pydicom.uid import DigitalXRayImageStorageForPresentation, ExplicitVRLittle
 
 from monai_bone._version import __version__
 from monai_bone.constants import SYNTHETIC_NOTE
+from monai_bone.synthetic.dx_checks import PHOTOMETRIC_VALUES, check_dx_pixels, check_dx_values, dicom_age
 from monai_bone.utils.io import atomic_write_bytes
 
 __all__ = ["ANATOMIC_REGION_CODES", "DEFAULT_DATE", "PHOTOMETRIC_VALUES", "dicom_age", "dx_uids", "write_dx"]
 
 logger = logging.getLogger(__name__)
 
-#: Photometric interpretations that :func:`write_dx` accepts.
-PHOTOMETRIC_VALUES: tuple[str, ...] = ("MONOCHROME1", "MONOCHROME2")
 
 #: Fixed study/content date written to every file (no wall clock: outputs must be reproducible).
 DEFAULT_DATE: str = "20000101"
@@ -73,26 +71,6 @@ ANATOMIC_REGION_CODES: dict[str, tuple[str, str]] = {
     "PELVIS": ("12921003", "Pelvis"),
     "FEMUR": ("71341001", "Femur"),
 }
-
-
-def dicom_age(age_years: float) -> str:
-    """Format an age in years as a DICOM AS string (completed years, ``"075Y"``; months below 1 year).
-
-    Args:
-        age_years: age in years, ``0 <= age_years < 1000``.
-
-    Returns:
-        The 4-character age string.
-
-    Raises:
-        ValueError: when the age is negative, not finite or too large for the AS format.
-    """
-    age = float(age_years)
-    if not math.isfinite(age) or age < 0 or age >= 1000:
-        raise ValueError(f"age {age_years!r} cannot be written as a DICOM age string (0 <= age < 1000 years)")
-    if age < 1.0:
-        return f"{int(age * 12):03d}M"
-    return f"{int(age):03d}Y"
 
 
 def dx_uids(patient_id: str, uid_seed: str | int = "monai-bone") -> dict[str, str]:
@@ -114,7 +92,6 @@ def dx_uids(patient_id: str, uid_seed: str | int = "monai-bone") -> dict[str, st
 
 
 _AP_VIEW_CODE = ("399348003", "SCT", "antero-posterior")
-_VOI_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
 
 
 def _voi_lut_item(table: np.ndarray, photometric: str) -> Dataset:
@@ -136,65 +113,6 @@ def _ds(value: float, digits: int = 6) -> str:
     if len(text) > 16:
         text = f"{float(value):.6e}"
     return text
-
-
-def _check_pixels(arr: np.ndarray, bits_stored: Any, where: str) -> int:
-    """BitsStored as an int after checking it and the pixel array (2-D, integral, within the stored range)."""
-    if arr.ndim != 2 or min(arr.shape) < 1:
-        raise ValueError(f"{where}: pixels must be a non-empty 2-D array (rows, cols), got shape {arr.shape}")
-    if not (isinstance(bits_stored, (int, np.integer)) and 8 <= int(bits_stored) <= 16):
-        raise ValueError(f"{where}: bits_stored must be an integer in [8, 16], got {bits_stored!r}")
-    bits_stored = int(bits_stored)
-    max_value = (1 << bits_stored) - 1
-    if arr.dtype.kind == "f":
-        if not np.all(np.isfinite(arr)) or not np.array_equal(arr, np.round(arr)):
-            raise ValueError(f"{where}: float pixels must hold finite integral values")
-    elif arr.dtype.kind not in "ui":
-        raise ValueError(f"{where}: pixels must be integers, got dtype {arr.dtype}")
-    lo, hi = (float(arr.min()), float(arr.max()))
-    if lo < 0 or hi > max_value:
-        raise ValueError(
-            f"{where}: pixel values [{lo:g}, {hi:g}] outside [0, {max_value}] for BitsStored {bits_stored}"
-        )
-    return bits_stored
-
-
-def _check_values(where: str, **v: Any) -> tuple[str, str, list[float], str, str]:
-    """Check the tag arguments of :func:`write_dx`; returns photometric, VOI function, spacing, age text, body part."""
-    photometric = str(v["photometric"]).upper()
-    if photometric not in PHOTOMETRIC_VALUES:
-        raise ValueError(f"{where}: photometric must be one of {PHOTOMETRIC_VALUES}, got {photometric!r}")
-    sex, laterality, rescale, window = v["sex"], v["laterality"], v["rescale"], v["window"]
-    if sex is not None and sex not in ("F", "M", "O"):
-        raise ValueError(f"{where}: sex must be 'F', 'M', 'O' or None, got {sex!r}")
-    if laterality is not None and laterality not in ("R", "L", "B"):
-        raise ValueError(f"{where}: laterality must be 'R', 'L', 'B' (both) or None, got {laterality!r}")
-    spacing = [float(s) for s in v["pixel_spacing_mm"]]
-    if len(spacing) != 2 or not all(math.isfinite(s) and s > 0 for s in spacing):
-        raise ValueError(f"{where}: pixel_spacing_mm must be two positive numbers, got {v['pixel_spacing_mm']!r}")
-    if rescale is not None and not (len(rescale) == 2 and float(rescale[0]) > 0 and math.isfinite(float(rescale[1]))):
-        raise ValueError(f"{where}: rescale must be (positive slope, finite intercept), got {rescale!r}")
-    if window is not None and not (len(window) == 2 and float(window[1]) >= 1):
-        raise ValueError(f"{where}: window must be (center, width >= 1), got {window!r}")
-    voi_function = str(v["voi_function"]).upper()
-    if voi_function not in _VOI_FUNCTIONS:
-        raise ValueError(f"{where}: voi_function must be one of {_VOI_FUNCTIONS}, got {voi_function!r}")
-    if v["voi_lut"] is not None:
-        voi_lut = np.asarray(v["voi_lut"])
-        if voi_lut.shape != ((1 << int(v["bits_stored"])),) or voi_lut.min() < 0 or voi_lut.max() > 65535:
-            raise ValueError(f"{where}: voi_lut must hold 2**bits_stored values in [0, 65535]")
-    for name, ok in (("height_m", lambda x: 0 < x < 3), ("weight_kg", lambda x: 0 < x < 1000)):
-        value = v[name]
-        if value is not None and not (math.isfinite(float(value)) and ok(float(value))):
-            raise ValueError(f"{where}: {name}={value!r} is not plausible")
-    try:
-        age_text = "" if v["age_years"] is None else dicom_age(v["age_years"])
-    except ValueError as err:
-        raise ValueError(f"{where}: {err}") from None
-    body_part = str(v["body_part"]).upper()
-    if not body_part or len(body_part) > 16:
-        raise ValueError(f"{where}: body_part must be a non-empty code string of at most 16 characters")
-    return photometric, voi_function, spacing, age_text, body_part
 
 
 def _sop_common(uids: Mapping[str, str], study_date: str) -> Dataset:
@@ -378,9 +296,9 @@ def write_dx(
     path = Path(path)
     where = f"cannot write DX file {path}"
     arr = np.asarray(pixels)
-    bits_stored = _check_pixels(arr, bits_stored, where)
+    bits_stored = check_dx_pixels(arr, bits_stored, where)
     max_value = (1 << bits_stored) - 1
-    photometric, voi_function, spacing, age_text, body_part = _check_values(
+    photometric, voi_function, spacing, age_text, body_part = check_dx_values(
         where,
         photometric=photometric,
         sex=sex,
