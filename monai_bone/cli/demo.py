@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import logging
 
+from monai_bone.cli.arguments import folds_argument
 from monai_bone.cli.commands import command_help
 from monai_bone.cli.config import add_config_argument
-from monai_bone.cli.index import folds_argument
 from monai_bone.tasks import task_names
 
 __all__ = ["add_parser", "run"]

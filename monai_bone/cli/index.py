@@ -27,36 +27,13 @@ from __future__ import annotations
 import argparse
 import logging
 
+from monai_bone.cli.arguments import folds_argument
 from monai_bone.cli.commands import command_help
-from monai_bone.data.datalist import build_datalist
-from monai_bone.data.dicomweb import DEFAULT_CACHE_NAME, DicomwebError
-from monai_bone.data.image_guards import parse_tag_list
-from monai_bone.data.index_guards import BILATERAL_MODES
-from monai_bone.data.pseudonym import SALT_ENV
-from monai_bone.data.sources import SOURCE_KINDS
 from monai_bone.tasks import task_names
 
 __all__ = ["add_parser", "folds_argument", "run"]
 
 logger = logging.getLogger(__name__)
-
-
-def folds_argument(text: str) -> int:
-    """``--folds`` value: an integer of at least 2 (training holds one fold out for validation).
-
-    Raises:
-        argparse.ArgumentTypeError: with a message saying why and what to use instead.
-    """
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer; use 2 or more (e.g. 5 or 10)") from None
-    if value < 2:
-        raise argparse.ArgumentTypeError(
-            f"{value} fold(s) leave no validation fold for training; use 2 or more (e.g. 5 or 10). "
-            "To predict without folds, run the bundle's inference.json on the folder itself"
-        )
-    return value
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -68,6 +45,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     Returns:
         The sub-command parser (``func`` set to :func:`run`).
     """
+    # the ingestion modules (pydicom, DICOMweb client) load only when `index` is the command: CLI start-up
+    from monai_bone.data.dicomweb import DEFAULT_CACHE_NAME
+    from monai_bone.data.index_guards import BILATERAL_MODES
+    from monai_bone.data.pseudonym import SALT_ENV
+    from monai_bone.data.sources import SOURCE_KINDS
+
     parser = subparsers.add_parser(
         "index",
         help=command_help("index"),
@@ -176,6 +159,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     """Run ``index`` with parsed arguments; prints the summary and returns the exit code (0; 1 when a DICOMweb server
     cannot be used, with the reason logged)."""
+    from monai_bone.data.datalist import build_datalist  # ingestion: loaded when the command runs (CLI start-up)
+    from monai_bone.data.dicomweb import DicomwebError
+    from monai_bone.data.image_guards import parse_tag_list
+
     if not getattr(args, "verbose", False):  # dicomweb-client logs every request at INFO
         logging.getLogger("dicomweb_client").setLevel(logging.WARNING)
     try:
