@@ -32,10 +32,10 @@ from sklearn.preprocessing import StandardScaler
 from monai_bone.cv.split_baselines import ClinicalBaseline, ImageStatsBaseline
 from monai_bone.data.datalist import build_datalist
 from monai_bone.data.landmarks import attach_landmarks
-from monai_bone.data.synth import synthesize
 from monai_bone.engines import fold_records
 from monai_bone.engines.localiser import fit_localiser, localiser_errors
 from monai_bone.metrics import regression_metrics
+from monai_bone.synthetic.synth import synthesize
 from monai_bone.transforms.array import LoadXray, XrayNormalise
 from monai_bone.transforms.localise import LocateRoi
 from monai_bone.transforms.roi import RoiCrop

@@ -1,7 +1,7 @@
 """Region-of-interest landmarks from the synthetic generator's ``realism.csv`` into datalist records. SYNTHETIC.
 
 ``monai-bone synth`` records, per image, the femoral-neck midpoint (hip) or the knee joint centre (knee) in pixels of
-the stored image (``roi_row``, ``roi_col``; :mod:`monai_bone.data.phantom_real`). :func:`read_landmarks` reads them
+the stored image (``roi_row``, ``roi_col``; :mod:`monai_bone.synthetic.phantom_real`). :func:`read_landmarks` reads them
 keyed by the image's relative path; :func:`attach_landmarks` copies them into datalist records (matched by the
 record's image path relative to the cohort folder) for training and evaluating the ROI localiser
 (:mod:`monai_bone.engines.localiser`). Real datasets carry no such sidecar: there the localiser trained on synthetic
