@@ -73,7 +73,7 @@ _CONFIG_SUFFIXES = (".json", ".yaml", ".yml", ".conf")
 _DOC_SUFFIXES = (".md", ".rst", ".txt", ".png", ".svg", ".jpg", ".jpeg")
 _TEXT_SUFFIXES = (".json", ".yaml", ".yml", ".conf", ".md", ".rst", ".txt", "")
 #: Files under ``models/`` that are packed when present (model.ts is always regenerated from model.pt).
-_MODEL_FILES = ("model.pt", "clinical_stats.json")
+_MODEL_FILES = ("model.pt", "clinical_stats.json", "localiser.pt", "localiser.pt.json")  # localiser: ROI mode
 _TOP_FILES = ("LICENSE", "large_files.yml")
 #: An identifying DICOM attribute (keyword or tag form) followed by a value (``PatientName = DOE^JANE``,
 #: ``"00100030": "19400101"``); a mere mention in prose ("PatientName is never stored") is not a value.
