@@ -9,7 +9,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from . import constants, data, engines, handlers, losses, metrics, networks, transforms, utils  # noqa: E402
-from .bundle_errors import install as _install_bundle_excepthook  # noqa: E402
+from .bundle.errors import install as _install_bundle_excepthook  # noqa: E402
 
 _install_bundle_excepthook()  # only inside `python -m monai.bundle`: one-line errors for bad arguments
 

@@ -1,8 +1,8 @@
 """Packaging bundles for sharing: archive format, bounded reading of untrusted zips, digests and signatures,
 metadata for other sites, ONNX export with every input, and the bundles shipped inside the package.
 
-The export/import entry points are :func:`monai_bone.bundle_io.export_bundle` and
-:func:`monai_bone.bundle_io.import_bundle` (CLI ``monai-bone export`` / ``import``); this package holds their parts.
+The export/import entry points are :func:`monai_bone.bundle.export.export_bundle` and
+:func:`monai_bone.bundle.export.import_bundle` (CLI ``monai-bone export`` / ``import``); this package holds their parts.
 """
 
 from __future__ import annotations

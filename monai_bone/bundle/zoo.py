@@ -28,7 +28,7 @@ LARGE_FILE_SUFFIXES = (".pt", ".ts", ".onnx")
 
 def large_files_entries(bundle_dir: Path, base_url: str) -> list[dict[str, str]]:
     """``large_files.yml`` entries for the weights (and any file over 1 MiB) under ``bundle_dir``."""
-    from monai_bone.bundle_io import sha256_file
+    from monai_bone.bundle.export import sha256_file
 
     entries = []
     for p in sorted(bundle_dir.rglob("*")):
@@ -58,7 +58,7 @@ def write_model_zoo_folder(
         ValueError: no ``base_url``.
         FileExistsError: the folder exists and ``overwrite`` is False.
     """
-    from monai_bone.bundle_io import digest_path, import_bundle
+    from monai_bone.bundle.export import digest_path, import_bundle
 
     from .manifest import MANIFEST_NAME, SIGNATURE_NAME, SUMS_NAME
 

@@ -1,4 +1,4 @@
-"""``monai-bone export``: pack a trained bundle into a zip with a sha256 manifest (see :mod:`monai_bone.bundle_io`)."""
+"""``monai-bone export``: pack a trained bundle into a zip with a sha256 manifest (:mod:`monai_bone.bundle.export`)."""
 
 from __future__ import annotations
 
@@ -77,9 +77,9 @@ def run(args: argparse.Namespace) -> int:
         ValueError: the archive exists (without ``--overwrite``) or a bundle check failed.
         FileNotFoundError: a required bundle file is missing.
     """
+    from monai_bone.bundle.export import digest_path, export_bundle
     from monai_bone.bundle.manifest import manifest_bytes
     from monai_bone.bundle.signing import manifest_digest
-    from monai_bone.bundle_io import digest_path, export_bundle
 
     try:
         manifest = export_bundle(

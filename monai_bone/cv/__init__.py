@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+from monai_bone.bundle.workflow import (
+    PredictionCollector,
+    bundle_workflow,
+    default_bundle_dir,
+    no_checkpoint_overrides,
+    quiet_engines,
+    train_and_predict,
+)
+
 from .baselines import BASELINE_MODELS, ClinicalBaseline, OSTBaseline, clinical_matrix, ost_index
 from .runner import (
     HIP_BASELINES,
@@ -14,14 +23,6 @@ from .runner import (
     run_cv,
 )
 from .table import FoldPrediction, VariantResult, summarise_variant, write_ablation_table
-from .workflow import (
-    PredictionCollector,
-    bundle_workflow,
-    default_bundle_dir,
-    no_checkpoint_overrides,
-    quiet_engines,
-    train_and_predict,
-)
 
 __all__ = [
     "BASELINE_MODELS",

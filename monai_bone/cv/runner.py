@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from monai_bone.bundle.workflow import default_bundle_dir, quiet_engines, train_and_predict
 from monai_bone.constants import SYNTHETIC_NOTE
 from monai_bone.data.splits import training_split
 from monai_bone.utils.io import atomic_write_json
@@ -50,7 +51,6 @@ from .repeats import repeat_datalist, write_repeat_summary
 from .screening_table import clinical_screening_rows, write_operating_points
 from .subgroups import write_subgroups
 from .table import FoldPrediction, VariantResult, summarise_variant, write_ablation_table
-from .workflow import default_bundle_dir, quiet_engines, train_and_predict
 
 __all__ = [
     "HIP_BASELINES",

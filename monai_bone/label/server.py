@@ -83,7 +83,7 @@ def parse_models(text: str | None) -> list[str]:
     Raises:
         ValueError: for an unknown name.
     """
-    from monai_bone.cv.workflow import BUNDLE_NAMES
+    from monai_bone.bundle.workflow import BUNDLE_NAMES
 
     if not text or not str(text).strip() or str(text).strip().lower() == "all":
         return list(BUNDLE_NAMES)
@@ -112,7 +112,7 @@ def bundle_paths(tasks: Sequence[str], given: Mapping[str, str | os.PathLike] | 
     Raises:
         FileNotFoundError: when a bundle, its ``configs/inference.json`` or its trained ``models/model.pt`` is missing.
     """
-    from monai_bone.cv.workflow import default_bundle_dir
+    from monai_bone.bundle.workflow import default_bundle_dir
 
     out: dict[str, Path] = {}
     for task in tasks:

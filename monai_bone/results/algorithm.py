@@ -37,7 +37,7 @@ def bundle_algorithm(bundle_root: str | os.PathLike, weights: str | os.PathLike 
         bundle_root: the bundle folder (``configs/metadata.json`` is read when present).
         weights: the weights file the bundle loads (default ``models/model.pt``); hashed when it exists.
     """
-    from monai_bone.bundle_io import sha256_file
+    from monai_bone.bundle.export import sha256_file
 
     root = Path(bundle_root)
     meta: dict = {}

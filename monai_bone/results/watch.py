@@ -206,7 +206,7 @@ class Watcher:
         file name: the prediction row plus its DICOM outputs."""
         import json
 
-        from monai_bone.cv.workflow import bundle_workflow, quiet_engines
+        from monai_bone.bundle.workflow import bundle_workflow, quiet_engines
 
         overrides = {"write_sr": True, "save_gradcam": bool(self.config.heatmap), **self.config.overrides.get(task, {})}
         if self.config.nproc > 1 and n >= self.config.backlog:
