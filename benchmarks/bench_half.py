@@ -25,8 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from monai_bone.bundle.export import half_state_dict
-from monai_bone.bundle.workflow import BUNDLE_NAMES
+from monai_bone.bundle import BUNDLE_NAMES, half_state_dict
 from monai_bone.utils.io import atomic_write_json, atomic_write_text
 
 __all__ = ["main", "measure_bundle"]

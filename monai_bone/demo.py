@@ -34,8 +34,8 @@ import numpy as np
 from monai_bone.constants import SYNTHETIC_NOTE
 from monai_bone.utils.io import atomic_write_json, atomic_write_text
 
+from .bundle import bundle_workflow, default_bundle_dir, no_checkpoint_overrides, quiet_engines
 from .bundle.metadata import pin_settings, sync_metadata
-from .bundle.workflow import bundle_workflow, default_bundle_dir, no_checkpoint_overrides, quiet_engines
 from .cv.split_baselines import TRIVIAL_LABEL, score_baselines
 
 __all__ = ["DEMO_DEFAULTS", "QUICK_SETTINGS", "DemoResult", "format_summary", "run_demo"]

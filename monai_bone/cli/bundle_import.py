@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         ValueError: a failed check (naming the file), or ``--out`` exists and is not empty (without ``--overwrite``).
         FileNotFoundError: the archive does not exist.
     """
-    from monai_bone.bundle.export import import_bundle
+    from monai_bone.bundle import import_bundle
     from monai_bone.bundle.safe_zip import ArchiveLimits
 
     limits = ArchiveLimits(

@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         ValueError: the archive exists (without ``--overwrite``) or a bundle check failed.
         FileNotFoundError: a required bundle file is missing.
     """
-    from monai_bone.bundle.export import digest_path, export_bundle
+    from monai_bone.bundle import digest_path, export_bundle
     from monai_bone.bundle.manifest import manifest_bytes
     from monai_bone.bundle.signing import manifest_digest
 

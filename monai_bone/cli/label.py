@@ -22,7 +22,7 @@ def parse_override(text: str) -> tuple[str, str, object]:
     Raises:
         ValueError: when the text does not have that form or the task is unknown.
     """
-    from monai_bone.bundle.workflow import BUNDLE_NAMES
+    from monai_bone.bundle import BUNDLE_NAMES
 
     key, sep, raw = text.partition("=")
     task, dot, config_id = key.partition(".")

@@ -17,7 +17,7 @@ def parse_body_part(text: str) -> tuple[str, str]:
     Raises:
         ValueError: when the text does not have that form or the task is unknown.
     """
-    from monai_bone.bundle.workflow import BUNDLE_NAMES
+    from monai_bone.bundle import BUNDLE_NAMES
 
     part, sep, task = text.partition("=")
     if not sep or not part.strip() or task not in BUNDLE_NAMES:

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from monai_bone.bundle.workflow import default_bundle_dir, quiet_engines, train_and_predict
+from monai_bone.bundle import default_bundle_dir, quiet_engines, train_and_predict
 from monai_bone.constants import SYNTHETIC_NOTE
 from monai_bone.data.splits import training_split
 from monai_bone.utils.io import atomic_write_json

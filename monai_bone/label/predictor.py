@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from monai_bone.bundle import import_bundle
 from monai_bone.constants import CLINICAL_FIELDS, SYNTHETIC_NOTE, WHO_CLASSES
 
 from .request import PredictionError, error_reason, study_input
@@ -61,14 +62,12 @@ def resolve_bundle(bundle: str | os.PathLike, work_dir: str | os.PathLike | None
 
     Raises:
         FileNotFoundError: when ``bundle`` or its ``configs/inference.json`` / ``models/model.pt`` is missing.
-        monai_bone.bundle.export.BundleIntegrityError: when an archive fails its checksums.
+        monai_bone.bundle.BundleIntegrityError: when an archive fails its checksums.
     """
     path = Path(bundle).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"bundle not found: {path}")
     if path.is_file():
-        from monai_bone.bundle.export import import_bundle
-
         base = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="monai_bone_bundle_"))
         path = import_bundle(path, base / path.name.removesuffix(".zip"), overwrite=True)
     for rel in ("configs/inference.json", "models/model.pt"):

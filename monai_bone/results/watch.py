@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from monai_bone.bundle import bundle_workflow, quiet_engines
 from monai_bone.data.dicomweb import DicomwebError
 
 from .pacs import PacsClient
@@ -205,8 +206,6 @@ class Watcher:
         """Run the bundle's inference.json on ``source`` (``n`` instances; under torchrun for a large backlog); per
         file name: the prediction row plus its DICOM outputs."""
         import json
-
-        from monai_bone.bundle.workflow import bundle_workflow, quiet_engines
 
         overrides = {"write_sr": True, "save_gradcam": bool(self.config.heatmap), **self.config.overrides.get(task, {})}
         if self.config.nproc > 1 and n >= self.config.backlog:

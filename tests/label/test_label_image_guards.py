@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 from _label_test_utils import SERVE_OVERRIDES, require_monailabel
 
-from monai_bone.bundle.export import untrained_copy
-from monai_bone.bundle.workflow import BUNDLE_NAMES, default_bundle_dir
+from monai_bone.bundle import BUNDLE_NAMES, default_bundle_dir, untrained_copy
 from monai_bone.data.dicom_writer import write_dx
 from monai_bone.data.phantom import render_phantom
 from monai_bone.data.synth import synthesize

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from monai_bone.bundle.export import untrained_copy
-from monai_bone.bundle.workflow import BUNDLE_NAMES, bundle_workflow, default_bundle_dir, quiet_engines
+from monai_bone.bundle import BUNDLE_NAMES, bundle_workflow, default_bundle_dir, quiet_engines, untrained_copy
 from monai_bone.data.synth import synthesize
 
 #: Small images keep two CPU cores fast.
