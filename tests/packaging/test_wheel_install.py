@@ -86,7 +86,8 @@ def test_wheel_and_sdist_ship_the_bundles_without_weights(dist: dict[str, Path])
     assert shipped == expected  # every file, byte-identical, and nothing else (no models/, eval/, runs/)
     with tarfile.open(dist["sdist"]) as sdist:
         members = {m.name.split("/", 1)[1]: m for m in sdist.getmembers() if m.isfile()}
-        in_sdist = {k[len("bundles/") :]: sdist.extractfile(m).read() for k, m in members.items() if k.startswith("bundles/")}
+        bundles = {k.removeprefix("bundles/"): m for k, m in members.items() if k.startswith("bundles/")}
+        in_sdist = {k: sdist.extractfile(m).read() for k, m in bundles.items()}
     assert in_sdist == expected
     for listing in (names, list(members)):
         assert not [n for n in listing if n.endswith((".pt", ".ts", ".onnx", ".pth"))]
