@@ -41,7 +41,7 @@ class BoneInferTask(InferTask):
             description = (
                 "Femoral-neck BMD (g/cm^2), T-score, WHO class and per-field metadata attention from a hip radiograph "
                 "plus clinical fields (DICOM header and request params)"
-                if predictor.task == "hip"
+                if predictor.spec.is_regression
                 else "Osteoporosis vs normal from a knee radiograph (DenseNet169 + channel/spatial attention)"
             )
         super().__init__(
