@@ -38,8 +38,10 @@ from monai_bone.bundle.manifest import (
     manifest_bytes,
     sums_text,
 )
-from monai_bone.bundle.metadata import pin_settings
+from monai_bone.bundle.metadata import pin_settings, with_exact_versions
+from monai_bone.bundle.onnx_export import check_onnx, export_onnx
 from monai_bone.bundle.packaged import copy_bundle_files
+from monai_bone.bundle.signing import manifest_digest, sign_manifest
 from monai_bone.utils.io import atomic_write_stream, atomic_write_text
 
 __all__ = [
@@ -236,8 +238,6 @@ def _weights_bytes(ckpt: Path, key_in_ckpt: str, half: str | None, tmp: Path) ->
 def _export_metadata(root: Path, entries: dict[str, bytes]) -> dict[str, Any]:
     if "configs/metadata.json" not in entries:
         return {}
-    from monai_bone.bundle.metadata import with_exact_versions
-
     meta = with_exact_versions(json.loads(entries["configs/metadata.json"]))
     entries["configs/metadata.json"] = (json.dumps(meta, indent=4) + "\n").encode("utf-8")
     return meta
@@ -245,8 +245,6 @@ def _export_metadata(root: Path, entries: dict[str, bytes]) -> dict[str, Any]:
 
 def _add_onnx(root: Path, ckpt: Path, meta: Mapping[str, Any], tmp: Path, entries: dict[str, bytes]) -> None:
     from monai.bundle import ConfigParser
-
-    from monai_bone.bundle.onnx_export import check_onnx, export_onnx
 
     config = next(root / "configs" / n for n in ("inference.json", "inference.yaml") if (root / "configs" / n).exists())
     parser = ConfigParser()
@@ -329,8 +327,6 @@ def export_bundle(
         BundleIntegrityError: the weights are not a plain state dict (or lack ``key_in_ckpt``), TorchScript or ONNX
             export failed, a text file holds a patient name or birth date, a bad bundle name or signing key.
     """
-    from monai_bone.bundle.signing import manifest_digest, sign_manifest
-
     root = Path(bundle_dir).resolve()
     out = Path(out)
     if out.exists() and not overwrite:
