@@ -8,8 +8,9 @@ from an unrelated directory, runs ``monai-bone demo`` at tiny settings (hip), ``
 synthetic cohort, ``monai-bone bundle copy`` and the copied bundle's ``inference.json`` with
 ``python -m monai.bundle run``. Last, an editable install of the same sources finds the top-level ``bundles/``.
 
-Cost, measured on a 2-core machine shared with other test runs: build + twine 10 s, venv + install 230 s (3 GB,
-removed afterwards: 110 s), demo + cv + bundle copy + bundle run 60 s, editable install 11 s; 7.3 min in all.
+Cost, measured on a 2-core machine shared with other test runs: build + twine 2-10 s, venv + install 45 s (3 GB,
+``--no-compile``; removed afterwards: 100 s), demo + cv + bundle copy + bundle run 100 s (with the first imports'
+byte-compilation), editable install 25 s; 4.7 min in all.
 ``MONAI_BONE_WHEEL_TORCH`` overrides the torch requirement (e.g. a local wheel file).
 """
 
