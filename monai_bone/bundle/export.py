@@ -393,10 +393,10 @@ def untrained_copy(
 
     from monai_bone.engines import atomic_torch_save
 
-    out = Path(out_dir)
+    src, out = Path(bundle_dir), Path(out_dir)
     if out.exists():
         raise FileExistsError(f"{out}: exists")
-    copy_bundle_files(bundle_dir, out)
+    copy_bundle_files(src, out)
     pin_settings(out, {"pretrained": None})  # its weights are random, not ImageNet: loading it downloads nothing
     parser = ConfigParser()
     parser.read_config(str(out / "configs" / "inference.json"))
