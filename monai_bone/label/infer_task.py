@@ -17,7 +17,11 @@ import os
 import tempfile
 from typing import Any
 
+import pydicom
 from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
+from pydicom.errors import InvalidDicomError
+
+from monai_bone.results import build_sr, bundle_algorithm, write_dataset
 
 from .predictor import BundlePredictor
 from .request import PredictionError, find_study_file
@@ -80,11 +84,6 @@ class BoneInferTask(InferTask):
 
     def write_sr(self, image: str, result: dict[str, Any]) -> str:
         """Write the SR of ``result`` (made on ``image``) to a temporary file; MONAI Label deletes it once sent."""
-        import pydicom
-        from pydicom.errors import InvalidDicomError
-
-        from monai_bone.results import build_sr, bundle_algorithm, write_dataset
-
         source = find_study_file(image)
         try:
             header = pydicom.dcmread(source, stop_before_pixels=True)
