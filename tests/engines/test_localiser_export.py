@@ -8,7 +8,8 @@ from pathlib import Path
 
 import torch
 
-from monai_bone.bundle_io import export_bundle, import_bundle
+from monai_bone.bundle.export import export_bundle
+from monai_bone.bundle.importing import import_bundle
 from monai_bone.networks.nets.landmark import LandmarkNet
 from monai_bone.transforms.localise import load_localiser
 
