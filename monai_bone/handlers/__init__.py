@@ -1,5 +1,18 @@
-"""Ignite handlers: bone-health metrics, evaluation reports and inference writers (bundle-config friendly)."""
+"""Ignite handlers: bone-health metrics, checkpoint save/load, explanations (Grad-CAM, field attention), evaluation
+reports and inference writers (bundle-config friendly)."""
 
+from .checkpoint import (
+    CheckpointFileError,
+    SafeCheckpointLoader,
+    atomic_torch_save,
+    checkpoint_epoch,
+    find_last_checkpoint,
+    load_checkpoint,
+    require_checkpoint,
+    resume_checkpoint,
+)
+from .checkpoint_saver import ResumableCheckpointSaver
+from .explain import FieldAttentionHandler, GradCamSaver
 from .freeze import FreezeBackbone
 from .history import HISTORY_FORMAT, TrainingHistory
 from .metrics import R2, ClassificationTableMetric, ScreeningAUC, ScreeningMetric, as_batch_matrix
@@ -7,6 +20,17 @@ from .prediction_writer import BonePredictionWriter
 from .report import BoneReportWriter, StudyRowHandler, gather_rows, json_safe
 
 __all__ = [
+    "CheckpointFileError",
+    "FieldAttentionHandler",
+    "GradCamSaver",
+    "ResumableCheckpointSaver",
+    "SafeCheckpointLoader",
+    "atomic_torch_save",
+    "checkpoint_epoch",
+    "find_last_checkpoint",
+    "load_checkpoint",
+    "require_checkpoint",
+    "resume_checkpoint",
     "HISTORY_FORMAT",
     "R2",
     "BonePredictionWriter",

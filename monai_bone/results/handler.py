@@ -59,7 +59,7 @@ class DicomResultsSaver(StudyRowHandler):
         synthetic: the input is synthetic (also detected per study from the DICOM header's synthetic note).
         spatial_size: the network input size (maps the heat map back to source pixels).
         write_heatmap: also write the heat-map Secondary Capture when a Grad-CAM map exists.
-        heat_key: output key of the Grad-CAM map (set by :class:`~monai_bone.engines.GradCamSaver`).
+        heat_key: output key of the Grad-CAM map (set by :class:`~monai_bone.handlers.GradCamSaver`).
         save_rank: the rank writing ``dicom_outputs.json`` (every rank writes the DICOM files of its studies).
         name: logger name.
     """

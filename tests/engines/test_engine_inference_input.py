@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from monai_bone.data.synth import synthesize
-from monai_bone.engines import FieldAttentionHandler, GradCamSaver, inference_records, prepare_inference_datalist
+from monai_bone.engines import inference_records, prepare_inference_datalist
+from monai_bone.handlers import FieldAttentionHandler, GradCamSaver
 from monai_bone.networks import XAttnBMD
 
 
