@@ -16,7 +16,7 @@ from typing import Any
 from .clinical import fit_clinical_stats, load_clinical_stats
 from .collate import collate_records
 from .datasets import CACHE_MODES, make_dataset
-from .determinism import EpochSeedHandler, epoch_seed, set_deterministic
+from .determinism import epoch_seed, set_deterministic
 from .device import amp_enabled, select_device
 from .distributed import (
     cleanup_distributed,
@@ -46,7 +46,6 @@ from .options import as_bool
 __all__ = [
     "AMP_DTYPES",
     "CACHE_MODES",
-    "EpochSeedHandler",
     "FastPath",
     "IMAGE_SUFFIXES",
     "PrepareBatchPlainTensor",
@@ -94,6 +93,7 @@ _MOVED_TO_HANDLERS: dict[str, str] = {
     "load_checkpoint": "monai_bone.handlers.checkpoint",
     "resume_checkpoint": "monai_bone.handlers.checkpoint",
     "ResumableCheckpointSaver": "monai_bone.handlers.checkpoint_saver",
+    "EpochSeedHandler": "monai_bone.handlers.epoch_seed",
     "FieldAttentionHandler": "monai_bone.handlers.explain",
     "GradCamSaver": "monai_bone.handlers.explain",
 }

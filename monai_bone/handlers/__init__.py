@@ -12,6 +12,7 @@ from .checkpoint import (
     resume_checkpoint,
 )
 from .checkpoint_saver import ResumableCheckpointSaver
+from .epoch_seed import EpochSeedHandler
 from .explain import FieldAttentionHandler, GradCamSaver
 from .freeze import FreezeBackbone
 from .history import HISTORY_FORMAT, TrainingHistory
@@ -21,6 +22,7 @@ from .report import BoneReportWriter, StudyRowHandler, gather_rows, json_safe
 
 __all__ = [
     "CheckpointFileError",
+    "EpochSeedHandler",
     "FieldAttentionHandler",
     "GradCamSaver",
     "ResumableCheckpointSaver",
