@@ -29,10 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from monai_bone.constants import SYNTHETIC_NOTE
 from monai_bone.utils.io import atomic_write_json, atomic_write_text
+from monai_bone.utils.jsonsafe import json_safe
 
 from .bundle.metadata import pin_settings, sync_metadata
 from .cv.split_baselines import TRIVIAL_LABEL, score_baselines
@@ -456,24 +455,10 @@ def run_demo(
         summary["timings"] = dict(steps.times)
         summary["wall_s"] = round(sum(steps.times.values()), 1)
         report = atomic_write_text(out / "report.md", _report(summary, out))
-        atomic_write_json(out / "summary.json", _json_safe(summary))
+        atomic_write_json(out / "summary.json", json_safe(summary))
         steps.done()
     finally:
         wall = steps.close()
     summary["wall_s"] = wall
     logger.info("demo finished in %.0f s; report: %s", wall, out / "report.md")
     return DemoResult(out, report, summary)
-
-
-def _json_safe(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, (np.floating, np.integer)):
-        return _json_safe(obj.item())
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj

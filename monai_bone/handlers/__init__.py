@@ -1,6 +1,8 @@
 """Ignite handlers: bone-health metrics, checkpoint save/load, explanations (Grad-CAM, field attention), evaluation
 reports and inference writers (bundle-config friendly)."""
 
+from monai_bone.utils.jsonsafe import json_safe  # re-exported: the one sanitiser lives in utils
+
 from .checkpoint import (
     CheckpointFileError,
     SafeCheckpointLoader,
@@ -18,7 +20,8 @@ from .freeze import FreezeBackbone
 from .history import HISTORY_FORMAT, TrainingHistory
 from .metrics import R2, ClassificationTableMetric, ScreeningAUC, ScreeningMetric, as_batch_matrix
 from .prediction_writer import BonePredictionWriter
-from .report import BoneReportWriter, StudyRowHandler, gather_rows, json_safe
+from .report import OPTIMISTIC_LINE, BoneReportWriter
+from .study_rows import StudyRowHandler, gather_rows, row_fieldnames
 
 __all__ = [
     "CheckpointFileError",
@@ -34,6 +37,7 @@ __all__ = [
     "require_checkpoint",
     "resume_checkpoint",
     "HISTORY_FORMAT",
+    "OPTIMISTIC_LINE",
     "R2",
     "BonePredictionWriter",
     "BoneReportWriter",
@@ -46,4 +50,5 @@ __all__ = [
     "as_batch_matrix",
     "gather_rows",
     "json_safe",
+    "row_fieldnames",
 ]

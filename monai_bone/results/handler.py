@@ -25,8 +25,9 @@ import numpy as np
 
 from monai_bone.constants import REFERENCE_MEAN, REFERENCE_SD, SCREENING_THRESHOLD, SYNTHETIC_NOTE
 from monai_bone.handlers.prediction_writer import BonePredictionWriter
-from monai_bone.handlers.report import StudyRowHandler, json_safe
+from monai_bone.handlers.study_rows import StudyRowHandler
 from monai_bone.utils.io import atomic_write_json
+from monai_bone.utils.jsonsafe import json_safe
 
 from .algorithm import bundle_algorithm
 from .heatmap import heat_to_source, heatmap_secondary_capture, top_region

@@ -1,0 +1,37 @@
+"""Per-study numbers as handlers see them: tensors, arrays, lists or scalars turned into float vectors."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+__all__ = ["as_numbers", "round_finite"]
+
+
+def as_numbers(x: Any) -> np.ndarray:
+    """Flatten a per-study value (tensor, array, number, list, ``None``) into a float64 vector.
+
+    Args:
+        x: the value; ``None`` gives an empty vector. Torch tensors are recognised by duck typing.
+
+    Returns:
+        A 1-D float64 array.
+
+    Raises:
+        ValueError: when ``x`` is not numeric.
+    """
+    if x is None:
+        return np.zeros(0)
+    if hasattr(x, "detach") and hasattr(x, "cpu"):
+        x = x.detach().cpu().numpy()
+    try:
+        return np.asarray(x, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"expected a number or numeric tensor per study, got {type(x).__name__} {x!r:.80}.") from e
+
+
+def round_finite(x: float, digits: int = 6) -> float:
+    """``x`` rounded to ``digits`` decimals; non-finite values become NaN."""
+    return round(float(x), digits) if math.isfinite(x) else float("nan")
