@@ -35,7 +35,8 @@ def subgroup_rows(task: str, res: VariantResult, by_patient: Mapping[str, Mappin
             g["class"] = "osteoporosis" if t >= 0.5 else "other"
     patients = [i or f"study:{k}" for k, i in enumerate(ids)]
     rows = subgroup_table(task, pred, true, groups, patients)
-    return [{"variant": res.name, "n": r.pop("n_studies"), **r} for r in rows]
+    split = {"split": "train folds (out-of-fold)", "selected_on_split": False}
+    return [{"variant": res.name, "n": r.pop("n_studies"), **r, **split} for r in rows]
 
 
 def write_subgroups(
@@ -45,5 +46,6 @@ def write_subgroups(
     by_patient = {str(r.get("patient_id", "")): r for r in records}
     rows = [r for res in results for r in subgroup_rows(task, res, by_patient)]
     cols = ["variant", "subgroup", "value", "n", "n_patients", *subgroup_metric_names(task)]
+    cols += ["split", "selected_on_split"]
     path = atomic_write_csv(out_dir / "subgroups.csv", rows, cols, comment=SYNTHETIC_NOTE if synthetic else None)
     return {"subgroups_csv": path}
