@@ -33,6 +33,7 @@ from monai_bone.metrics.screening import screening_positive
 from monai_bone.tasks import get_task
 from monai_bone.utils.io import atomic_write_csv, atomic_write_text
 
+from .baselines import ClinicalBaseline, OSTBaseline, clinical_matrix
 from .table import VariantResult, format_number
 
 __all__ = ["OSTA_CUTS", "clinical_screening_rows", "operating_point_rows", "write_operating_points"]
@@ -138,8 +139,6 @@ def clinical_screening_rows(
     # scikit-learn is costly to import (~1 s): only when the clinical comparators are asked for
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
-
-    from .baselines import ClinicalBaseline, OSTBaseline, clinical_matrix
 
     targets = ((f"BMD < {SCREENING_THRESHOLD}", lambda b: screening_positive(b, SCREENING_THRESHOLD)),)
     targets += ((f"BMD <= {_OSTEOPOROSIS_BMD:.3f} (T -2.5)", lambda b: screening_positive(b, _OSTEOPOROSIS_BMD, True)),)

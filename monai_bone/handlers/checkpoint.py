@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from ignite.handlers import Checkpoint
 from monai.handlers import CheckpointLoader
 from monai.networks.utils import copy_model_state
 
@@ -145,8 +146,6 @@ class SafeCheckpointLoader(CheckpointLoader):
 
     def __call__(self, engine) -> None:
         """Load the checkpoint into ``load_dict`` (see ``monai.handlers.CheckpointLoader.__call__``)."""
-        from ignite.handlers import Checkpoint
-
         checkpoint = load_checkpoint(self.load_path, map_location=self.map_location)
         if not isinstance(checkpoint, Mapping):
             raise CheckpointFileError(f"{self.load_path}: holds a {type(checkpoint).__name__}, not a state dict")
