@@ -21,15 +21,21 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from monai_bone.constants import REFERENCE_MEAN, REFERENCE_SD, SCREENING_THRESHOLD, SYNTHETIC_NOTE, T_OSTEOPOROSIS
-from monai_bone.metrics.hip_report import hip_confidence_intervals, hip_metrics, hip_rules, hip_study_values
+from monai_bone.metrics.hip_report import (
+    hip_confidence_intervals,
+    hip_metrics,
+    hip_operating_points,
+    hip_rules,
+    hip_study_values,
+)
 from monai_bone.metrics.knee_report import (
     as_class_probabilities,
     knee_confidence_intervals,
     knee_metrics,
+    knee_operating_points,
     knee_study_values,
 )
-from monai_bone.metrics.operating_points import operating_point_summary
-from monai_bone.metrics.screening import screening_positive, t_score
+from monai_bone.metrics.screening import t_score
 from monai_bone.metrics.subgroups import subgroup_of, subgroup_table
 from monai_bone.metrics.table import to_probability
 from monai_bone.tasks import get_task
@@ -331,7 +337,9 @@ class BoneReportWriter(StudyRowHandler):
             report["confidence_intervals"] = hip_confidence_intervals(
                 p, t, self.rules, self.n_bootstrap, self.seed, self._groups
             )
-        report["operating_points"] = {**evidence, **self._hip_operating_points(p, t, report["screening"])}
+        ref = self._reference()
+        ops = hip_operating_points(p, t, self.rules, report["screening"], ref, self._reference_name())
+        report["operating_points"] = {**evidence, **ops}
         report["subgroups"] = self._subgroups(scored, p, t)
         if self.plots:
             who_cm = report["who"]["confusion_matrix"]
@@ -348,28 +356,6 @@ class BoneReportWriter(StudyRowHandler):
                 )
             )
         return table, columns
-
-    def _hip_operating_points(self, p: np.ndarray, t: np.ndarray, screening: Mapping) -> dict[str, Any]:
-        """Per screening rule: score ``-pred_bmd``; thresholds reported in g/cm² (``pred_bmd <= threshold_bmd``)."""
-        ref = self._reference()
-        targets = {}
-        for key, (thr, inclusive) in self.rules.items():
-            reference = None if ref is None else (-ref[0], screening_positive(ref[1], thr, inclusive))
-            s = operating_point_summary(
-                -p, screening_positive(t, thr, inclusive), None, reference, self._reference_name()
-            )
-            s["fixed"] = {
-                "rule": screening[key]["rule"],
-                "threshold_bmd": thr,
-                "sensitivity": screening[key]["sensitivity"],
-                "specificity": screening[key]["specificity"],
-            }
-            for rule in ("youden", "sens90"):
-                s[rule] = {"threshold_bmd": -s[rule].pop("threshold"), **s[rule]}
-                s[rule]["rule"] = f"pred_bmd <= {s[rule]['threshold_bmd']:.4f} g/cm^2"
-            targets[key] = s
-        chosen = next(iter(targets.values()))["thresholds_chosen_on"]
-        return {"thresholds_chosen_on": chosen, "targets": targets}
 
     def _knee(self, good: list[dict], report: dict, plots: dict) -> tuple[list[dict], list[str]]:
         if not good:
@@ -401,23 +387,14 @@ class BoneReportWriter(StudyRowHandler):
             )
         probs = as_class_probabilities(prob)
         is_pos = (y == pos).astype(float)
-        report["operating_points"] = {**evidence, **self._knee_operating_points(probs[:, pos], is_pos, metrics)}
+        ref = self._reference(positive, pos)
+        ops = knee_operating_points(probs[:, pos], is_pos, metrics, self.threshold, ref, self._reference_name())
+        report["operating_points"] = {**evidence, **ops}
         report["subgroups"] = self._subgroups(good, probs[:, pos], is_pos, {"class": [names[i] for i in y]})
         if self.plots:
             plots.update(knee_plots(probs, y, names, pos, metrics["confusion_matrix"], self._path, self.synthetic))
         columns = ["image", "patient_id", *(k for k in rows[0] if k not in ("image", "patient_id"))]
         return rows, columns
-
-    def _knee_operating_points(self, score: np.ndarray, positive: np.ndarray, table: Mapping) -> dict[str, Any]:
-        """Score: probability of the positive class; the fixed rule is the model's own decision."""
-        names = table["labels"]
-        ref = self._reference(table["positive"], names.index(table["positive"]))
-        s = operating_point_summary(score, positive.astype(bool), None, ref, self._reference_name())
-        rule = f"p >= {self.threshold:g}" if len(names) == 2 else "arg-max class"
-        s["fixed"] = {"rule": rule, "sensitivity": table["sensitivity"], "specificity": table["specificity"]}
-        for r in ("youden", "sens90"):
-            s[r]["rule"] = f"p({table['positive']}) >= {s[r]['threshold']:.4f}"
-        return {"thresholds_chosen_on": s["thresholds_chosen_on"], "targets": {table["positive"]: s}}
 
 
 def _patient(row: Mapping[str, Any]) -> str:

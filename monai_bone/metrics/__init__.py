@@ -1,8 +1,21 @@
 """Bone-health metrics as pure functions: T-score / WHO class, hip screening and regression metrics, knee Table I set,
 operating points, calibration/agreement, subgroups, paired tests, the evaluation report's maths, plots."""
 
-from .hip_report import hip_confidence_intervals, hip_metrics, hip_rules, hip_study_values, who_confusion
-from .knee_report import as_class_probabilities, knee_confidence_intervals, knee_metrics, knee_study_values
+from .hip_report import (
+    hip_confidence_intervals,
+    hip_metrics,
+    hip_operating_points,
+    hip_rules,
+    hip_study_values,
+    who_confusion,
+)
+from .knee_report import (
+    as_class_probabilities,
+    knee_confidence_intervals,
+    knee_metrics,
+    knee_operating_points,
+    knee_study_values,
+)
 from .operating_points import (
     ON_SCORED_SPLIT,
     bland_altman_ci,
@@ -58,10 +71,12 @@ __all__ = [
     "group_bootstrap_indices",
     "hip_confidence_intervals",
     "hip_metrics",
+    "hip_operating_points",
     "hip_rules",
     "hip_study_values",
     "knee_confidence_intervals",
     "knee_metrics",
+    "knee_operating_points",
     "knee_study_values",
     "operating_point_summary",
     "paired_bootstrap",

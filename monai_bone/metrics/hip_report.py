@@ -16,12 +16,19 @@ import numpy as np
 from monai_bone.constants import WHO_CLASSES
 from monai_bone.utils.numbers import round_finite
 
-from .operating_points import bland_altman_ci, calibration_line
+from .operating_points import bland_altman_ci, calibration_line, operating_point_summary
 from .regression import bland_altman, bootstrap_ci, regression_metrics
 from .screening import bmd_from_t, screening_metrics, screening_positive, t_score, who_class_index
 from .table import safe_auc
 
-__all__ = ["hip_confidence_intervals", "hip_metrics", "hip_rules", "hip_study_values", "who_confusion"]
+__all__ = [
+    "hip_confidence_intervals",
+    "hip_metrics",
+    "hip_operating_points",
+    "hip_rules",
+    "hip_study_values",
+    "who_confusion",
+]
 
 Rules = Mapping[str, tuple[float, bool]]
 
@@ -114,3 +121,41 @@ def hip_confidence_intervals(
             groups=groups,
         )
     return ci
+
+
+def hip_operating_points(
+    p: np.ndarray,
+    t: np.ndarray,
+    rules: Rules,
+    screening: Mapping[str, Mapping[str, Any]],
+    reference: tuple[np.ndarray, np.ndarray] | None = None,
+    reference_name: str = "training folds",
+) -> dict[str, Any]:
+    """Operating points per screening rule, thresholds in g/cm² (``pred_bmd <= threshold_bmd`` is positive).
+
+    Args:
+        p: predicted BMD of the scored studies.
+        t: their DXA BMD.
+        rules: see :func:`hip_rules`.
+        screening: ``hip_metrics(...)["screening"]``: the fixed rules' sensitivity and specificity.
+        reference: ``(pred_bmd, true_bmd)`` of the training folds to choose the cuts on; ``None``: the scored split.
+        reference_name: what ``reference`` is.
+
+    Returns:
+        ``{"thresholds_chosen_on", "targets": {rule: operating_point_summary(...) with "fixed"}}``.
+    """
+    targets = {}
+    for key, (thr, inclusive) in rules.items():
+        ref = None if reference is None else (-reference[0], screening_positive(reference[1], thr, inclusive))
+        s = operating_point_summary(-p, screening_positive(t, thr, inclusive), None, ref, reference_name)
+        s["fixed"] = {
+            "rule": screening[key]["rule"],
+            "threshold_bmd": thr,
+            "sensitivity": screening[key]["sensitivity"],
+            "specificity": screening[key]["specificity"],
+        }
+        for rule in ("youden", "sens90"):  # score = -pred_bmd: "score >= cut" is "pred_bmd <= -cut"
+            s[rule] = {"threshold_bmd": -s[rule].pop("threshold"), **s[rule]}
+            s[rule]["rule"] = f"pred_bmd <= {s[rule]['threshold_bmd']:.4f} g/cm^2"
+        targets[key] = s
+    return {"thresholds_chosen_on": next(iter(targets.values()))["thresholds_chosen_on"], "targets": targets}

@@ -5,18 +5,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from monai_bone.utils.numbers import round_finite
 
-from .operating_points import brier_ece
+from .operating_points import brier_ece, operating_point_summary
 from .regression import bootstrap_ci
 from .table import classification_table
 
-__all__ = ["as_class_probabilities", "knee_confidence_intervals", "knee_metrics", "knee_study_values"]
+__all__ = [
+    "as_class_probabilities",
+    "knee_confidence_intervals",
+    "knee_metrics",
+    "knee_operating_points",
+    "knee_study_values",
+]
 
 CI_KEYS: tuple[str, ...] = ("auc", "accuracy", "sensitivity", "specificity", "f1")
 
@@ -75,3 +81,32 @@ def knee_confidence_intervals(
         return lambda pr, lb: classification_table(pr, lb, threshold, labels=names, positive=positive)[key]
 
     return {k: bootstrap_ci(stat(k), prob, label, n_boot=n_boot, seed=seed, groups=groups) for k in CI_KEYS}
+
+
+def knee_operating_points(
+    score: np.ndarray,
+    positive: np.ndarray,
+    table: Mapping[str, Any],
+    threshold: float,
+    reference: tuple[np.ndarray, np.ndarray] | None = None,
+    reference_name: str = "training folds",
+) -> dict[str, Any]:
+    """Operating points of the positive-class probability; the fixed rule is the model's own decision.
+
+    Args:
+        score: probability of the positive class per scored study.
+        positive: truth (1 for the positive class).
+        table: :func:`knee_metrics` output (labels, positive class, sensitivity/specificity of the model's rule).
+        threshold: the binary model's decision threshold.
+        reference: ``(probability, positive)`` of the training folds to choose the cuts on; ``None``: the scored split.
+        reference_name: what ``reference`` is.
+
+    Returns:
+        ``{"thresholds_chosen_on", "targets": {positive class: operating_point_summary(...) with "fixed"}}``.
+    """
+    s = operating_point_summary(score, np.asarray(positive).astype(bool), None, reference, reference_name)
+    rule = f"p >= {threshold:g}" if len(table["labels"]) == 2 else "arg-max class"
+    s["fixed"] = {"rule": rule, "sensitivity": table["sensitivity"], "specificity": table["specificity"]}
+    for r in ("youden", "sens90"):
+        s[r]["rule"] = f"p({table['positive']}) >= {s[r]['threshold']:.4f}"
+    return {"thresholds_chosen_on": s["thresholds_chosen_on"], "targets": {table["positive"]: s}}
