@@ -83,39 +83,35 @@ __all__ = [
 
 
 # --- deprecated aliases: handlers moved to monai_bone.handlers (lane handlers; keep this block contiguous) ----------
-#: Old ``monai_bone.engines`` name -> new dotted home. Bundle configs of earlier releases name these.
-_MOVED_TO_HANDLERS: dict[str, str] = {
-    "CheckpointFileError": "monai_bone.handlers.checkpoint",
-    "SafeCheckpointLoader": "monai_bone.handlers.checkpoint",
-    "atomic_torch_save": "monai_bone.handlers.checkpoint",
-    "checkpoint_epoch": "monai_bone.handlers.checkpoint",
-    "find_last_checkpoint": "monai_bone.handlers.checkpoint",
-    "load_checkpoint": "monai_bone.handlers.checkpoint",
-    "resume_checkpoint": "monai_bone.handlers.checkpoint",
-    "ResumableCheckpointSaver": "monai_bone.handlers.checkpoint_saver",
-    "EpochSeedHandler": "monai_bone.handlers.epoch_seed",
-    "FieldAttentionHandler": "monai_bone.handlers.explain",
-    "GradCamSaver": "monai_bone.handlers.explain",
+#: Names that moved out of ``monai_bone.engines``: old name -> new module. Bundle configs written for 0.1 still
+#: resolve ``monai_bone.engines.<name>`` through :func:`__getattr__`, with a ``DeprecationWarning``.
+_MOVED_TO: dict[str, str] = {
+    "CheckpointFileError": "monai_bone.handlers",
+    "SafeCheckpointLoader": "monai_bone.handlers",
+    "atomic_torch_save": "monai_bone.handlers",
+    "checkpoint_epoch": "monai_bone.handlers",
+    "find_last_checkpoint": "monai_bone.handlers",
+    "load_checkpoint": "monai_bone.handlers",
+    "resume_checkpoint": "monai_bone.handlers",
+    "ResumableCheckpointSaver": "monai_bone.handlers",
+    "EpochSeedHandler": "monai_bone.handlers",
+    "FieldAttentionHandler": "monai_bone.handlers",
+    "GradCamSaver": "monai_bone.handlers",
 }
 
 
-def _moved_to_handlers(name: str) -> Any:
-    """The object ``name`` moved to :mod:`monai_bone.handlers`, with a ``DeprecationWarning``."""
-    module = _MOVED_TO_HANDLERS.get(name)
-    if module is None:
+def __getattr__(name: str) -> Any:
+    """Deprecated aliases: ``monai_bone.engines.<name>`` of a name that moved (see ``_MOVED_TO``)."""
+    target = _MOVED_TO.get(name)
+    if target is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     warnings.warn(
-        f"monai_bone.engines.{name} moved to monai_bone.handlers.{name}; the old path goes in 0.3",
+        f"monai_bone.engines.{name} moved to {target}.{name}; the old path goes in 0.3",
         DeprecationWarning,
-        stacklevel=3,
+        stacklevel=2,
     )
     # imported here, not at the top: monai_bone.handlers imports monai_bone.engines (the layer below)
-    return getattr(importlib.import_module(module), name)
-
-
-def __getattr__(name: str) -> Any:
-    """Deprecated aliases of names that moved out of ``monai_bone.engines`` (old bundle configs use them)."""
-    return _moved_to_handlers(name)
+    return getattr(importlib.import_module(target), name)
 
 
 # --- end of the handlers aliases ----------------------------------------------------------------------------------
