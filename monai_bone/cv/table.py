@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import io
 import math
-import numbers
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from monai_bone.metrics import bootstrap_ci, classification_table, regression_me
 from monai_bone.tasks import TaskSpec, get_task, task_names
 from monai_bone.utils.io import atomic_write_bytes, atomic_write_csv, atomic_write_json, atomic_write_text
 from monai_bone.utils.jsonsafe import json_safe
+from monai_bone.utils.numbers import format_number
 
 __all__ = [
     "HIP_METRICS",
@@ -253,11 +253,6 @@ def summarise_variant(
             }
         )
     return row, per_fold
-
-
-def format_number(v: Any, spec: str = ".3f") -> str:
-    """``v`` formatted with ``spec``, or ``"n/a"`` when it is missing, not a number or not finite (every cv table)."""
-    return "n/a" if not isinstance(v, numbers.Real) or not math.isfinite(v) else format(float(v), spec)
 
 
 def _fmt(v: float, digits: int = 3) -> str:

@@ -39,11 +39,12 @@ from monai_bone.metrics.screening import t_score
 from monai_bone.metrics.subgroups import subgroup_of, subgroup_table
 from monai_bone.metrics.table import to_probability
 from monai_bone.tasks import get_task
-from monai_bone.utils.io import atomic_write_csv, atomic_write_json
+from monai_bone.utils.io import atomic_write_csv, atomic_write_json, atomic_write_text
 from monai_bone.utils.jsonsafe import json_safe
 from monai_bone.utils.numbers import as_numbers
 
 from .reference_predictions import read_reference_predictions
+from .report_markdown import report_markdown
 from .report_plots import hip_plots, knee_plots
 from .study_rows import StudyRowHandler, gather_rows, row_fieldnames
 
@@ -70,6 +71,8 @@ class BoneReportWriter(StudyRowHandler):
       ``n_studies``, ``n_patients`` and ``selected_on_split``; when the model was selected on the scored split the
       report carries ``"optimistic": "optimistic: model selected on this split"`` (and logs it). Bootstrap CIs
       resample patients (``patient_id``), not images.
+    - ``report.md``: the same numbers as a readable page (the optimistic line, operating points, calibration,
+      subgroups).
     - ``predictions.csv``: one row per evaluated study (first line ``# <synthetic note>`` when synthetic).
     - ``operating_points`` (issue 11 item 5): per screening target (hip ``low_bmd`` and ``osteoporosis``, knee the
       positive class) the fixed rule's sensitivity/specificity, the ``youden`` and ``sens90`` thresholds with the
@@ -242,7 +245,8 @@ class BoneReportWriter(StudyRowHandler):
             table, columns = self._knee(good, report, plots)
         report["n_rows"] = len(rows)
         report["n_errors"] = len(rows) - len(good)
-        report["files"] = {"csv": self._path("predictions.csv").name, "plots": plots}
+        files = {"csv": self._path("predictions.csv").name, "markdown": self._path("report.md").name}
+        report["files"] = {**files, "plots": plots}
         # error rows keep their place in the CSV, with the message and no prediction
         computed = iter(table)
         csv_rows = [
@@ -259,6 +263,7 @@ class BoneReportWriter(StudyRowHandler):
         )
         self.metrics = json_safe(report)
         atomic_write_json(self._path("metrics.json"), self.metrics)
+        atomic_write_text(self._path("report.md"), report_markdown(self.metrics))
         self.logger.info(
             "%s report (%s): %s -> %s",
             self.task,

@@ -2,7 +2,7 @@
 
 from .io import atomic_write_bytes, atomic_write_csv, atomic_write_json, atomic_write_text
 from .jsonsafe import json_safe
-from .numbers import as_numbers, round_finite
+from .numbers import as_numbers, format_number, round_finite
 
 __all__ = [
     "as_numbers",
@@ -10,6 +10,7 @@ __all__ = [
     "atomic_write_csv",
     "atomic_write_json",
     "atomic_write_text",
+    "format_number",
     "json_safe",
     "round_finite",
 ]

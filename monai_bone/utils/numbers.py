@@ -1,13 +1,14 @@
-"""Per-study numbers as handlers see them: tensors, arrays, lists or scalars turned into float vectors."""
+"""Numbers as handlers and tables see them: per-study values as float vectors, rounding, one text format."""
 
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import numpy as np
 
-__all__ = ["as_numbers", "round_finite"]
+__all__ = ["as_numbers", "format_number", "round_finite"]
 
 
 def as_numbers(x: Any) -> np.ndarray:
@@ -35,3 +36,8 @@ def as_numbers(x: Any) -> np.ndarray:
 def round_finite(x: float, digits: int = 6) -> float:
     """``x`` rounded to ``digits`` decimals; non-finite values become NaN."""
     return round(float(x), digits) if math.isfinite(x) else float("nan")
+
+
+def format_number(v: Any, spec: str = ".3f") -> str:
+    """``v`` formatted with ``spec``, or ``"n/a"`` when it is missing, not a number or not finite (every table)."""
+    return "n/a" if not isinstance(v, numbers.Real) or not math.isfinite(v) else format(float(v), spec)

@@ -150,3 +150,17 @@ def test_knee_calibration_operating_points_and_class_subgroups(tmp_path):
         assert rows[("class", name)]["n_studies"] == sel.sum()
         assert rows[("class", name)]["accuracy"] == pytest.approx(np.mean((prob[sel] >= 0.5) == (y[sel] == 1)))
     assert not any(k[0] == "sex" for k in rows)  # no records given: no clinical subgroups, nothing invented
+
+
+def test_report_markdown_says_what_the_numbers_are(tmp_path):
+    m = _run(tmp_path, records=_people(), selected_on_split=True)
+    text = (tmp_path / "report.md").read_text()
+    assert m["files"]["markdown"] == "report.md"
+    assert "**optimistic: model selected on this split**" in text
+    assert f"Thresholds chosen on: **{ON_SCORED_SPLIT}**" in text
+    assert "split `test`, 7 studies / 7 patients, selected_on_split: true" in text
+    youden = m["operating_points"]["targets"]["low_bmd"]["youden"]
+    assert f"| low_bmd | youden: {youden['rule']} | {youden['threshold_bmd']:.4g} |" in text
+    female = next(r for r in m["subgroups"] if r["subgroup"] == "sex" and r["value"] == "F")
+    assert f"| sex | F | 4 / 4 | {female['mae']:.4g} |" in text
+    assert "Bland–Altman: bias" in text and "| mse |" in text
