@@ -21,8 +21,8 @@ from PIL import Image
 from monai_bone.constants import CLINICAL_FIELDS, KNEE_LABELS_THREE, SYNTHETIC_NOTE
 from monai_bone.data.datalist import DATALIST_KEY, assign_folds, bmd_strata, build_datalist, resolve_label
 from monai_bone.data.dicom_header import check_decodable
-from monai_bone.data.dicom_writer import write_dx
-from monai_bone.data.synth import synthesize
+from monai_bone.synthetic.dicom_writer import write_dx
+from monai_bone.synthetic.synth import synthesize
 
 PHI_NAME = "Quillfeather^Zyxwandra"
 PHI_BIRTH = "19230405"

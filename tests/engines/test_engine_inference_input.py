@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from monai_bone.data.synth import synthesize
 from monai_bone.engines import inference_records, prepare_inference_datalist
+from monai_bone.synthetic.synth import synthesize
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pytest
 
 from monai_bone.cv.workflow import bundle_workflow, train_and_predict
 from monai_bone.data.datalist import DATALIST_KEY, build_datalist
-from monai_bone.data.synth import synthesize
+from monai_bone.synthetic.synth import synthesize
 from monai_bone.metrics.operating_points import (
     ON_SCORED_SPLIT,
     brier_ece,
