@@ -14,7 +14,6 @@ import pytest
 
 from monai_bone.cv.workflow import bundle_workflow, train_and_predict
 from monai_bone.data.datalist import DATALIST_KEY, build_datalist
-from monai_bone.synthetic.synth import synthesize
 from monai_bone.metrics.operating_points import (
     ON_SCORED_SPLIT,
     brier_ece,
@@ -25,6 +24,7 @@ from monai_bone.metrics.operating_points import (
 )
 from monai_bone.metrics.screening import screening_positive
 from monai_bone.metrics.subgroups import subgroup_of
+from monai_bone.synthetic.synth import synthesize
 
 pytestmark = pytest.mark.timeout(900)
 
