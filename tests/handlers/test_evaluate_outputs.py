@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from monai_bone.cv.workflow import bundle_workflow, train_and_predict
+from monai_bone.bundle import bundle_workflow, train_and_predict
 from monai_bone.data.datalist import DATALIST_KEY, build_datalist
 from monai_bone.metrics.operating_points import (
     ON_SCORED_SPLIT,
