@@ -29,11 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from monai_bone.constants import SYNTHETIC_NOTE
 from monai_bone.tasks import get_task, task_names
 from monai_bone.utils.io import atomic_write_json, atomic_write_text
+from monai_bone.utils.jsonsafe import json_safe
 
 from .bundle import bundle_workflow, default_bundle_dir, no_checkpoint_overrides, quiet_engines
 from .bundle.metadata import pin_settings, sync_metadata
@@ -492,7 +491,7 @@ def run_demo(
         summary["timings"] = dict(steps.times)
         summary["wall_s"] = round(sum(steps.times.values()), 1)
         report = atomic_write_text(out / "report.md", _report(summary, out))
-        atomic_write_json(out / "summary.json", _json_safe(summary))
+        atomic_write_json(out / "summary.json", json_safe(summary))
         steps.done()
     finally:
         wall = steps.close()
@@ -520,17 +519,3 @@ def _roi_summary(bundle: Path, datalist: Path, landmarks: Path, out: Path, size_
         "test": {"split": "test", **{k: v for k, v in err.items() if k != "errors_mm"}},
         "figure": str(figure.relative_to(out.parent)),
     }
-
-
-def _json_safe(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, (np.floating, np.integer)):
-        return _json_safe(obj.item())
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj

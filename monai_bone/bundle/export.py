@@ -391,7 +391,7 @@ def untrained_copy(
     """
     from monai.bundle import ConfigParser
 
-    from monai_bone.engines import atomic_torch_save
+    from monai_bone.handlers import atomic_torch_save
 
     src, out = Path(bundle_dir), Path(out_dir)
     if out.exists():

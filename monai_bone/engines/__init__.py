@@ -1,25 +1,22 @@
-"""Engine glue for the monai-bone bundles: folds, clinical statistics, caching, resume, devices, GPU fast path, DDP,
-inference input.
+"""Engine glue for the monai-bone bundles: folds, clinical statistics, caching, devices, GPU fast path, DDP,
+determinism, inference input.
 
 The bundles run MONAI's ``SupervisedTrainer`` / ``SupervisedEvaluator`` with MONAI handlers; this package holds the
-few pieces their configs call that MONAI does not provide.
+few pieces their configs call that MONAI does not provide. Ignite handlers (checkpoint save/load, Grad-CAM, field
+attention, epoch seeding) live in :mod:`monai_bone.handlers`; their old ``monai_bone.engines.X`` names still resolve
+for one release (deprecated, see :func:`__getattr__`), so configs of bundles trained before 0.2 keep loading.
 """
 
 from __future__ import annotations
 
-from .checkpoint import (
-    CheckpointFileError,
-    SafeCheckpointLoader,
-    atomic_torch_save,
-    checkpoint_epoch,
-    find_last_checkpoint,
-    load_checkpoint,
-    resume_checkpoint,
-)
+import importlib
+import warnings
+from typing import Any
+
 from .clinical import fit_clinical_stats, load_clinical_stats
 from .collate import collate_records
 from .datasets import CACHE_MODES, make_dataset
-from .determinism import EpochSeedHandler, epoch_seed, set_deterministic
+from .determinism import epoch_seed, set_deterministic
 from .device import amp_enabled, select_device
 from .distributed import (
     cleanup_distributed,
@@ -30,7 +27,6 @@ from .distributed import (
     is_main_process,
     wrap_ddp,
 )
-from .explain import FieldAttentionHandler, GradCamSaver
 from .fast_path import AMP_DTYPES, FastPath, PrepareBatchPlainTensor, bf16_supported, select_fast_path
 from .folds import (
     class_names,
@@ -44,27 +40,18 @@ from .folds import (
     split_summary,
     target_stats,
 )
-from .handlers import ResumableCheckpointSaver
 from .inference import IMAGE_SUFFIXES, inference_records, prepare_inference_datalist
 from .options import as_bool
 
 __all__ = [
     "AMP_DTYPES",
     "CACHE_MODES",
-    "CheckpointFileError",
-    "EpochSeedHandler",
     "FastPath",
-    "FieldAttentionHandler",
-    "GradCamSaver",
     "IMAGE_SUFFIXES",
     "PrepareBatchPlainTensor",
-    "ResumableCheckpointSaver",
-    "SafeCheckpointLoader",
     "amp_enabled",
     "as_bool",
-    "atomic_torch_save",
     "bf16_supported",
-    "checkpoint_epoch",
     "class_names",
     "cleanup_distributed",
     "collate_records",
@@ -72,7 +59,6 @@ __all__ = [
     "default_eval_part",
     "distributed_device",
     "epoch_seed",
-    "find_last_checkpoint",
     "fit_clinical_stats",
     "fold_records",
     "get_rank",
@@ -82,12 +68,10 @@ __all__ = [
     "inference_records",
     "init_distributed",
     "is_main_process",
-    "load_checkpoint",
     "load_clinical_stats",
     "load_records",
     "make_dataset",
     "prepare_inference_datalist",
-    "resume_checkpoint",
     "select_device",
     "select_fast_path",
     "split_summary",
@@ -96,3 +80,38 @@ __all__ = [
     "target_stats",
     "wrap_ddp",
 ]
+
+
+# --- deprecated aliases: handlers moved to monai_bone.handlers (lane handlers; keep this block contiguous) ----------
+#: Names that moved out of ``monai_bone.engines``: old name -> new module. Bundle configs written for 0.1 still
+#: resolve ``monai_bone.engines.<name>`` through :func:`__getattr__`, with a ``DeprecationWarning``.
+_MOVED_TO: dict[str, str] = {
+    "CheckpointFileError": "monai_bone.handlers",
+    "SafeCheckpointLoader": "monai_bone.handlers",
+    "atomic_torch_save": "monai_bone.handlers",
+    "checkpoint_epoch": "monai_bone.handlers",
+    "find_last_checkpoint": "monai_bone.handlers",
+    "load_checkpoint": "monai_bone.handlers",
+    "resume_checkpoint": "monai_bone.handlers",
+    "ResumableCheckpointSaver": "monai_bone.handlers",
+    "EpochSeedHandler": "monai_bone.handlers",
+    "FieldAttentionHandler": "monai_bone.handlers",
+    "GradCamSaver": "monai_bone.handlers",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Deprecated aliases: ``monai_bone.engines.<name>`` of a name that moved (see ``_MOVED_TO``)."""
+    target = _MOVED_TO.get(name)
+    if target is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(
+        f"monai_bone.engines.{name} moved to {target}.{name}; the old path goes in 0.3",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    # imported here, not at the top: monai_bone.handlers imports monai_bone.engines (the layer below)
+    return getattr(importlib.import_module(target), name)
+
+
+# --- end of the handlers aliases ----------------------------------------------------------------------------------

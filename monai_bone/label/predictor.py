@@ -104,7 +104,7 @@ class BundlePredictor:
 
     Raises:
         FileNotFoundError: for a missing bundle, config or weights.
-        monai_bone.engines.CheckpointFileError: when the weights do not load into the configured network.
+        monai_bone.handlers.CheckpointFileError: when the weights do not load into the configured network.
     """
 
     def __init__(
@@ -117,8 +117,8 @@ class BundlePredictor:
     ) -> None:
         from monai.bundle import ConfigParser
 
-        from monai_bone.engines import CheckpointFileError, collate_records, load_checkpoint
-        from monai_bone.handlers import BonePredictionWriter
+        from monai_bone.engines import collate_records
+        from monai_bone.handlers import BonePredictionWriter, CheckpointFileError, load_checkpoint
 
         self.bundle_dir = resolve_bundle(bundle, work_dir)
         self.name = name or self.bundle_dir.name
