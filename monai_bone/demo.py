@@ -427,7 +427,7 @@ def run_demo(
             steps.done()
 
             steps.start(f"infer {task}")
-            from monai_bone.engines import fold_records, load_records, split_folds
+            from monai_bone.data.folds import fold_records, load_records, split_folds
 
             _, val = split_folds(load_records(datalist), 0, source=str(datalist))
             infer_src = out / task / "inference" / "input"

@@ -1,11 +1,13 @@
-"""Engine glue for the monai-bone bundles: folds, clinical statistics, caching, resume, devices, GPU fast path, DDP,
-inference input.
+"""Engine glue for the monai-bone bundles: resume, devices, GPU fast path, DDP, determinism.
 
 The bundles run MONAI's ``SupervisedTrainer`` / ``SupervisedEvaluator`` with MONAI handlers; this package holds the
 few pieces their configs call that MONAI does not provide.
 """
 
 from __future__ import annotations
+
+import importlib
+import warnings
 
 from .checkpoint import (
     CheckpointFileError,
@@ -16,9 +18,6 @@ from .checkpoint import (
     load_checkpoint,
     resume_checkpoint,
 )
-from .clinical import fit_clinical_stats, load_clinical_stats
-from .collate import collate_records
-from .datasets import CACHE_MODES, make_dataset
 from .determinism import EpochSeedHandler, epoch_seed, set_deterministic
 from .device import amp_enabled, select_device
 from .distributed import (
@@ -32,31 +31,54 @@ from .distributed import (
 )
 from .explain import FieldAttentionHandler, GradCamSaver
 from .fast_path import AMP_DTYPES, FastPath, PrepareBatchPlainTensor, bf16_supported, select_fast_path
-from .folds import (
-    class_names,
-    datalist_info,
-    default_eval_part,
-    fold_records,
-    has_test_split,
-    has_value,
-    load_records,
-    split_folds,
-    split_summary,
-    target_stats,
-)
 from .handlers import ResumableCheckpointSaver
-from .inference import IMAGE_SUFFIXES, inference_records, prepare_inference_datalist
 from .options import as_bool
+
+#: Names that moved out of ``monai_bone.engines`` (data concerns went to ``monai_bone.data``, the clinical
+#: statistics to ``monai_bone.transforms``): old name -> new module. Bundle configs written for 0.1 still resolve
+#: ``monai_bone.engines.<name>`` through :func:`__getattr__`, with a ``DeprecationWarning``.
+_MOVED_TO = {
+    "CACHE_MODES": "monai_bone.data.datasets",
+    "make_dataset": "monai_bone.data.datasets",
+    "collate_records": "monai_bone.data.collate",
+    "class_names": "monai_bone.data.folds",
+    "datalist_info": "monai_bone.data.folds",
+    "default_eval_part": "monai_bone.data.folds",
+    "fold_records": "monai_bone.data.folds",
+    "has_test_split": "monai_bone.data.folds",
+    "has_value": "monai_bone.data.folds",
+    "load_records": "monai_bone.data.folds",
+    "split_folds": "monai_bone.data.folds",
+    "split_summary": "monai_bone.data.folds",
+    "target_stats": "monai_bone.data.folds",
+    "IMAGE_SUFFIXES": "monai_bone.data.inference",
+    "inference_records": "monai_bone.data.inference",
+    "prepare_inference_datalist": "monai_bone.data.inference",
+    "fit_clinical_stats": "monai_bone.transforms.clinical_fit",
+    "load_clinical_stats": "monai_bone.transforms.clinical_fit",
+}
+
+
+def __getattr__(name: str):
+    """Deprecated aliases: ``monai_bone.engines.<name>`` of a name that moved (see ``_MOVED_TO``)."""
+    target = _MOVED_TO.get(name)
+    if target is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(
+        f"monai_bone.engines.{name} moved to {target}.{name}; the old path goes in 0.3",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return getattr(importlib.import_module(target), name)
+
 
 __all__ = [
     "AMP_DTYPES",
-    "CACHE_MODES",
     "CheckpointFileError",
     "EpochSeedHandler",
     "FastPath",
     "FieldAttentionHandler",
     "GradCamSaver",
-    "IMAGE_SUFFIXES",
     "PrepareBatchPlainTensor",
     "ResumableCheckpointSaver",
     "SafeCheckpointLoader",
@@ -65,34 +87,18 @@ __all__ = [
     "atomic_torch_save",
     "bf16_supported",
     "checkpoint_epoch",
-    "class_names",
     "cleanup_distributed",
-    "collate_records",
-    "datalist_info",
-    "default_eval_part",
     "distributed_device",
     "epoch_seed",
     "find_last_checkpoint",
-    "fit_clinical_stats",
-    "fold_records",
     "get_rank",
     "get_world_size",
-    "has_test_split",
-    "has_value",
-    "inference_records",
     "init_distributed",
     "is_main_process",
     "load_checkpoint",
-    "load_clinical_stats",
-    "load_records",
-    "make_dataset",
-    "prepare_inference_datalist",
     "resume_checkpoint",
     "select_device",
     "select_fast_path",
-    "split_summary",
     "set_deterministic",
-    "split_folds",
-    "target_stats",
     "wrap_ddp",
 ]

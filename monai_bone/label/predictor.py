@@ -117,7 +117,8 @@ class BundlePredictor:
     ) -> None:
         from monai.bundle import ConfigParser
 
-        from monai_bone.engines import CheckpointFileError, collate_records, load_checkpoint
+        from monai_bone.data.collate import collate_records
+        from monai_bone.engines import CheckpointFileError, load_checkpoint
         from monai_bone.handlers import BonePredictionWriter
 
         self.bundle_dir = resolve_bundle(bundle, work_dir)

@@ -14,6 +14,7 @@ from monai_bone.transforms.array import (
     XrayReadError,
     plain_xray_meta,
 )
+from monai_bone.transforms.clinical_fit import fit_clinical_stats, load_clinical_stats
 from monai_bone.transforms.clinical_stats import STATS_FORMAT, ClinicalStats, check_fields, encode_field
 from monai_bone.transforms.dictionary import (
     ClinicalVectorD,
@@ -62,5 +63,7 @@ __all__ = [
     "XrayReadError",
     "check_fields",
     "encode_field",
+    "fit_clinical_stats",
+    "load_clinical_stats",
     "plain_xray_meta",
 ]

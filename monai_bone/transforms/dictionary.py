@@ -193,7 +193,7 @@ class SafeXrayd(MapTransform):
     study (the network runs on the zeros, and its output for that study is discarded).
 
     Use it in inference only: in training a placeholder would be trained on (the training datasets drop unreadable
-    studies instead, see :func:`monai_bone.engines.make_dataset`).
+    studies instead, see :func:`monai_bone.data.make_dataset`).
 
     Args:
         keys: keys holding the image paths (and, after the chain, the images).

@@ -13,7 +13,7 @@ loaded image and its meta (``BodyPartExamined``, ``ViewPosition``, ``BitsStored`
 A refusal raises :class:`ImageGuardError` (an :class:`~monai_bone.transforms.XrayReadError`, so a ``ValueError``)
 whose message starts with the file name and the reason code and whose ``reason`` attribute holds the code. In
 training the memory-cached dataset drops the study and lists it with that reason in its rejects CSV
-(:func:`monai_bone.engines.make_dataset`); in inference :class:`~monai_bone.transforms.SafeXrayd` turns it into an
+(:func:`monai_bone.data.make_dataset`); in inference :class:`~monai_bone.transforms.SafeXrayd` turns it into an
 error row (and the MONAI Label app into a 422 answer naming the reason).
 """
 

@@ -8,12 +8,7 @@ import pytest
 import torch
 from ignite.engine import Engine, Events
 
-from monai_bone.engines import (
-    ResumableCheckpointSaver,
-    checkpoint_epoch,
-    find_last_checkpoint,
-    resume_checkpoint,
-)
+from monai_bone.engines import ResumableCheckpointSaver, checkpoint_epoch, find_last_checkpoint, resume_checkpoint
 
 
 def _ckpt(path, epoch):

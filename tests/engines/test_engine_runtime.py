@@ -9,17 +9,17 @@ import torch
 from monai.data import CacheDataset, Dataset, PersistentDataset, decollate_batch
 from monai.transforms import Compose
 
+from monai_bone.data.collate import collate_records
+from monai_bone.data.datasets import make_dataset
 from monai_bone.engines import (
     amp_enabled,
     as_bool,
     cleanup_distributed,
-    collate_records,
     distributed_device,
     get_rank,
     get_world_size,
     init_distributed,
     is_main_process,
-    make_dataset,
     select_device,
     wrap_ddp,
 )

@@ -61,7 +61,7 @@ def prepare_inference_datalist(
         ValueError: when ``input`` is neither a datalist, a folder nor an image, or holds no usable image; with
             ``pseudonymise``, when there is no salt or a datalist input is not pseudonymised.
     """
-    from .options import as_bool
+    from monai_bone.engines.options import as_bool
 
     pseudonymise = as_bool(pseudonymise, "pseudonymise")
     if input is None or str(input).strip() == "":

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from monai_bone.data.inference import inference_records, prepare_inference_datalist
 from monai_bone.data.synth import synthesize
-from monai_bone.engines import FieldAttentionHandler, GradCamSaver, inference_records, prepare_inference_datalist
+from monai_bone.engines import FieldAttentionHandler, GradCamSaver
 from monai_bone.networks import XAttnBMD
 
 
