@@ -28,11 +28,11 @@ import argparse
 import logging
 
 from monai_bone.data.datalist import TASKS, build_datalist
-from monai_bone.data.dicomweb import DEFAULT_CACHE_NAME, DicomwebError
 from monai_bone.data.image_guards import parse_tag_list
 from monai_bone.data.index_guards import BILATERAL_MODES
 from monai_bone.data.pseudonym import SALT_ENV
 from monai_bone.data.sources import SOURCE_KINDS
+from monai_bone.data.sources.dicomweb import DEFAULT_CACHE_NAME, DicomwebError
 
 __all__ = ["add_parser", "folds_argument", "run"]
 

@@ -599,7 +599,8 @@ def build_datalist(
 
     Args:
         source: DICOM folder, KOP-style image folder, or DICOMweb URL (``http://HOST:PORT/dicom-web``: DX/CR
-            instances are retrieved into ``cache`` and indexed like a folder; see :mod:`monai_bone.data.dicomweb`).
+            instances are retrieved into ``cache`` and indexed like a folder;
+            see :mod:`monai_bone.data.sources.dicomweb`).
         out: datalist JSON path (its folder receives ``rejects.csv`` and ``warnings.csv``).
         clinical: clinical CSV path(s), merged on ``key``; ``None`` for none.
         key: join key: a DICOM keyword whose value matches the CSV column of the same name (case-insensitive);
@@ -637,7 +638,7 @@ def build_datalist(
     """
     from tqdm import tqdm
 
-    from monai_bone.data.dicomweb import DEFAULT_CACHE_NAME
+    from monai_bone.data.sources.dicomweb import DEFAULT_CACHE_NAME
 
     if task is not None and task not in TASKS:
         raise ValueError(f"task must be one of {TASKS} or None, got {task!r}")

@@ -188,9 +188,9 @@ def prepare_studies(source: str | os.PathLike, work_dir: str | os.PathLike, prog
         ValueError: when it holds no usable radiograph.
     """
     from monai_bone.data.datalist import build_datalist
-    from monai_bone.data.dicomweb import is_dicomweb_url
     from monai_bone.data.folds import load_records
     from monai_bone.data.inference import inference_source_kind
+    from monai_bone.data.sources.dicomweb import is_dicomweb_url
 
     text = os.fspath(source)
     if is_dicomweb_url(text):

@@ -25,7 +25,8 @@ from pydicom.uid import RLELossless, generate_uid
 
 from monai_bone.cli import main
 from monai_bone.data.dicom_header import RejectError
-from monai_bone.data.dicomweb import (
+from monai_bone.data.sources import open_source
+from monai_bone.data.sources.dicomweb import (
     CACHE_MANIFEST,
     DicomwebError,
     DicomwebSource,
@@ -34,7 +35,6 @@ from monai_bone.data.dicomweb import (
     is_dicomweb_url,
     split_dicomweb_url,
 )
-from monai_bone.data.sources import open_source
 from monai_bone.data.synth import synthesize
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -40,7 +40,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from monai_bone.data.dicom_header import RejectError
-from monai_bone.data.sources import DicomFolderSource, SourceImage
+from monai_bone.data.sources.folders import DicomFolderSource, SourceImage
 from monai_bone.utils.io import atomic_write_bytes, atomic_write_json
 
 __all__ = [

@@ -11,7 +11,7 @@ A source lists candidate files (:meth:`ImageSource.files`) and reads one file's 
   (``normal/``, ``osteopenia/``, ``osteoporosis/``, any case, possibly below e.g. ``train/``) holding PNG/JPEG files.
   The class of a file is its nearest ancestor folder with a class name; the patient/key value is the file stem.
 
-* ``"dicomweb"`` -- :class:`~monai_bone.data.dicomweb.DicomwebSource` (for a URL such as
+* ``"dicomweb"`` -- :class:`~monai_bone.data.sources.dicomweb.DicomwebSource` (for a URL such as
   ``http://HOST:PORT/dicom-web``): DX/CR instances found with QIDO-RS are retrieved with WADO-RS into a cache folder
   and then read exactly like a DICOM folder.
 
@@ -39,7 +39,6 @@ __all__ = [
     "ImageSource",
     "SourceImage",
     "detect_source_kind",
-    "open_source",
 ]
 
 logger = logging.getLogger(__name__)
@@ -262,9 +261,6 @@ class ImageFolderSource(ImageSource):
         )
 
 
-_SOURCES: dict[str, type[ImageSource]] = {"dicom": DicomFolderSource, "kop": ImageFolderSource}
-
-
 _MAX_SPLIT_FOLDERS = 32
 
 
@@ -315,52 +311,3 @@ def detect_source_kind(root: str | os.PathLike) -> str:
         One of :data:`SOURCE_KINDS`.
     """
     return "kop" if _class_folders(Path(root)) else "dicom"
-
-
-def open_source(
-    source: str | os.PathLike,
-    kind: str | None = None,
-    exclude: Collection[str | os.PathLike] = (),
-    cache: str | os.PathLike | None = None,
-    progress: bool = True,
-) -> ImageSource:
-    """Open a source folder as a :class:`DicomFolderSource` or :class:`ImageFolderSource`, or a DICOMweb URL as a
-    :class:`~monai_bone.data.dicomweb.DicomwebSource` (which contacts the server only when its files are listed).
-
-    Args:
-        source: folder path, or DICOMweb URL (``http(s)://HOST:PORT/PATH``).
-        kind: ``"dicom"``, ``"kop"``, ``"dicomweb"`` or ``None`` to auto-detect (:func:`detect_source_kind` for
-            folders; a URL is always DICOMweb).
-        exclude: files to leave out of the listing.
-        cache: DICOMweb only: folder receiving the retrieved instances (default ``dicomweb_cache`` in the current
-            folder; ``monai-bone index`` puts it beside the datalist).
-        progress: DICOMweb only: tqdm bars for the search and retrieval.
-
-    Returns:
-        The source.
-
-    Raises:
-        ValueError: for an unknown kind, a kind that does not fit the source, or a path that is not a folder.
-        FileNotFoundError: when the folder does not exist.
-    """
-    from monai_bone.data.dicomweb import DEFAULT_CACHE_NAME, DicomwebSource, is_dicomweb_url
-
-    text = os.fspath(source)
-    if kind is not None and kind not in SOURCE_KINDS:
-        raise ValueError(f"unknown source kind {kind!r}; expected one of {SOURCE_KINDS} or None (auto-detect)")
-    if is_dicomweb_url(text):
-        if kind not in (None, "dicomweb"):
-            raise ValueError(f"source {text!r} is a URL: source kind {kind!r} applies to folders only")
-        cache = Path(DEFAULT_CACHE_NAME) if cache is None else Path(cache)
-        logger.debug("source %s opened as dicomweb (cache %s)", text, cache)
-        return DicomwebSource(text, cache, exclude=exclude, progress=progress)
-    if kind == "dicomweb":
-        raise ValueError(f"source kind 'dicomweb' needs a URL (http://HOST:PORT/dicom-web), got {text!r}")
-    path = Path(text)
-    if not path.exists():
-        raise FileNotFoundError(f"source {path} does not exist")
-    if not path.is_dir():
-        raise ValueError(f"source {path} is not a folder (give the folder that holds the images)")
-    kind = kind or detect_source_kind(path)
-    logger.debug("source %s opened as %s", path, kind)
-    return _SOURCES[kind](path, exclude=exclude)
