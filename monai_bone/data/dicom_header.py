@@ -56,6 +56,8 @@ from pydicom.uid import (
 )
 
 from monai_bone.constants import CATEGORICAL_CODES, DICOM_FIELDS, SYNTHETIC_NOTE
+from monai_bone.data.duplicates import native_pixel_hash
+from monai_bone.data.duplicates import pixel_hash as decoded_pixel_hash
 from monai_bone.data.image_guards import GUARD_REASONS
 
 __all__ = [
@@ -124,6 +126,7 @@ _MAGIC = (
     (b"%PDF", "a PDF document"),
 )
 _MAX_FRAGMENTS = 1_000_000
+_NATIVE_LITTLE_ENDIAN = frozenset({str(ExplicitVRLittleEndian), str(ImplicitVRLittleEndian)})
 #: SpecificCharacterSet values whose LO strings decode with one Python codec (no code extensions).
 _SIMPLE_CHARSETS = {"": "latin-1", "ISO_IR 6": "latin-1", "ISO_IR 100": "latin-1", "ISO_IR 192": "utf-8"}
 _AGE_RE = re.compile(r"^\s*(\d{1,3})\s*([DWMY]?)\s*$", re.IGNORECASE)
@@ -200,6 +203,7 @@ class DicomHeader:
             "weight": kg | None}`` -- raw header values; unit fixes and plausibility checks are the index's job.
         keys: values of the extra keywords asked for (e.g. the join key), ``None`` when absent.
         warnings: problems found while parsing header fields (unparseable age, unknown sex code, ...).
+        pixel_hash: perceptual hash of the pixels (:mod:`monai_bone.data.duplicates`) when asked for, else ``None``.
     """
 
     path: Path
@@ -221,6 +225,7 @@ class DicomHeader:
     keys: dict[str, str | None] = field(default_factory=dict)
     warnings: list[FieldWarning] = field(default_factory=list)
     view_position: str | None = None
+    pixel_hash: Any = None
 
 
 def parse_age(value: Any) -> float | None:
@@ -514,11 +519,12 @@ def _expected_pixel_bytes(ds: pydicom.Dataset) -> int | None:
     return (n_bits + 7) // 8
 
 
-def _pixel_data_problem(fp: BinaryIO, ds: pydicom.Dataset, pos: int, size: int) -> tuple[str, str] | None:
+def _pixel_data_problem(fp: BinaryIO, ds: pydicom.Dataset, pos: int, size: int) -> tuple[str, str] | int | None:
     """Inspect the PixelData element header at ``pos`` (where ``stop_before_pixels`` stopped) without reading pixels.
 
     Returns:
-        ``(reason, detail)`` for a reject, or ``None`` when the element looks complete.
+        ``(reason, detail)`` for a reject; else the byte offset where the pixel values start when the element has a
+        defined length (native pixel data), or ``None`` (encapsulated pixel data).
     """
     if pos + 8 > size:
         return "no_pixel_data", "no PixelData element (7FE0,0010) in the file"
@@ -563,7 +569,23 @@ def _pixel_data_problem(fp: BinaryIO, ds: pydicom.Dataset, pos: int, size: int) 
             "no_pixel_data",
             f"PixelData holds {length} bytes but Rows x Columns x Frames x Samples x BitsAllocated needs {expected}",
         )
-    return None
+    return value_start
+
+
+def _same_read_hash(fp: BinaryIO, ds: pydicom.Dataset, header: DicomHeader, value_start: int | None) -> Any:
+    """The duplicate hash of the file being read: native little-endian pixel bytes read here, in the same open, and
+    hashed without pydicom's decoder (:func:`~monai_bone.data.duplicates.native_pixel_hash`); anything else (compressed,
+    big-endian, an odd layout) is decoded (:func:`~monai_bone.data.duplicates.pixel_hash`)."""
+    if value_start is not None and header.transfer_syntax in _NATIVE_LITTLE_ENDIAN:
+        bits = _int(ds, "BitsAllocated") or 0
+        fp.seek(value_start)
+        data = fp.read(header.rows * header.columns * bits // 8)
+        signed = _int(ds, "PixelRepresentation") == 1
+        invert = header.photometric == "MONOCHROME1"
+        found = native_pixel_hash(data, header.rows, header.columns, bits, header.bits_stored, signed, invert)
+        if found is not None:
+            return found
+    return decoded_pixel_hash(header.path, dicom=True)
 
 
 def _deflated_pixel_problem(path: Path) -> tuple[str, str] | None:
@@ -583,8 +605,12 @@ def _deflated_pixel_problem(path: Path) -> tuple[str, str] | None:
     return None
 
 
-def read_header(path: str | os.PathLike, keys: Sequence[str] = ("PatientID",)) -> DicomHeader:
-    """Read one DICOM file's header (never its pixels) and check that it is a usable plain radiograph.
+def read_header(path: str | os.PathLike, keys: Sequence[str] = ("PatientID",), pixel_hash: bool = False) -> DicomHeader:
+    """Read one DICOM file's header and check that it is a usable plain radiograph.
+
+    The pixels are not read, unless ``pixel_hash`` asks for the duplicate hash (:mod:`monai_bone.data.duplicates`):
+    then the pixel bytes that follow the header are read in the same open (native pixel data; compressed data are
+    decoded) and the hash is returned in :attr:`DicomHeader.pixel_hash`.
 
     Checks, in order: readable Part 10 DICOM → modality in :data:`XRAY_MODALITIES` (or a DX/CR SOP class) →
     Rows/Columns within the size rule (:func:`image_size_problem`) → PixelData present, not truncated and long
@@ -593,6 +619,7 @@ def read_header(path: str | os.PathLike, keys: Sequence[str] = ("PatientID",)) -
     Args:
         path: the file (any name, any extension).
         keys: further DICOM keywords whose values to return in :attr:`DicomHeader.keys` (e.g. the CSV join key).
+        pixel_hash: also compute the perceptual hash of the pixels (``None`` in the header when they cannot be read).
 
     Returns:
         The :class:`DicomHeader`.
@@ -625,9 +652,11 @@ def read_header(path: str | os.PathLike, keys: Sequence[str] = ("PatientID",)) -
                 problem = _deflated_pixel_problem(path)
             else:
                 problem = _pixel_data_problem(fp, ds, fp.tell(), size)
-            if problem is not None:
+            if isinstance(problem, tuple):
                 raise RejectError(*problem)
             header = _header_fields(ds, path, keys, modality, sop_class, syntax)
+            if pixel_hash:
+                header.pixel_hash = _same_read_hash(fp, ds, header, problem)
     except OSError as err:
         raise RejectError("unreadable", f"cannot read file: {err.strerror or err}") from None
     undecodable = check_decodable(header.transfer_syntax)

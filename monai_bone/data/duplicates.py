@@ -4,9 +4,9 @@ The same radiograph can reach a dataset twice: copied into two class folders, re
 resized, exported once as MONOCHROME1 and once as MONOCHROME2, or stored under two patient ids. If the two copies land
 in different folds the model is validated on an image it trained on.
 
-:func:`pixel_hash` decodes the pixels (pydicom for DICOM, PIL for PNG/JPEG), maps them to bone-bright 8-bit grey
-(MONOCHROME1 inverted), shrinks them to a small thumbnail and takes ``imagehash.phash`` (DCT perceptual hash,
-``hash_size`` = 16 → 256 bits): robust to re-encoding, resizing, brightness/contrast (linear modality LUT) and
+:func:`pixel_hash` decodes the pixels (pydicom for DICOM, PIL for PNG/JPEG/TIFF/BMP), shrinks them to a small
+thumbnail, maps that to bone-bright 8-bit grey (MONOCHROME1 inverted) and takes ``imagehash.phash`` (DCT perceptual
+hash, ``hash_size`` = 16 → 256 bits): robust to re-encoding, resizing, brightness/contrast (linear modality LUT) and
 inversion conventions. :func:`duplicate_components` joins images whose hashes differ in at most ``max_distance`` bits
 (union-find over all pairs, vectorised). The index (:func:`monai_bone.data.datalist.build_datalist`) then
 
@@ -14,8 +14,12 @@ inversion conventions. :func:`duplicate_components` joins images whose hashes di
 - rejects all members of a component whose labels disagree (``conflicting_duplicate``, naming the other files),
 - writes a ``near_duplicate`` warning per joined file.
 
-Cost: one pixel decode per file (the header scan does not decode); ``benchmarks/bench_data.py``-style throughput
-with hashing on vs off is reported in the README. ``monai-bone index --no-dedup`` skips it.
+Cost: the index hashes in the same file read as the header (:func:`monai_bone.data.dicom_header.read_header`).
+Native (uncompressed little-endian) DICOM pixel data are not decoded by pydicom: the PixelData bytes that follow the
+header are read and only the pixels of the thumbnail grid are converted (:func:`native_pixel_hash`, the same hash as
+decoding the file). Compressed DICOM (JPEG, JPEG 2000, RLE, deflate) and PNG/JPEG files are decoded (JPEG at reduced
+scale), so their hashing costs a decode. ``benchmarks/bench_dedup.py`` prints throughput with hashing on vs off.
+``monai-bone index --no-dedup`` skips it.
 """
 
 from __future__ import annotations
@@ -33,8 +37,10 @@ __all__ = [
     "THUMBNAIL",
     "duplicate_components",
     "image_folder_patient_id",
+    "grey_hash",
     "labels_conflict",
     "merge_duplicate_groups",
+    "native_pixel_hash",
     "pixel_hash",
 ]
 
@@ -50,31 +56,81 @@ MAX_DISTANCE: int = 12
 THUMBNAIL: int = 128
 
 
-def _to_grey8(arr: np.ndarray, invert: bool) -> np.ndarray:
+def _grey_thumbnail(arr: np.ndarray, invert: bool, decimated: bool = False) -> Any:
+    """Bone-bright 8-bit ``THUMBNAIL``² PIL image of a grey (or colour) pixel array.
+
+    Every step-th pixel first (the hash is low-pass; ``decimated``: the caller did it already), a box-filtered
+    ``THUMBNAIL``² float image, then the 0.5/99.5 percentile window of that thumbnail (16k values: ~20x cheaper
+    than on the full grid) to 0..255.
+    """
+    from PIL import Image
+
     a = np.asarray(arr)
     if a.ndim == 3:  # colour (H, W, C) or frames (F, H, W): one grey plane
         a = a.mean(axis=-1) if a.shape[-1] in (3, 4) else a[0]
-    step = max(1, min(a.shape) // (2 * THUMBNAIL))  # big images: every step-th pixel first (the hash is low-pass)
-    a = np.asarray(a[::step, ::step], dtype=np.float32)
-    lo, hi = np.percentile(a, (0.5, 99.5)) if a.size else (0.0, 1.0)
-    scaled = np.clip((a - lo) / (hi - lo), 0.0, 1.0) if hi > lo else np.zeros_like(a)
+    step = 1 if decimated else max(1, min(a.shape) // (2 * THUMBNAIL))
+    grid = np.ascontiguousarray(a[::step, ::step], dtype=np.float32)
+    thumb = np.asarray(Image.fromarray(grid, mode="F").resize((THUMBNAIL, THUMBNAIL), Image.Resampling.BOX))
+    lo, hi = np.percentile(thumb, (0.5, 99.5))
+    scaled = np.clip((thumb - lo) / (hi - lo), 0.0, 1.0) if hi > lo else np.zeros_like(thumb)
     if invert:
         scaled = 1.0 - scaled
-    return (scaled * 255.0 + 0.5).astype(np.uint8)
+    return Image.fromarray((scaled * 255.0 + 0.5).astype(np.uint8))
+
+
+def grey_hash(arr: np.ndarray, invert: bool, hash_size: int = HASH_SIZE, decimated: bool = False) -> Any:
+    """``imagehash.phash`` of a decoded pixel array (MONOCHROME1: ``invert=True``), via :func:`_grey_thumbnail`."""
+    import imagehash
+
+    return imagehash.phash(_grey_thumbnail(arr, invert, decimated), hash_size=hash_size)
+
+
+#: numpy dtypes of native (uncompressed, little-endian) DICOM pixel data by (BitsAllocated, PixelRepresentation).
+_NATIVE_DTYPES = {(8, 0): "<u1", (8, 1): "<i1", (16, 0): "<u2", (16, 1): "<i2", (32, 0): "<u4", (32, 1): "<i4"}
+
+
+def native_pixel_hash(
+    data: bytes,
+    rows: int,
+    columns: int,
+    bits_allocated: int,
+    bits_stored: int | None,
+    signed: bool,
+    invert: bool,
+    hash_size: int = HASH_SIZE,
+) -> Any:
+    """Perceptual hash of native (uncompressed little-endian) single-frame grey DICOM pixel bytes, without pydicom.
+
+    The index calls it with the PixelData bytes it reads in the same open as the header
+    (:func:`monai_bone.data.dicom_header.read_header`); it gives the hash that :func:`pixel_hash` gives for the
+    decoded file (unused high bits masked, signed values sign-extended, as pydicom decodes them).
+
+    Returns:
+        An ``imagehash.ImageHash``, or ``None`` for a layout it does not handle (the caller decodes the file instead).
+    """
+    dtype = _NATIVE_DTYPES.get((bits_allocated, int(bool(signed))))
+    if dtype is None or len(data) < rows * columns * bits_allocated // 8:
+        return None
+    arr = np.frombuffer(data, dtype=dtype, count=rows * columns).reshape(rows, columns)
+    step = max(1, min(rows, columns) // (2 * THUMBNAIL))
+    grid = arr[::step, ::step]  # only the pixels the thumbnail uses are masked / converted
+    if bits_stored and bits_stored < bits_allocated:
+        shift = bits_allocated - bits_stored
+        grid = (grid << shift) >> shift if signed else grid & ((1 << bits_stored) - 1)
+    return grey_hash(grid, invert, hash_size, decimated=True)
 
 
 def pixel_hash(path: str | os.PathLike, dicom: bool, hash_size: int = HASH_SIZE) -> Any:
     """Perceptual hash of the decoded pixels of one image (``None`` when the pixels cannot be decoded).
 
     Args:
-        path: DICOM or PNG/JPEG file.
+        path: DICOM or PNG/JPEG/TIFF/BMP file.
         dicom: whether the file is DICOM (decoded with pydicom; MONOCHROME1 inverted) or a PIL image.
         hash_size: ``imagehash.phash`` hash size.
 
     Returns:
         An ``imagehash.ImageHash`` or ``None`` (with a debug log) when decoding fails.
     """
-    import imagehash
     from PIL import Image
 
     try:
@@ -83,13 +139,12 @@ def pixel_hash(path: str | os.PathLike, dicom: bool, hash_size: int = HASH_SIZE)
 
             ds = pydicom.dcmread(os.fspath(path))
             invert = str(getattr(ds, "PhotometricInterpretation", "")).upper() == "MONOCHROME1"
-            grey = _to_grey8(ds.pixel_array, invert)
-        else:
-            with Image.open(path) as img:
-                img.draft("L", (THUMBNAIL * 2, THUMBNAIL * 2))  # JPEG: decode at reduced scale
-                grey = _to_grey8(np.asarray(img.convert("L")), False)
-        thumb = Image.fromarray(grey).resize((THUMBNAIL, THUMBNAIL), Image.Resampling.BOX)
-        return imagehash.phash(thumb, hash_size=hash_size)
+            return grey_hash(ds.pixel_array, invert, hash_size)
+        with Image.open(path) as img:
+            img.draft("L", (THUMBNAIL * 2, THUMBNAIL * 2))  # JPEG: decode at reduced scale
+            # 16-bit / float images keep their values (convert("L") would clip them at 255)
+            wide = img.mode in ("I", "I;16", "I;16B", "I;16L", "F")
+            return grey_hash(np.asarray(img) if wide else np.asarray(img.convert("L")), False, hash_size)
     except Exception as err:  # noqa: BLE001 - a file the hash cannot decode is simply not de-duplicated
         logger.debug("%s: no pixel hash (%s: %s)", path, type(err).__name__, err)
         return None

@@ -508,8 +508,8 @@ class DicomwebSource(DicomFolderSource):
             self.retrieve()
         return list(self._files)
 
-    def read(self, path: Path, keys: Sequence[str] = ("PatientID",)) -> SourceImage:
-        """Header-only read of a retrieved file, exactly as for a DICOM folder.
+    def read(self, path: Path, keys: Sequence[str] = ("PatientID",), pixel_hash: bool = False) -> SourceImage:
+        """Header read of a retrieved file, exactly as for a DICOM folder.
 
         Raises:
             RejectError: ``unreadable`` for an instance the server did not deliver (the detail gives the HTTP
@@ -518,7 +518,7 @@ class DicomwebSource(DicomFolderSource):
         problem = self._failed.get(Path(path))
         if problem is not None:
             raise RejectError("unreadable", problem)
-        return super().read(path, keys=keys)
+        return super().read(path, keys=keys, pixel_hash=pixel_hash)
 
 
 def _search_all(search: Any, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:

@@ -29,6 +29,7 @@ from typing import Any
 
 from monai_bone.constants import KNEE_LABELS_BINARY, KNEE_LABELS_THREE, SYNTHETIC_NOTE
 from monai_bone.data.dicom_header import FieldWarning, RejectError, read_header, sniff_file_type
+from monai_bone.data.duplicates import pixel_hash as decoded_pixel_hash
 
 __all__ = [
     "IMAGE_FILE_SUFFIXES",
@@ -69,6 +70,7 @@ class SourceImage:
         clinical: clinical fields the file itself carries (DICOM header; empty for image folders).
         class_name: class folder name (lower case) for image folders, else ``None``.
         warnings: field-level problems found while reading the header.
+        pixel_hash: perceptual hash of the pixels (:mod:`monai_bone.data.duplicates`) when the read asked for it.
     """
 
     path: Path
@@ -84,6 +86,7 @@ class SourceImage:
     class_name: str | None = None
     warnings: list[FieldWarning] = field(default_factory=list)
     view_position: str | None = None
+    pixel_hash: Any = None
 
 
 class ImageSource:
@@ -144,8 +147,9 @@ class ImageSource:
         visit(os.fspath(self.root))
         return found
 
-    def read(self, path: Path, keys: Sequence[str] = ("PatientID",)) -> SourceImage:
-        """Read one file's header; raise :class:`~monai_bone.data.dicom_header.RejectError` when it is unusable."""
+    def read(self, path: Path, keys: Sequence[str] = ("PatientID",), pixel_hash: bool = False) -> SourceImage:
+        """Read one file's header (and, with ``pixel_hash``, the duplicate hash of its pixels in the same read);
+        raise :class:`~monai_bone.data.dicom_header.RejectError` when it is unusable."""
         raise NotImplementedError
 
     @property
@@ -167,13 +171,13 @@ class DicomFolderSource(ImageSource):
 
     kind = "dicom"
 
-    def read(self, path: Path, keys: Sequence[str] = ("PatientID",)) -> SourceImage:
-        """Header-only read through :func:`~monai_bone.data.dicom_header.read_header`.
+    def read(self, path: Path, keys: Sequence[str] = ("PatientID",), pixel_hash: bool = False) -> SourceImage:
+        """Header read through :func:`~monai_bone.data.dicom_header.read_header` (pixels only for ``pixel_hash``).
 
         Raises:
             RejectError: when the file is not a usable radiograph.
         """
-        header = read_header(path, keys=keys)
+        header = read_header(path, keys=keys, pixel_hash=pixel_hash)
         return SourceImage(
             path=header.path,
             key_values=header.keys,
@@ -187,6 +191,7 @@ class DicomFolderSource(ImageSource):
             clinical=header.clinical,
             warnings=header.warnings,
             view_position=header.view_position,
+            pixel_hash=header.pixel_hash,
         )
 
 
@@ -224,8 +229,8 @@ class ImageFolderSource(ImageSource):
                 return part.lower()
         return None
 
-    def read(self, path: Path, keys: Sequence[str] = ("PatientID",)) -> SourceImage:
-        """Open the image header with PIL (no pixel decoding) and attach its class folder.
+    def read(self, path: Path, keys: Sequence[str] = ("PatientID",), pixel_hash: bool = False) -> SourceImage:
+        """Open the image header with PIL (no pixel decoding unless ``pixel_hash``) and attach its class folder.
 
         The class (or its absence) is not checked here: whether a missing class is a reject depends on the task.
 
@@ -258,6 +263,7 @@ class ImageFolderSource(ImageSource):
             photometric="MONOCHROME2" if grayscale else "RGB",
             synthetic=SYNTHETIC_NOTE in info_text,
             class_name=self.class_of(path),
+            pixel_hash=decoded_pixel_hash(path, dicom=False) if pixel_hash else None,
         )
 
 
