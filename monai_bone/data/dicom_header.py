@@ -35,6 +35,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import mmap
 import os
 import re
 import struct
@@ -573,16 +574,21 @@ def _pixel_data_problem(fp: BinaryIO, ds: pydicom.Dataset, pos: int, size: int) 
 
 
 def _same_read_hash(fp: BinaryIO, ds: pydicom.Dataset, header: DicomHeader, value_start: int | None) -> Any:
-    """The duplicate hash of the file being read: native little-endian pixel bytes read here, in the same open, and
-    hashed without pydicom's decoder (:func:`~monai_bone.data.duplicates.native_pixel_hash`); anything else (compressed,
-    big-endian, an odd layout) is decoded (:func:`~monai_bone.data.duplicates.pixel_hash`)."""
+    """The duplicate hash of the file being read: native little-endian pixel data are memory-mapped from the open file
+    and hashed without pydicom's decoder (:func:`~monai_bone.data.duplicates.native_pixel_hash`, which touches only
+    the thumbnail grid's pages); anything else (compressed, big-endian, an odd layout) is decoded
+    (:func:`~monai_bone.data.duplicates.pixel_hash`)."""
     if value_start is not None and header.transfer_syntax in _NATIVE_LITTLE_ENDIAN:
         bits = _int(ds, "BitsAllocated") or 0
-        fp.seek(value_start)
-        data = fp.read(header.rows * header.columns * bits // 8)
         signed = _int(ds, "PixelRepresentation") == 1
         invert = header.photometric == "MONOCHROME1"
-        found = native_pixel_hash(data, header.rows, header.columns, bits, header.bits_stored, signed, invert)
+        try:
+            with mmap.mmap(fp.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                found = native_pixel_hash(
+                    data, header.rows, header.columns, bits, header.bits_stored, signed, invert, offset=value_start
+                )
+        except (OSError, ValueError, BufferError):  # not mappable (e.g. a pipe): decode instead
+            found = None
         if found is not None:
             return found
     return decoded_pixel_hash(header.path, dicom=True)
