@@ -633,7 +633,7 @@ def read_header(path: str | os.PathLike, keys: Sequence[str] = ("PatientID",), p
     Raises:
         RejectError: with a reason from :data:`REJECT_REASONS` and a detail naming the problem.
     """
-    path = Path(path)
+    path = path if isinstance(path, Path) else Path(path)
     try:
         with open(path, "rb") as fp:
             size = os.fstat(fp.fileno()).st_size

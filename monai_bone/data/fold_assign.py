@@ -89,7 +89,14 @@ def _stratified_group_kfold(n_splits: int, seed: int):
                 return math.sqrt(fold_sum([(v - mean) * (v - mean) for v in vals]) / k)
 
             fractions = [[counts[j][c] / totals[c] for j in range(k)] for c in range(n_classes)]
-            base = [std(f) for f in fractions]  # classes the group does not touch keep these for every candidate
+            # classes the group does not touch keep these for every candidate; a class whose fold fractions did not
+            # change since the previous group (only the chosen fold's touched classes change) keeps its std
+            previous = getattr(self, "_previous", None)
+            if previous is not None and len(previous[0]) == n_classes:
+                base = [old if f == pf else std(f) for f, pf, old in zip(fractions, *previous)]
+            else:
+                base = [std(f) for f in fractions]
+            self._previous = (fractions, base)
             touched = [c for c in range(n_classes) if group[c]]
             best_fold, min_eval, min_samples = None, math.inf, math.inf
             for i in range(k):
