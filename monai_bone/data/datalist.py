@@ -52,11 +52,11 @@ from monai_bone.data.clinical_records import PLAUSIBLE_BMD, label_set
 from monai_bone.data.dicom_header import REJECT_REASONS
 from monai_bone.data.fold_assign import assign_folds, fold_strata
 from monai_bone.data.folds import DATALIST_KEY, dump_datalist
+from monai_bone.data.image_guards import checks_bilateral
 from monai_bone.data.index_outputs import RUN_ID_PREFIX, commit_outputs
 from monai_bone.data.index_scan import (
     IndexPlan,
     IndexScan,
-    checks_bilateral,
     group_duplicates,
     rel_path,
     scan_source,

@@ -21,6 +21,7 @@ from monai_bone.data.clinical_csv import ClinicalTable
 from monai_bone.data.clinical_records import bmd_label, find_label, merge_clinical
 from monai_bone.data.dicom_header import FieldWarning, RejectError
 from monai_bone.data.duplicates import image_folder_patient_id, merge_duplicate_groups
+from monai_bone.data.image_guards import checks_bilateral
 from monai_bone.data.index_guards import BILATERAL_FOLDER, BilateralCheck, guard_header, split_record
 from monai_bone.data.index_outputs import new_run_id
 from monai_bone.data.index_summary import WARNING_COLUMNS
@@ -121,11 +122,6 @@ class IndexScan:
     def reject(self, rel: str, reason: str, detail: str) -> None:
         self.rejects.append({"path": rel, "reason": reason, "detail": detail})
         logger.debug("reject %s: %s (%s)", rel, reason, detail)
-
-
-def checks_bilateral(task: str | None) -> bool:
-    """Knee images may hold both knees side by side (the bilateral check, :mod:`monai_bone.data.index_guards`)."""
-    return task is not None and "KNEE" in get_task(task).body_parts
 
 
 def _source_files(plan: IndexPlan) -> list[Path]:

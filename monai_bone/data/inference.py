@@ -21,16 +21,13 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from monai_bone.data.sources import IMAGE_FILE_SUFFIXES
+from monai_bone.data.image_formats import IMAGE_SUFFIXES, PLAIN_IMAGE_SUFFIXES
 
 from .folds import load_records
 
 __all__ = ["IMAGE_SUFFIXES", "inference_records", "inference_source_kind", "prepare_inference_datalist"]
 
 logger = logging.getLogger(__name__)
-
-#: Single files accepted as ``input`` (a folder may hold DICOM files without a suffix).
-IMAGE_SUFFIXES: tuple[str, ...] = (".dcm", ".dicom", ".png", ".jpg", ".jpeg")
 
 
 def prepare_inference_datalist(
@@ -131,9 +128,9 @@ def inference_source_kind(src: str | os.PathLike, limit: int = 5000) -> str | No
     """
     src = Path(src)
     if src.is_file():
-        return "kop" if src.suffix.lower() in IMAGE_FILE_SUFFIXES else "dicom"
+        return "kop" if src.suffix.lower() in PLAIN_IMAGE_SUFFIXES else "dicom"
     files = [p for p in itertools.islice(src.rglob("*"), limit) if p.is_file() and not p.name.startswith(".")]
-    if files and all(p.suffix.lower() in IMAGE_FILE_SUFFIXES for p in files):
+    if files and all(p.suffix.lower() in PLAIN_IMAGE_SUFFIXES for p in files):
         return "kop"
     return None
 

@@ -51,7 +51,7 @@ _MOVED_TO = {
     "split_folds": "monai_bone.data.folds",
     "split_summary": "monai_bone.data.folds",
     "target_stats": "monai_bone.data.folds",
-    "IMAGE_SUFFIXES": "monai_bone.data.inference",
+    "IMAGE_SUFFIXES": "monai_bone.data.image_formats",
     "inference_records": "monai_bone.data.inference",
     "prepare_inference_datalist": "monai_bone.data.inference",
     "fit_clinical_stats": "monai_bone.transforms.clinical_fit",

@@ -25,7 +25,8 @@ from monai_bone.constants import CLINICAL_FIELDS, DICOM_FIELDS
 from monai_bone.data.clinical_csv import parse_clinical_value
 from monai_bone.data.clinical_records import merge_clinical
 from monai_bone.data.dicom_header import RejectError, sniff_file_type
-from monai_bone.data.sources import IMAGE_FILE_SUFFIXES, DicomFolderSource, ImageFolderSource
+from monai_bone.data.image_formats import PLAIN_IMAGE_SUFFIXES
+from monai_bone.data.sources import DicomFolderSource, ImageFolderSource
 
 __all__ = ["PredictionError", "StudyInput", "clinical_from_request", "error_reason", "find_study_file", "study_input"]
 
@@ -157,7 +158,7 @@ def study_input(path: str | os.PathLike, params: Mapping[str, Any] | None = None
     file = find_study_file(path)
     row = clinical_from_request(params)
     try:
-        if file.suffix.lower() in IMAGE_FILE_SUFFIXES:
+        if file.suffix.lower() in PLAIN_IMAGE_SUFFIXES:
             img = ImageFolderSource(file.parent).read(file)
         else:
             img = DicomFolderSource(file.parent).read(file)

@@ -160,7 +160,7 @@ def image_id_for(rel: str | os.PathLike) -> str:
     Args:
         rel: path relative to the studies folder.
     """
-    from monai_bone.data.inference import IMAGE_SUFFIXES
+    from monai_bone.data.image_formats import IMAGE_SUFFIXES
 
     p = Path(rel)
     stem = p.with_suffix("") if p.suffix.lower() in IMAGE_SUFFIXES else p

@@ -20,8 +20,6 @@ from monai_bone.data.sources.dicomweb import (
     split_dicomweb_url,
 )
 from monai_bone.data.sources.folders import (
-    IMAGE_FILE_SUFFIXES,
-    IMAGE_FORMATS,
     SOURCE_KINDS,
     DicomFolderSource,
     ImageFolderSource,
@@ -32,8 +30,6 @@ from monai_bone.data.sources.folders import (
 
 __all__ = [
     "DEFAULT_CACHE_NAME",
-    "IMAGE_FILE_SUFFIXES",
-    "IMAGE_FORMATS",
     "SOURCE_KINDS",
     "DicomFolderSource",
     "DicomwebError",

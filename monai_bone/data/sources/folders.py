@@ -8,7 +8,8 @@ A source lists candidate files (:meth:`ImageSource.files`) and reads one file's 
   :func:`~monai_bone.data.dicom_header.read_header`.
 * ``"kop"`` -- :class:`ImageFolderSource`: the layout of the Knee Osteoporosis (KOP) image dataset and of
   ``synthesize(..., fmt="kop")``: class folders named after :data:`~monai_bone.constants.KNEE_LABELS_THREE`
-  (``normal/``, ``osteopenia/``, ``osteoporosis/``, any case, possibly below e.g. ``train/``) holding PNG/JPEG files.
+  (``normal/``, ``osteopenia/``, ``osteoporosis/``, any case, possibly below e.g. ``train/``) holding plain
+  image files (PNG/JPEG/TIFF/BMP, :mod:`monai_bone.data.image_formats`).
   The class of a file is its nearest ancestor folder with a class name; the patient/key value is the file stem.
 
 * ``"dicomweb"`` -- :class:`~monai_bone.data.sources.dicomweb.DicomwebSource` (for a URL such as
@@ -30,10 +31,9 @@ from typing import Any
 from monai_bone.constants import KNEE_LABELS_BINARY, KNEE_LABELS_THREE, SYNTHETIC_NOTE
 from monai_bone.data.dicom_header import FieldWarning, RejectError, read_header, sniff_file_type
 from monai_bone.data.duplicates import pixel_hash as decoded_pixel_hash
+from monai_bone.data.image_formats import PIL_FORMATS, PLAIN_IMAGE_SUFFIXES
 
 __all__ = [
-    "IMAGE_FILE_SUFFIXES",
-    "IMAGE_FORMATS",
     "SOURCE_KINDS",
     "DicomFolderSource",
     "ImageFolderSource",
@@ -46,11 +46,6 @@ logger = logging.getLogger(__name__)
 
 #: Source kinds :func:`open_source` knows (``"dicomweb"`` for URLs, the others for folders).
 SOURCE_KINDS: tuple[str, ...] = ("dicom", "kop", "dicomweb")
-
-#: PIL formats accepted in image-folder sources.
-IMAGE_FORMATS: tuple[str, ...] = ("PNG", "JPEG")
-#: Suffixes of the image files (PNG/JPEG) an image folder holds.
-IMAGE_FILE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg")
 
 
 @dataclass
@@ -196,7 +191,7 @@ class DicomFolderSource(ImageSource):
 
 
 class ImageFolderSource(ImageSource):
-    """A KOP-style image folder: class folders (``normal``, ``osteopenia``, ``osteoporosis``) of PNG/JPEG files.
+    """A KOP-style image folder: class folders (``normal``, ``osteopenia``, ``osteoporosis``) of image files.
 
     The label set is :data:`~monai_bone.constants.KNEE_LABELS_THREE` when an ``osteopenia`` folder exists, else
     :data:`~monai_bone.constants.KNEE_LABELS_BINARY`. The key value of a file (for the clinical CSV join) and its
@@ -235,8 +230,8 @@ class ImageFolderSource(ImageSource):
         The class (or its absence) is not checked here: whether a missing class is a reject depends on the task.
 
         Raises:
-            RejectError: ``not_image`` for files PIL cannot identify or formats other than PNG/JPEG, ``unreadable`` for
-                I/O errors.
+            RejectError: ``not_image`` for files PIL cannot identify or formats other than PNG/JPEG/TIFF/BMP,
+                ``unreadable`` for I/O errors.
         """
         from PIL import Image, UnidentifiedImageError
 
@@ -247,11 +242,12 @@ class ImageFolderSource(ImageSource):
                 if isinstance(img.info.get("comment"), bytes):  # JPEG COM marker
                     info_text += " " + img.info["comment"].decode("utf-8", "replace")
         except UnidentifiedImageError:
-            raise RejectError("not_image", f"not a PNG/JPEG image ({sniff_file_type(path)})") from None
+            raise RejectError("not_image", f"not a PNG/JPEG/TIFF/BMP image ({sniff_file_type(path)})") from None
         except OSError as err:
             raise RejectError("unreadable", f"cannot read image: {err}") from None
-        if fmt not in IMAGE_FORMATS:
-            raise RejectError("not_image", f"image format {fmt} is not accepted (PNG or JPEG)")
+        if fmt not in PIL_FORMATS:
+            accepted = ", ".join(sorted(PIL_FORMATS))
+            raise RejectError("not_image", f"image format {fmt} is not accepted ({accepted})")
         if min(size) < 1:
             raise RejectError("unsupported_image", f"image has no pixels ({size[0]}x{size[1]})")
         stem = path.stem
@@ -271,7 +267,7 @@ _MAX_SPLIT_FOLDERS = 32
 
 
 def _class_folders(root: Path) -> set[str]:
-    """Class names (lower case) of folders at depth 1 or 2 under ``root`` that directly hold a PNG/JPEG file.
+    """Class names (lower case) of folders at depth 1 or 2 under ``root`` that directly hold a PNG/JPEG/TIFF/BMP file.
 
     Only folder names are listed below depth 1 (no per-file work in DICOM trees), and only when the root has at most
     32 sub-folders or a class folder of its own (a KOP layout; not an archive of patient folders); a class folder is
@@ -288,7 +284,7 @@ def _class_folders(root: Path) -> set[str]:
     def has_image(path: str) -> bool:
         try:
             with os.scandir(path) as it:
-                return any(e.name.lower().endswith(IMAGE_FILE_SUFFIXES) and e.is_file() for e in it)
+                return any(e.name.lower().endswith(PLAIN_IMAGE_SUFFIXES) and e.is_file() for e in it)
         except OSError:
             return False
 
@@ -307,7 +303,7 @@ def _class_folders(root: Path) -> set[str]:
 
 
 def detect_source_kind(root: str | os.PathLike) -> str:
-    """``"kop"`` when class folders (``normal/``, ``osteoporosis/``, ...) of PNG/JPEG files exist within two levels,
+    """``"kop"`` when class folders (``normal/``, ``osteoporosis/``, ...) of plain image files exist within two levels,
     else ``"dicom"``.
 
     Args:
