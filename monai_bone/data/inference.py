@@ -21,9 +21,9 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from monai_bone.data.datalist import build_datalist
+from monai_bone.data.folds import datalist_info, load_records
 from monai_bone.data.image_formats import IMAGE_SUFFIXES, PLAIN_IMAGE_SUFFIXES
-
-from .folds import load_records
 
 __all__ = ["IMAGE_SUFFIXES", "inference_records", "inference_source_kind", "prepare_inference_datalist"]
 
@@ -58,7 +58,7 @@ def prepare_inference_datalist(
         ValueError: when ``input`` is neither a datalist, a folder nor an image, or holds no usable image; with
             ``pseudonymise``, when there is no salt or a datalist input is not pseudonymised.
     """
-    from monai_bone.engines.options import as_bool
+    from monai_bone.engines.options import as_bool  # lazy: engines/ sits above data/ (as_bool belongs in utils/)
 
     pseudonymise = as_bool(pseudonymise, "pseudonymise")
     if input is None or str(input).strip() == "":
@@ -73,8 +73,6 @@ def prepare_inference_datalist(
                 "images with `monai-bone index --pseudonymise` or give the image folder as input"
             )
         return src
-
-    from monai_bone.data.datalist import build_datalist
 
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
@@ -110,8 +108,6 @@ def prepare_inference_datalist(
 
 
 def _is_pseudonymised(datalist: Path) -> bool:
-    from .folds import datalist_info
-
     try:
         return bool(datalist_info(datalist).get("pseudonymised"))
     except (OSError, ValueError):

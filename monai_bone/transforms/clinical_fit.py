@@ -12,19 +12,13 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch.distributed as dist
-
 from monai_bone.constants import CLINICAL_FIELDS
+from monai_bone.data.datasets import is_rank_zero
 from monai_bone.transforms.clinical_stats import ClinicalStats
 
 __all__ = ["fit_clinical_stats", "load_clinical_stats"]
 
 logger = logging.getLogger(__name__)
-
-
-def _is_main_process() -> bool:
-    # torch.distributed directly: transforms sit below engines (monai_bone.engines.is_main_process) in the layers
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
 def fit_clinical_stats(
@@ -50,7 +44,7 @@ def fit_clinical_stats(
     if not records:
         raise ValueError("cannot fit clinical statistics on an empty training set")
     stats = ClinicalStats.fit(list(records), fields=tuple(fields))
-    if path is not None and save and _is_main_process():
+    if path is not None and save and is_rank_zero():
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         stats.save(path)
         logger.info("clinical statistics of %d training records saved to %s", len(records), path)
