@@ -355,17 +355,34 @@ def _tag(keyword: str) -> int | None:
     return tag_for_keyword(keyword)
 
 
+def _plain_store(ds: pydicom.Dataset) -> dict[int, Any] | None:
+    """pydicom's element store keyed by plain ints, built once per data set.
+
+    A look-up in the store itself compares the ``BaseTag`` keys with a Python-level ``__eq__`` (about half the cost
+    of the header fields); the copy is kept in the data set's ``__dict__`` (not through pydicom's ``__setattr__``)
+    and holds the elements as read (raw), which is what the readers below decode.
+    """
+    attrs = ds.__dict__
+    plain = attrs.get("_monai_bone_plain")
+    if plain is None:
+        store = attrs.get("_dict")
+        if not isinstance(store, dict):
+            return None
+        plain = attrs["_monai_bone_plain"] = {int(tag): elem for tag, elem in store.items()}
+    return plain
+
+
 def _raw_element(ds: pydicom.Dataset, keyword: str) -> Any:
     """The stored element of ``keyword`` without value conversion (``RawDataElement`` until first accessed).
 
-    Reads pydicom's element store directly when it is there (``Dataset.get_item`` converts the key to a ``Tag`` on
-    every call, which adds up over ~25 look-ups per file); falls back to the public ``get_item``.
+    Reads pydicom's element store directly (:func:`_plain_store`; ``Dataset.get_item`` converts the key to a ``Tag``
+    on every call, which adds up over ~25 look-ups per file); falls back to the public ``get_item``.
     """
     tag = _tag(keyword)
     if tag is None:
         return None
-    store = getattr(ds, "_dict", None)
-    if isinstance(store, dict):
+    store = _plain_store(ds)
+    if store is not None:
         elem = store.get(tag)
         if not (isinstance(elem, RawDataElement) and elem.value is None and elem.length):  # deferred read
             return elem
