@@ -16,7 +16,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from monai_bone.data.sources.dicomweb import DicomwebError, _network_reason, _search_all, split_dicomweb_url
+from monai_bone.data.sources.dicomweb_http import DicomwebError, split_dicomweb_url
+from monai_bone.data.sources.dicomweb_http import network_reason as _network_reason
+from monai_bone.data.sources.dicomweb_http import search_all as _search_all
 
 __all__ = ["ENV_PASSWORD", "ENV_USER", "PacsClient", "load_credentials"]
 

@@ -31,10 +31,10 @@ from monai_bone.data.sources.dicomweb import (
     DicomwebError,
     DicomwebSource,
     RemoteInstance,
-    _search_all,
     is_dicomweb_url,
     split_dicomweb_url,
 )
+from monai_bone.data.sources.dicomweb_http import search_all as _search_all
 from monai_bone.data.synth import synthesize
 
 sys.path.insert(0, str(Path(__file__).parent))
