@@ -21,7 +21,7 @@ def _grey(seed: int, size: int = 96) -> np.ndarray:
 
 def test_one_table():
     assert set(PLAIN_IMAGE_SUFFIXES) == set(PLAIN_IMAGE_FORMATS) >= {".png", ".jpg", ".tif", ".tiff", ".bmp"}
-    assert PIL_FORMATS == {"PNG", "JPEG", "TIFF", "BMP"}
+    assert {"PNG", "JPEG", "TIFF", "BMP"} == PIL_FORMATS
     assert set(IMAGE_SUFFIXES) == {".dcm", ".dicom", *PLAIN_IMAGE_SUFFIXES}
 
 
