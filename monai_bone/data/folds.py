@@ -49,6 +49,8 @@ logger = logging.getLogger(__name__)
 
 _PARTS = ("train", "val", "all", "test")
 
+_STRICT_JSON = json.JSONEncoder(allow_nan=False)
+
 #: Key of the record list in the datalist JSON (``load_decathlon_datalist(..., data_list_key=DATALIST_KEY)``).
 DATALIST_KEY: str = "training"
 
@@ -84,8 +86,9 @@ def dump_datalist(doc: dict[str, Any]) -> str:
     Readable and diff-friendly like an indented file, but each record goes through the C JSON encoder (an indented
     dump runs the pure-Python encoder, which costs as much as reading the DICOM headers of a large cohort).
     """
-    parts = [f"  {json.dumps(k)}: {json.dumps(v, allow_nan=False)}" for k, v in doc.items() if k != DATALIST_KEY]
-    rows = ",\n".join(f"    {json.dumps(r, allow_nan=False)}" for r in doc[DATALIST_KEY])
+    encode = _STRICT_JSON.encode  # one encoder (json.dumps with allow_nan=False builds a new one per call)
+    parts = [f"  {json.dumps(k)}: {encode(v)}" for k, v in doc.items() if k != DATALIST_KEY]
+    rows = ",\n".join(f"    {encode(r)}" for r in doc[DATALIST_KEY])
     parts.append(f"  {json.dumps(DATALIST_KEY)}: [\n{rows}\n  ]" if rows else f"  {json.dumps(DATALIST_KEY)}: []")
     return "{\n" + ",\n".join(parts) + "\n}\n"
 
