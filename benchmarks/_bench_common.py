@@ -153,7 +153,7 @@ def make_cohort(
 ) -> Path:
     """Synthesize a SYNTHETIC DICOM cohort and index it with its ground truth; returns the datalist path."""
     from monai_bone.data.datalist import build_datalist
-    from monai_bone.data.synth import synthesize
+    from monai_bone.synthetic.synth import synthesize
 
     out = work / (name or f"{task}_n{n}_s{size}")
     datalist = out / "datalist.json"

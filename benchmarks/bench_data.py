@@ -2,7 +2,7 @@
 
 Measures (median of ``--reps`` repetitions, each on the same files):
 
-* **synth** -- hip studies per second written by :func:`monai_bone.data.synth.synthesize` at ``--synth-size``
+* **synth** -- hip studies per second written by :func:`monai_bone.synthetic.synth.synthesize` at ``--synth-size``
   (1024² by default): cohort sampling, phantom rendering and DICOM writing, end to end -- for the default
   ``realistic`` phantom preset and for the ``simple`` preset as the baseline in the same run (ratio printed).
 * **index** -- files per second of :func:`monai_bone.data.datalist.build_datalist` (header-only scan, pixel-data
@@ -44,7 +44,7 @@ def _median_rate(count: int, seconds: list[float]) -> float:
 
 def bench_synth(work: Path, n: int, size: int, reps: int, preset: str = "realistic") -> dict[str, Any]:
     """Time ``synthesize("hip", n, ..., size, preset=preset)`` ``reps`` times (fresh folder and seed each time)."""
-    from monai_bone.data.synth import synthesize
+    from monai_bone.synthetic.synth import synthesize
 
     seconds = []
     for rep in range(reps):
@@ -91,7 +91,7 @@ def _scan_loop(root: Path) -> int:
 def bench_index(work: Path, n: int, size: int, reps: int) -> dict[str, Any]:
     """Index a synthetic hip cohort of ``n`` studies ``reps`` times and compare with the bare header loop."""
     from monai_bone.data.datalist import build_datalist
-    from monai_bone.data.synth import synthesize
+    from monai_bone.synthetic.synth import synthesize
 
     cohort = work / "index_cohort"
     synthesize("hip", n, cohort, seed=123, size=size, progress=False)

@@ -1,7 +1,7 @@
 """Image guards measured on SYNTHETIC images: bilateral knee detection and the blank-image rule.
 
 * **bilateral** -- detection rate of :func:`monai_bone.data.image_guards.is_bilateral` on generated bilateral knees
-  (:func:`monai_bone.data.bilateral_phantom.render_bilateral_knee`, both polarities) and false-positive rates on
+  (:func:`monai_bone.synthetic.bilateral_phantom.render_bilateral_knee`, both polarities) and false-positive rates on
   single knees (square phantoms) and on wide single knees padded with air (the hard negatives).
 * **blank** -- false-rejection rate of :func:`monai_bone.data.image_guards.blank_image_problem` on hip and knee
   phantoms (random BitsStored 8-16) and its detection rate on degenerate images: constant, constant plus noise of a
@@ -26,9 +26,9 @@ import numpy as np
 
 
 def bench_bilateral(n: int, size: int) -> dict[str, Any]:
-    from monai_bone.data.bilateral_phantom import render_bilateral_knee, render_wide_single_knee
     from monai_bone.data.image_guards import is_bilateral
-    from monai_bone.data.phantom import render_phantom
+    from monai_bone.synthetic.bilateral_phantom import render_bilateral_knee, render_wide_single_knee
+    from monai_bone.synthetic.phantom import render_phantom
 
     bilateral = [render_bilateral_knee(s, size=size) for s in range(n)]
     hits = sum(is_bilateral(b) for b in bilateral)
@@ -61,7 +61,7 @@ def _degenerate(rng: np.random.Generator, kind: str, size: int) -> tuple[np.ndar
 
 def bench_blank(n: int, size: int) -> dict[str, Any]:
     from monai_bone.data.image_guards import blank_image_problem
-    from monai_bone.data.phantom import render_phantom
+    from monai_bone.synthetic.phantom import render_phantom
 
     rng = np.random.default_rng(0)
     false_rejects = 0

@@ -4,7 +4,8 @@ Benchmarks (each a script in this folder, run as its own process so that one fai
 the others): ``bench_data`` (synthesis and indexing throughput), ``bench_networks`` (network forward/train images/s),
 ``bench_engine`` (bundle trainer vs bare loop), ``bench_datapath`` (data wait with the bundle's caching),
 ``bench_inference`` (single-study latency, backends), ``bench_label`` (hip inference over MONAI Label HTTP vs
-in-process; needs the ``label`` extra) and ``accuracy`` (synthetic CV ablation).
+in-process; needs the ``label`` extra), ``accuracy`` (synthetic CV ablation) and ``bench_cli_startup``
+(``monai-bone --help`` start-up before/after lazy imports vs a bare ``import torch``).
 
 The report keeps each benchmark's full JSON, the exact command, its wall time and status, and a summary table --
 measurement, value, goal, whether it is met, the mode and the command -- ready for the README "Performance" section.
@@ -46,6 +47,7 @@ BENCHMARKS: tuple[str, ...] = (
     "bench_inference",
     "bench_label",
     "accuracy",
+    "bench_cli_startup",
 )
 #: Extra arguments per benchmark and mode (the scripts' own ``--quick``/``--smoke`` presets do the rest).
 _MODE_ARGS: dict[str, dict[str, list[str]]] = {
@@ -243,6 +245,26 @@ def _rows_accuracy(d: dict) -> list[dict]:
     return rows
 
 
+def _rows_cli_startup(d: dict) -> list[dict]:
+    c, r = d["cases"], d["ratios"]
+    return [
+        {
+            "measurement": f"`monai-bone --help` / bare `import torch` wall time ({c['after_help']['median_s']} vs "
+            f"{c['import_torch']['median_s']} s; imports torch: {c['after_help']['imports']['torch']})",
+            "value": r["after_help_over_import_torch"],
+        },
+        {
+            "measurement": f"`monai-bone --help` after / before lazy imports ({c['before_help']['median_s']} s before)",
+            "value": r["after_help_over_before_help"],
+        },
+        {
+            "measurement": "`monai-bone export --help` / bare `import torch` (imports torch: "
+            f"{c['after_export_help']['imports']['torch']})",
+            "value": r["after_export_help_over_import_torch"],
+        },
+    ]
+
+
 _SUMMARISERS: dict[str, Callable[[dict], list[dict]]] = {
     "bench_data": _rows_data,
     "bench_networks": _rows_networks,
@@ -251,6 +273,7 @@ _SUMMARISERS: dict[str, Callable[[dict], list[dict]]] = {
     "bench_inference": _rows_inference,
     "bench_label": _rows_label,
     "accuracy": _rows_accuracy,
+    "bench_cli_startup": _rows_cli_startup,
 }
 
 

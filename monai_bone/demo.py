@@ -1,6 +1,6 @@
 """The end-to-end demo behind ``monai-bone demo``: synthetic cohorts → index → bundle training → evaluation → inference.
 
-Everything runs through the same pieces a user runs by hand: :func:`monai_bone.data.synth.synthesize`,
+Everything runs through the same pieces a user runs by hand: :func:`monai_bone.synthetic.synth.synthesize`,
 :func:`monai_bone.data.datalist.build_datalist`, and each bundle's ``train.json`` / ``evaluate.json`` /
 ``inference.json`` through ``monai.bundle.ConfigWorkflow`` with small overrides (image size, epochs, batch size).
 The bundles' own defaults stay paper-faithful; the demo only overrides them on the command line.
@@ -356,7 +356,7 @@ def run_demo(
         FileNotFoundError: a bundle is missing.
     """
     from monai_bone.data.datalist import build_datalist
-    from monai_bone.data.synth import synthesize
+    from monai_bone.synthetic.synth import synthesize
 
     base = dict(QUICK_SETTINGS if quick else DEMO_DEFAULTS)
     given = {"n_hip": n_hip, "n_knee": n_knee, "epochs": epochs, "size": size, "synth_size": synth_size}

@@ -205,7 +205,7 @@ def test_hip_bundle_roundtrip_reproduces_inference(tmp_path: Path) -> None:
     import csv
 
     from monai_bone.cv.workflow import bundle_workflow, default_bundle_dir
-    from monai_bone.data.synth import synthesize
+    from monai_bone.synthetic.synth import synthesize
 
     cohort = tmp_path / "cohort"
     synthesize("hip", 3, cohort, seed=1, size=64, progress=False)

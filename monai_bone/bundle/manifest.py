@@ -58,7 +58,7 @@ def build_manifest(
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The manifest dict: format, bundle name/version, monai-bone version and ``files`` (path, size, sha256)."""
-    from monai_bone import __version__
+    from monai_bone._version import __version__
 
     return {
         "format": ARCHIVE_FORMAT,

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 
+from monai_bone.cli.commands import command_help
+from monai_bone.tasks import task_names
+
 __all__ = ["add_parser", "run"]
 
 logger = logging.getLogger(__name__)
@@ -14,7 +17,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     """Register ``bundle`` with its actions ``path``, ``copy`` and ``keygen``; sets ``func=run``."""
     p = subparsers.add_parser(
         "bundle",
-        help="locate or copy out a shipped bundle; make a key pair for signing exports",
+        help=command_help("bundle"),
         description=(
             "path TASK: print where the shipped bundle of TASK (hip or knee) lives (inside the installed package, or "
             "bundles/ of a source checkout). copy TASK DIR: copy it (configs, docs, licence; no weights) into DIR to "
@@ -25,9 +28,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     path = actions.add_parser("path", help="print the folder of a shipped bundle")
-    path.add_argument("task", choices=("hip", "knee"))
+    path.add_argument("task", choices=task_names())
     copy = actions.add_parser("copy", help="copy a shipped bundle into a new folder")
-    copy.add_argument("task", choices=("hip", "knee"))
+    copy.add_argument("task", choices=task_names())
     copy.add_argument("dest", metavar="DIR", help="new (or empty) folder")
     keygen = actions.add_parser("keygen", help="write an ed25519 key pair for signing bundle exports")
     keygen.add_argument("key", metavar="KEY", help="private key file to create (KEY.pub is the public key)")
@@ -42,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
         ValueError: the destination exists (copy, keygen).
         FileNotFoundError: the shipped bundle is missing from the installation.
     """
+    # imported when the command runs: monai_bone.bundle also holds the bundle-running helpers (MONAI), which
+    # `monai-bone --help` and the other sub-commands' start-up should not pay for
     from monai_bone.bundle.packaged import copy_packaged_bundle, packaged_bundle_dir
 
     try:

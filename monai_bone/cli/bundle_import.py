@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from monai_bone.cli.commands import command_help
+
 __all__ = ["add_parser", "run"]
 
 logger = logging.getLogger(__name__)
@@ -17,7 +19,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     """Register ``import`` and its arguments; sets ``func=run``."""
     p = subparsers.add_parser(
         "import",
-        help="verify an exported bundle zip (sha256 of every file) and unpack it",
+        help=command_help("import"),
         description=(
             "Treat X.zip as untrusted: refuse it (naming the member) past the size, file-count and compression-ratio "
             "caps; stream every file through its sha256 check against manifest.json; refuse anything changed, added "
@@ -55,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         ValueError: a failed check (naming the file), or ``--out`` exists and is not empty (without ``--overwrite``).
         FileNotFoundError: the archive does not exist.
     """
+    # bundle_io imports torch (weights checks): only when the command runs (CLI start-up)
     from monai_bone.bundle.safe_zip import ArchiveLimits
     from monai_bone.bundle_io import import_bundle
 

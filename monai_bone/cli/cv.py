@@ -1,4 +1,9 @@
-"""``monai-bone cv``: cross-validated ablation table (baselines and bundle-trained networks; :mod:`monai_bone.cv`)."""
+"""``monai-bone cv``: cross-validated ablation table (baselines and bundle-trained networks; :mod:`monai_bone.cv`).
+
+Example (a reviewed study file; options on the command line win over it)::
+
+    monai-bone cv --config configs/hip_ablation.yaml --data cohort/datalist.json
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,10 @@ import argparse
 import json
 import logging
 
-from monai_bone.cli.index import folds_argument
+from monai_bone.cli.arguments import folds_argument
+from monai_bone.cli.commands import command_help
+from monai_bone.cli.config import add_config_argument
+from monai_bone.tasks import task_names
 
 __all__ = ["add_parser", "parse_set", "run"]
 
@@ -33,11 +41,12 @@ def parse_set(items: list[str] | None) -> dict:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``cv`` and its arguments; sets ``func=run``."""
+    # the row names live beside the CV code, which imports torch: loaded only when `cv` is the command (CLI start-up)
     from monai_bone.cv.runner import HIP_BASELINES, HIP_FUSIONS, KNEE_VARIANTS
 
     p = subparsers.add_parser(
         "cv",
-        help="k-fold cross-validation ablation table (OST, clinical-only, image, concat, cross-attention, losses)",
+        help=command_help("cv"),
         description=(
             "Cross-validate over the datalist's patient-disjoint folds and write the ablation table as CSV, Markdown "
             "and PNG (mean ± SD over folds, bootstrap 95 %% CI of pooled out-of-fold predictions). Hip rows: "
@@ -45,7 +54,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             f"{', '.join(KNEE_VARIANTS)} (Table I set). Networks train through the bundle's train.json."
         ),
     )
-    p.add_argument("--task", required=True, choices=("hip", "knee"))
+    add_config_argument(p)
+    p.add_argument("--task", required=True, choices=task_names())
     p.add_argument("--data", required=True, metavar="DIR", help="datalist JSON or a folder holding datalist.json")
     p.add_argument(
         "--folds", type=folds_argument, default=None, metavar="K", help="CV folds (default: the datalist's folds)"
@@ -76,7 +86,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     """Run the cross-validation, print the Markdown table and return 0."""
-    from monai_bone.cv import run_cv
+    from monai_bone.cv import run_cv  # imports torch and MONAI: only when the command runs (CLI start-up)
 
     variants = [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else None
     result = run_cv(

@@ -1,11 +1,19 @@
-"""``monai-bone demo``: synthetic cohorts → index → train both bundles briefly → evaluate → infer → report."""
+"""``monai-bone demo``: synthetic cohorts → index → train both bundles briefly → evaluate → infer → report.
+
+Example::
+
+    monai-bone demo --config configs/demo_small.yaml --out my-demo   # options on the command line win over the file
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 
-from monai_bone.cli.index import folds_argument
+from monai_bone.cli.arguments import folds_argument
+from monai_bone.cli.commands import command_help
+from monai_bone.cli.config import add_config_argument
+from monai_bone.tasks import task_names
 
 __all__ = ["add_parser", "run"]
 
@@ -14,12 +22,13 @@ logger = logging.getLogger(__name__)
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``demo`` and its arguments; sets ``func=run``."""
+    # the defaults live in monai_bone.demo, which imports torch: loaded only when `demo` is the command (start-up)
     from monai_bone.demo import DEMO_DEFAULTS as D
     from monai_bone.demo import QUICK_SETTINGS as Q
 
     p = subparsers.add_parser(
         "demo",
-        help="end-to-end demo on SYNTHETIC data: both bundles trained briefly, evaluated, run on DICOM files",
+        help=command_help("demo"),
         description=(
             "Generate small synthetic hip and knee cohorts, index them, train both bundles briefly through their "
             "train.json (only size/epochs/batch overridden), evaluate, run inference on a few DICOM files and write "
@@ -27,6 +36,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "cores with the defaults."
         ),
     )
+    add_config_argument(p)
     p.add_argument("--out", default="monai-bone-demo", metavar="DIR", help="report folder (default ./monai-bone-demo)")
     p.add_argument(
         "--quick",
@@ -49,7 +59,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help=f"index folds, 0 validates (default {D['folds']})",
     )
     p.add_argument("--n-infer", type=int, default=None, metavar="N", help=f"inference files per task ({D['n_infer']})")
-    p.add_argument("--task", choices=("hip", "knee", "both"), default="both")
+    p.add_argument("--task", choices=(*task_names(), "both"), default="both")
     p.add_argument("--device", default=None, help="torch device (default: CUDA when available, else CPU)")
     p.add_argument("--num-workers", type=int, default=0, metavar="W", help="data loader workers (default 0)")
     p.add_argument("--seed", type=int, default=0)
@@ -61,7 +71,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo, print the SYNTHETIC summary table and return 0."""
-    from monai_bone.demo import format_summary, run_demo
+    from monai_bone.demo import format_summary, run_demo  # imports torch and MONAI (CLI start-up)
 
     result = run_demo(
         args.out,
@@ -74,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         folds=args.folds,
         n_infer=args.n_infer,
         quick=args.quick,
-        tasks=("hip", "knee") if args.task == "both" else (args.task,),
+        tasks=task_names() if args.task == "both" else (args.task,),
         seed=args.seed,
         device=args.device,
         num_workers=args.num_workers,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from monai_bone.cli.commands import command_help
+
 __all__ = ["add_parser", "run"]
 
 logger = logging.getLogger(__name__)
@@ -14,7 +16,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     """Register ``export`` and its arguments; sets ``func=run``."""
     p = subparsers.add_parser(
         "export",
-        help="pack a trained bundle (weights, TorchScript, configs, docs, licence) into a verified zip",
+        help=command_help("export"),
         description=(
             "Pack BUNDLE_DIR into a zip in MONAI's layout (one <name>/ top folder, consumable by "
             "monai.bundle.download(url=...) and monai.bundle.load): models/model.pt, models/model.ts (MONAI "
@@ -77,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         ValueError: the archive exists (without ``--overwrite``) or a bundle check failed.
         FileNotFoundError: a required bundle file is missing.
     """
+    # export runs MONAI's ckpt_export (torch): imported only when the command runs, so `export --help` stays light
     from monai_bone.bundle.manifest import manifest_bytes
     from monai_bone.bundle.signing import manifest_digest
     from monai_bone.bundle_io import digest_path, export_bundle

@@ -27,34 +27,13 @@ from __future__ import annotations
 import argparse
 import logging
 
-from monai_bone.data.datalist import TASKS, build_datalist
-from monai_bone.data.image_guards import parse_tag_list
-from monai_bone.data.index_guards import BILATERAL_MODES
-from monai_bone.data.pseudonym import SALT_ENV
-from monai_bone.data.sources import SOURCE_KINDS
-from monai_bone.data.sources.dicomweb import DEFAULT_CACHE_NAME, DicomwebError
+from monai_bone.cli.arguments import folds_argument
+from monai_bone.cli.commands import command_help
+from monai_bone.tasks import task_names
 
 __all__ = ["add_parser", "folds_argument", "run"]
 
 logger = logging.getLogger(__name__)
-
-
-def folds_argument(text: str) -> int:
-    """``--folds`` value: an integer of at least 2 (training holds one fold out for validation).
-
-    Raises:
-        argparse.ArgumentTypeError: with a message saying why and what to use instead.
-    """
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer; use 2 or more (e.g. 5 or 10)") from None
-    if value < 2:
-        raise argparse.ArgumentTypeError(
-            f"{value} fold(s) leave no validation fold for training; use 2 or more (e.g. 5 or 10). "
-            "To predict without folds, run the bundle's inference.json on the folder itself"
-        )
-    return value
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -66,10 +45,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     Returns:
         The sub-command parser (``func`` set to :func:`run`).
     """
+    # the ingestion modules (pydicom, DICOMweb client) load only when `index` is the command: CLI start-up
+    from monai_bone.data.index_guards import BILATERAL_MODES
+    from monai_bone.data.pseudonym import SALT_ENV
+    from monai_bone.data.sources import SOURCE_KINDS
+    from monai_bone.data.sources.dicomweb import DEFAULT_CACHE_NAME
+
     parser = subparsers.add_parser(
         "index",
-        help="index a DICOM or KOP image folder, or a DICOMweb server, into a MONAI datalist (folds, rejects.csv, "
-        "warnings.csv)",
+        help=command_help("index"),
         description=(
             "Header-only scan of SOURCE (DICOM DX/CR files with any names, KOP-style class folders of PNG/JPEG, or "
             "the DX/CR instances of a DICOMweb server, retrieved into --cache first), joined with clinical CSV(s) "
@@ -91,7 +75,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="clinical CSV keyed by --key (repeatable; files are merged on the key; bmd/label columns are labels)",
     )
     parser.add_argument("--key", default="PatientID", help="join key: DICOM keyword = CSV column (default PatientID)")
-    parser.add_argument("--task", choices=TASKS, default=None, help="hip (label bmd) or knee (label class)")
+    parser.add_argument("--task", choices=task_names(), default=None, help="hip (label bmd) or knee (label class)")
     parser.add_argument(
         "--folds", type=folds_argument, default=10, help="patient-disjoint stratified folds, 2 or more (default 10)"
     )
@@ -175,6 +159,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     """Run ``index`` with parsed arguments; prints the summary and returns the exit code (0; 1 when a DICOMweb server
     cannot be used, with the reason logged)."""
+    from monai_bone.data.datalist import build_datalist  # ingestion: loaded when the command runs (CLI start-up)
+    from monai_bone.data.image_guards import parse_tag_list
+    from monai_bone.data.sources.dicomweb import DicomwebError
+
     if not getattr(args, "verbose", False):  # dicomweb-client logs every request at INFO
         logging.getLogger("dicomweb_client").setLevel(logging.WARNING)
     try:

@@ -1,7 +1,10 @@
 """``monai-bone label serve``: both bundles as MONAI Label infer tasks over a local folder or a DICOMweb server.
 
 Needs the ``label`` extra (``pip install "monai-bone[label]"``). See :mod:`monai_bone.label.server` for the work
-folder layout and :mod:`monai_bone.label.app` for the endpoints and error answers.
+folder layout and :mod:`monai_bone.label.app` for the endpoints and error answers. The serving settings can live in
+a reviewed file (options on the command line win over it)::
+
+    monai-bone label serve --config configs/label_serve.yaml --studies /data/knee_xrays
 """
 
 from __future__ import annotations
@@ -11,7 +14,11 @@ import importlib.util
 import json
 import logging
 
-__all__ = ["add_parser", "parse_override", "run_serve"]
+from monai_bone.cli.commands import command_help
+from monai_bone.cli.config import add_config_argument
+from monai_bone.tasks import task_names
+
+__all__ = ["add_bundle_arguments", "add_parser", "given_bundles", "parse_override", "run_serve"]
 
 logger = logging.getLogger(__name__)
 
@@ -22,12 +29,10 @@ def parse_override(text: str) -> tuple[str, str, object]:
     Raises:
         ValueError: when the text does not have that form or the task is unknown.
     """
-    from monai_bone.cv.workflow import BUNDLE_NAMES
-
     key, sep, raw = text.partition("=")
     task, dot, config_id = key.partition(".")
-    if not sep or not dot or not config_id or task not in BUNDLE_NAMES:
-        raise ValueError(f"--override {text!r}: expected TASK.ID=VALUE with TASK one of {sorted(BUNDLE_NAMES)}")
+    if not sep or not dot or not config_id or task not in task_names():
+        raise ValueError(f"--override {text!r}: expected TASK.ID=VALUE with TASK one of {sorted(task_names())}")
     try:
         value: object = json.loads(raw)
     except json.JSONDecodeError:
@@ -35,11 +40,27 @@ def parse_override(text: str) -> tuple[str, str, object]:
     return task, config_id, value
 
 
+def add_bundle_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--TASK-bundle DIR_OR_ZIP`` for every registered task (``--hip-bundle``, ``--knee-bundle``)."""
+    for task in task_names():
+        parser.add_argument(
+            f"--{task}-bundle",
+            default=None,
+            metavar="DIR_OR_ZIP",
+            help=f"trained {task} bundle folder or `monai-bone export` zip",
+        )
+
+
+def given_bundles(args: argparse.Namespace) -> dict[str, str]:
+    """Task -> the bundle given with ``--TASK-bundle`` (tasks without one are left out)."""
+    return {t: getattr(args, f"{t}_bundle") for t in task_names() if getattr(args, f"{t}_bundle", None)}
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``label serve`` and its arguments; sets ``func=run_serve``."""
     p = subparsers.add_parser(
         "label",
-        help="serve the bundles in MONAI Label (label serve --studies FOLDER_OR_DICOMWEB_URL)",
+        help=command_help("label"),
         description="MONAI Label integration of the monai-bone bundles.",
     )
     sub = p.add_subparsers(dest="label_command", metavar="ACTION", required=True)
@@ -53,12 +74,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "POST /infer/hip_bmd_xattn?image=ID and /infer/knee_osteoporosis_hybrid_attention?image=ID."
         ),
     )
+    add_config_argument(s)
     s.add_argument("--studies", required=True, metavar="SOURCE", help="local folder or http(s)://HOST:PORT/dicom-web")
     s.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
     s.add_argument("--host", default="127.0.0.1", help="bind address (default loopback; 0.0.0.0 for the network)")
     s.add_argument("--models", default=None, help="comma-separated tasks or bundle names (default: hip,knee)")
-    s.add_argument("--hip-bundle", default=None, metavar="DIR_OR_ZIP", help="trained hip bundle folder or export zip")
-    s.add_argument("--knee-bundle", default=None, metavar="DIR_OR_ZIP", help="trained knee bundle folder or zip")
+    add_bundle_arguments(s)
     s.add_argument(
         "--override",
         action="append",
@@ -97,7 +118,7 @@ def run_serve(args: argparse.Namespace) -> int:
         ValueError: bad ``--override``/``--models``, a port in use, or the label extra missing.
         FileNotFoundError: a missing studies folder or bundle.
     """
-    from monai_bone.label.server import LabelServer, parse_models
+    from monai_bone.label.server import LabelServer, parse_models  # imports torch and MONAI (CLI start-up)
 
     if importlib.util.find_spec("monailabel") is None:
         raise ValueError('MONAI Label is not installed: pip install "monai-bone[label]"')
@@ -106,7 +127,7 @@ def run_serve(args: argparse.Namespace) -> int:
         task, config_id, value = parse_override(text)
         overrides.setdefault(task, {})[config_id] = value
     models = parse_models(args.models)
-    bundles = {t: b for t, b in (("hip", args.hip_bundle), ("knee", args.knee_bundle)) if b}
+    bundles = given_bundles(args)
     server = LabelServer(
         args.studies,
         args.workdir,

@@ -5,6 +5,7 @@ Example::
     monai-bone synth --task hip --n 233 --out data/synth_hip --seed 0
     monai-bone synth --task knee --n 372 --out data/synth_knee --format kop --classes 2
     monai-bone synth --task hip --n 500 --out data/fast_hip --size 128 --preset simple   # speed tests
+    monai-bone synth --config configs/synthetic/knee_kop.yaml --out data/synth_knee       # a reviewed preset file
 
 Phantoms are ``realistic`` by default (BMD in bone structure; acquisition, processing, pose, osteoarthritis, metal,
 markers, collimation and field of view vary; see realism.csv); ``--preset simple`` keeps the earlier easy look.
@@ -15,8 +16,11 @@ from __future__ import annotations
 import argparse
 import logging
 
-from monai_bone.data.phantom import PRESETS
-from monai_bone.data.synth import FORMATS, synthesize
+from monai_bone.cli.commands import command_help
+from monai_bone.cli.config import add_config_argument
+from monai_bone.synthetic.phantom import PRESETS
+from monai_bone.synthetic.synth import FORMATS, synthesize
+from monai_bone.tasks import task_names
 
 __all__ = ["add_parser", "run"]
 
@@ -40,13 +44,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     """Register the ``synth`` sub-command on ``subparsers`` (sets ``func=run``)."""
     parser = subparsers.add_parser(
         "synth",
-        help="write a SYNTHETIC cohort (phantom radiographs + clinical CSV + ground truth)",
+        help=command_help("synth"),
         description="Sample a synthetic cohort (clinical fields and BMD from a documented formula), render phantom "
         "hip/knee AP radiographs whose bone texture follows BMD, and write DX DICOM (or KOP-style PNG class "
         "folders), clinical.csv, ground_truth.csv, realism.csv (each image's realism factors) and cohort.json "
         "(with the oracle, clinical-only and image-only R^2 ceilings). All outputs are labelled SYNTHETIC.",
     )
-    parser.add_argument("--task", required=True, choices=("hip", "knee"), help="hip (BMD regression) or knee (KOP)")
+    add_config_argument(parser)
+    parser.add_argument("--task", required=True, choices=task_names(), help="hip (BMD regression) or knee (KOP)")
     parser.add_argument("--n", required=True, type=_positive_int(1), help="number of subjects")
     parser.add_argument("--out", required=True, help="output folder (created; must be empty unless --overwrite)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed -> identical files; default 0)")

@@ -6,6 +6,10 @@ import argparse
 import logging
 from pathlib import Path
 
+from monai_bone.cli.commands import command_help
+from monai_bone.cli.label import add_bundle_arguments, given_bundles, parse_override
+from monai_bone.tasks import task_names
+
 __all__ = ["add_parser", "parse_body_part", "run_watch"]
 
 logger = logging.getLogger(__name__)
@@ -17,11 +21,9 @@ def parse_body_part(text: str) -> tuple[str, str]:
     Raises:
         ValueError: when the text does not have that form or the task is unknown.
     """
-    from monai_bone.cv.workflow import BUNDLE_NAMES
-
     part, sep, task = text.partition("=")
-    if not sep or not part.strip() or task not in BUNDLE_NAMES:
-        raise ValueError(f"--body-part {text!r}: expected BODYPART=TASK with TASK one of {sorted(BUNDLE_NAMES)}")
+    if not sep or not part.strip() or task not in task_names():
+        raise ValueError(f"--body-part {text!r}: expected BODYPART=TASK with TASK one of {sorted(task_names())}")
     return part.strip().upper(), task
 
 
@@ -29,7 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     """Register ``watch`` and its arguments; sets ``func=run_watch``."""
     p = subparsers.add_parser(
         "watch",
-        help="poll a DICOMweb server for new DX/CR studies, infer, store DICOM SRs back (STOW-RS)",
+        help=command_help("watch"),
         description=(
             "Polls DICOMWEB_URL (QIDO-RS; Orthanc's change feed on Orthanc) for new DX/CR instances, picks the bundle "
             "from BodyPartExamined, runs its inference.json and stores one DICOM SR per instance (plus a heat-map "
@@ -39,8 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         ),
     )
     p.add_argument("url", help="DICOMweb root, e.g. http://127.0.0.1:8042/dicom-web (no credentials in it)")
-    p.add_argument("--hip-bundle", help="trained hip bundle folder or `monai-bone export` zip")
-    p.add_argument("--knee-bundle", help="trained knee bundle folder or `monai-bone export` zip")
+    add_bundle_arguments(p)
     p.add_argument("--state", default="monai-bone-watch/state.json", help="state file (default: %(default)s)")
     p.add_argument("--workdir", default="monai-bone-watch/work", help="work folder (default: %(default)s)")
     p.add_argument(
@@ -81,23 +82,19 @@ def run_watch(args: argparse.Namespace) -> int:
         ValueError: bad arguments (URL with credentials, remote server without --allow-remote, no bundle, ...).
         FileNotFoundError: a bundle that does not exist.
     """
+    # the watcher and the bundle predictor import torch and MONAI: only when the command runs (CLI start-up)
     from monai_bone.label.predictor import resolve_bundle
     from monai_bone.results.pacs import PacsClient, is_loopback, load_credentials
     from monai_bone.results.state import WatchState
     from monai_bone.results.watch import DEFAULT_BODY_PARTS, WatchConfig, Watcher
 
-    from .label import parse_override
-
     client = PacsClient(args.url, auth=load_credentials(args.credentials_file))
     if not is_loopback(client.url) and not args.allow_remote:
         raise ValueError(f"{client.url} is not on this machine: pass --allow-remote to watch a remote server")
     workdir = Path(args.workdir)
-    bundles = {}
-    for task, given in (("hip", args.hip_bundle), ("knee", args.knee_bundle)):
-        if given:
-            bundles[task] = resolve_bundle(given, workdir / "bundles")
+    bundles = {task: resolve_bundle(given, workdir / "bundles") for task, given in given_bundles(args).items()}
     if not bundles:
-        raise ValueError("give at least one of --hip-bundle / --knee-bundle")
+        raise ValueError(f"give at least one of {' / '.join(f'--{t}-bundle' for t in task_names())}")
     body_parts = dict(DEFAULT_BODY_PARTS)
     body_parts.update(parse_body_part(t) for t in args.body_part)
     overrides: dict[str, dict[str, object]] = {}

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
 
 __all__ = ["MAX_BMD_BINS", "assign_folds", "bmd_strata", "fold_strata"]
 
@@ -74,6 +73,7 @@ def _stratified_group_kfold(n_splits: int, seed: int):
     → fewer samples, then lower fold index) and the same folds (checked against the stock method in the tests).
     If a future sklearn renames the private hook, the stock method runs instead (same result, slower).
     """
+    from sklearn.model_selection import StratifiedGroupKFold  # costly import: only when folds are assigned
 
     class _VectorisedStratifiedGroupKFold(StratifiedGroupKFold):
         def _find_best_fold(self, y_counts_per_fold, y_cnt, group_y_counts):
@@ -131,6 +131,8 @@ def assign_folds(groups: Sequence[str], strata: Sequence[int], n_folds: int, see
     Raises:
         ValueError: when there are fewer distinct groups than folds, or ``n_folds < 1``.
     """
+    from sklearn.model_selection import GroupKFold  # costly import: only when folds are assigned
+
     n = len(groups)
     if n_folds < 1:
         raise ValueError(f"folds must be >= 1, got {n_folds}")

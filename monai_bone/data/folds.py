@@ -25,8 +25,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from monai.data import load_decathlon_datalist
-
 from monai_bone.constants import KNEE_LABELS_BINARY, KNEE_LABELS_THREE
 from monai_bone.data.splits import TEST, is_test, split_counts, training_split
 
@@ -107,6 +105,9 @@ def load_records(datalist: str | os.PathLike, key: str = DATALIST_KEY) -> list[d
         FileNotFoundError: when ``datalist`` does not exist.
         ValueError: when the file is not a datalist, has no ``key`` list, or a record has no ``image``.
     """
+    # costly import (monai loads torch): here, so that `monai-bone index`, which only writes datalists, does not pay it
+    from monai.data import load_decathlon_datalist
+
     path = Path(datalist)
     datalist_info(path)  # clear errors for a missing or malformed file
     try:

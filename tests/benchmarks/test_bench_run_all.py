@@ -11,6 +11,7 @@ import json
 from _bench_test_utils import check_environment, load
 
 ALL = ["bench_data", "bench_networks", "bench_engine", "bench_datapath", "bench_inference", "bench_label", "accuracy"]
+ALL += ["bench_cli_startup"]
 
 
 def test_runs_selected_benchmarks_and_collects_the_report(tmp_path, capsys):

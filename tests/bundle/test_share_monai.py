@@ -77,7 +77,7 @@ def _synthetic_study(bundle: Path, task: str, tmp: Path) -> tuple[torch.Tensor, 
     """One synthetic study through the bundle's own inference preprocessing (64 px): network inputs with batch 1."""
     from monai.bundle import ConfigParser
 
-    from monai_bone.data.synth import synthesize
+    from monai_bone.synthetic.synth import synthesize
 
     cohort = tmp / f"{task}_cohort"
     synthesize(task, 1, cohort, seed=3, size=64, progress=False)

@@ -46,7 +46,7 @@ def make_cohort(
     test-split path is covered by ``tests/data/test_test_split.py``.
     """
     from monai_bone.data.datalist import build_datalist
-    from monai_bone.data.synth import synthesize
+    from monai_bone.synthetic.synth import synthesize
 
     out = root / f"{task}_{fmt}_{n_classes}"
     synthesize(task, n, out, seed=seed, size=64, fmt=fmt, n_classes=n_classes, progress=False)

@@ -33,7 +33,7 @@ def _has_sentinel(record) -> bool:
 
 @pytest.fixture(scope="module")
 def sentinel_datalist(tmp_path_factory) -> Path:
-    from monai_bone.data.synth import synthesize
+    from monai_bone.synthetic.synth import synthesize
 
     root = tmp_path_factory.mktemp("sentinel")
     synthesize("hip", 20, root, seed=8, size=64, progress=False)

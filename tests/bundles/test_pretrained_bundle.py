@@ -27,7 +27,7 @@ def trained(tmp_path_factory):
 
     from monai_bone.cv.workflow import bundle_workflow, default_bundle_dir
     from monai_bone.data.datalist import build_datalist
-    from monai_bone.data.synth import synthesize
+    from monai_bone.synthetic.synth import synthesize
 
     root = tmp_path_factory.mktemp("pretrained_bundle")
     # the knee bundle is binary; the realistic synthetic knee cohort defaults to 3 classes

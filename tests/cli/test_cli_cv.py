@@ -12,6 +12,8 @@ import pytest
 
 from monai_bone.cli import cv as cv_cli
 from monai_bone.constants import SYNTHETIC_NOTE
+from monai_bone.data.datalist import build_datalist
+from monai_bone.synthetic.synth import synthesize
 
 
 def _args(argv: list[str]) -> argparse.Namespace:
@@ -22,9 +24,6 @@ def _args(argv: list[str]) -> argparse.Namespace:
 
 @pytest.fixture(scope="module")
 def knee_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from monai_bone.data.datalist import build_datalist
-    from monai_bone.data.synth import synthesize
-
     root = tmp_path_factory.mktemp("kneecv")
     synthesize("knee", 12, root, seed=5, size=64, fmt="kop", n_classes=2, progress=False)  # binary bundle
     build_datalist(root, root / "datalist.json", task="knee", folds=2, progress=False)

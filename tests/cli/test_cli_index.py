@@ -11,7 +11,7 @@ from monai.data import load_decathlon_datalist
 
 from monai_bone.cli import main
 from monai_bone.constants import KNEE_LABELS_BINARY
-from monai_bone.data.synth import synthesize
+from monai_bone.synthetic.synth import synthesize
 
 
 def _truth(path):

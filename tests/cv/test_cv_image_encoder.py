@@ -19,8 +19,8 @@ TINY = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "im
 def test_cv_rows_with_the_rad_dino_encoder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from monai_bone.cli import cv as cv_cli
     from monai_bone.data.datalist import build_datalist
-    from monai_bone.data.synth import synthesize
     from monai_bone.networks import RadDinoEncoder
+    from monai_bone.synthetic.synth import synthesize
 
     calls = []
     forward = RadDinoEncoder.forward

@@ -52,7 +52,7 @@ def test_resolve_and_cohort(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def hip_datalist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from monai_bone.data.datalist import build_datalist
-    from monai_bone.data.synth import synthesize
+    from monai_bone.synthetic.synth import synthesize
 
     root = tmp_path_factory.mktemp("hipcv")
     synthesize("hip", 12, root, seed=3, size=64, progress=False)

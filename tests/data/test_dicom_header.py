@@ -26,7 +26,7 @@ from monai_bone.data.dicom_header import (
     read_header,
     sniff_file_type,
 )
-from monai_bone.data.dicom_writer import write_dx
+from monai_bone.synthetic.dicom_writer import write_dx
 
 
 def _dx(path: Path, patient_id: str = "P-1", **kwargs) -> Path:

@@ -35,7 +35,7 @@ from monai_bone.data.sources.dicomweb import (
     split_dicomweb_url,
 )
 from monai_bone.data.sources.dicomweb_http import search_all as _search_all
-from monai_bone.data.synth import synthesize
+from monai_bone.synthetic.synth import synthesize
 
 sys.path.insert(0, str(Path(__file__).parent))
 from orthanc_server import OrthancServer, find_dicomweb_plugin, find_orthanc, port_is_free  # noqa: E402

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from monai_bone.data.bilateral_phantom import render_bilateral_knee, render_wide_single_knee
 from monai_bone.data.image_guards import (
     bilateral_score,
     blank_image_problem,
@@ -14,8 +13,9 @@ from monai_bone.data.image_guards import (
     parse_tag_list,
     split_halves,
 )
-from monai_bone.data.phantom import render_phantom
-from monai_bone.data.realism import RealismRates
+from monai_bone.synthetic.bilateral_phantom import render_bilateral_knee, render_wide_single_knee
+from monai_bone.synthetic.phantom import render_phantom
+from monai_bone.synthetic.realism import RealismRates
 
 SINGLE = RealismRates(bilateral=0.0)  # realistic knees, one per image
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from monai_bone.cli import main
-from monai_bone.data.bilateral_phantom import render_bilateral_knee
 from monai_bone.data.datalist import build_datalist
-from monai_bone.data.dicom_writer import write_dx
-from monai_bone.data.phantom import render_phantom
-from monai_bone.data.realism import RealismRates
+from monai_bone.synthetic.bilateral_phantom import render_bilateral_knee
+from monai_bone.synthetic.dicom_writer import write_dx
+from monai_bone.synthetic.phantom import render_phantom
+from monai_bone.synthetic.realism import RealismRates
 
 SINGLE = RealismRates(bilateral=0.0)  # realistic knees, one per image
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from monai_bone.data.inference import inference_records, prepare_inference_datalist
-from monai_bone.data.synth import synthesize
 from monai_bone.engines import FieldAttentionHandler, GradCamSaver
 from monai_bone.networks import XAttnBMD
+from monai_bone.synthetic.synth import synthesize
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import json
 from monai_bone.data.datalist import build_datalist
 from monai_bone.data.parallel_read import read_headers
 from monai_bone.data.sources import open_source
-from monai_bone.data.synth import synthesize
+from monai_bone.synthetic.synth import synthesize
 
 
 def test_workers_give_the_same_index(tmp_path):

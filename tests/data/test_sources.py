@@ -8,13 +8,13 @@ from PIL import Image, PngImagePlugin
 
 from monai_bone.constants import KNEE_LABELS_BINARY, KNEE_LABELS_THREE, SYNTHETIC_NOTE
 from monai_bone.data.dicom_header import RejectError
-from monai_bone.data.dicom_writer import write_dx
 from monai_bone.data.sources import (
     DicomFolderSource,
     ImageFolderSource,
     detect_source_kind,
     open_source,
 )
+from monai_bone.synthetic.dicom_writer import write_dx
 
 
 def _png(path, synthetic=False, mode="L"):

@@ -42,7 +42,7 @@ def test_test_fraction_rules():
 
 @pytest.fixture(scope="module")
 def hip_cohort(tmp_path_factory):
-    from monai_bone.data.synth import synthesize
+    from monai_bone.synthetic.synth import synthesize
 
     root = tmp_path_factory.mktemp("split_hip")
     synthesize("hip", 20, root, seed=4, size=64, progress=False)

@@ -15,7 +15,7 @@ from pydicom.data import get_testdata_file
 from monai_bone.bundle_io import untrained_copy
 from monai_bone.cv.workflow import BUNDLE_NAMES, bundle_workflow, default_bundle_dir, quiet_engines
 from monai_bone.data.folds import load_records
-from monai_bone.data.synth import synthesize
+from monai_bone.synthetic.synth import synthesize
 
 #: Small images keep two CPU cores fast; the same overrides go to the server and to the reference runs.
 OVERRIDES = {"spatial_size": 64, "num_workers": 0, "device": "$torch.device('cpu')"}

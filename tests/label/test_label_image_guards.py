@@ -14,11 +14,11 @@ from _label_test_utils import SERVE_OVERRIDES, require_monailabel
 
 from monai_bone.bundle_io import untrained_copy
 from monai_bone.cv.workflow import BUNDLE_NAMES, default_bundle_dir
-from monai_bone.data.dicom_writer import write_dx
 from monai_bone.data.folds import load_records
-from monai_bone.data.phantom import render_phantom
-from monai_bone.data.synth import synthesize
 from monai_bone.label.server import LabelServer, image_id_for
+from monai_bone.synthetic.dicom_writer import write_dx
+from monai_bone.synthetic.phantom import render_phantom
+from monai_bone.synthetic.synth import synthesize
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
 from orthanc_server import free_port  # noqa: E402

@@ -116,7 +116,7 @@ def test_png_knee_image_equals_bundle_inference(served, predictors, tmp_path) ->
     """A KOP-style PNG (the knee paper's format) through the predictor and through inference.json on a flat folder."""
     from _label_test_utils import run_bundle_inference
 
-    from monai_bone.data.synth import synthesize
+    from monai_bone.synthetic.synth import synthesize
 
     synthesize("knee", 2, tmp_path / "kop", size=96, seed=5, fmt="kop", progress=False, preset="simple")  # PNGs
     flat = tmp_path / "flat"

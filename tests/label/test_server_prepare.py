@@ -78,7 +78,7 @@ def _has(name: str) -> bool:
 
 
 def test_flat_png_folder_is_an_image_folder(tmp_path) -> None:
-    from monai_bone.data.synth import synthesize
+    from monai_bone.synthetic.synth import synthesize
 
     synthesize("knee", 2, tmp_path / "kop", size=64, seed=2, fmt="kop", progress=False, preset="simple")  # PNGs
     flat = tmp_path / "flat"

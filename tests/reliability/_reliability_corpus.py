@@ -57,7 +57,7 @@ def plant_identifiers(path: Path, birth_date: str = PLANTED_BIRTH_DATE) -> None:
 
 def synth_cohort(root: Path, n: int, seed: int = 0, size: int = 64) -> Path:
     """A synthetic hip cohort (DICOM) with identifiers planted into every file; returns its folder."""
-    from monai_bone.data.synth import synthesize
+    from monai_bone.synthetic.synth import synthesize
 
     out = root / "cohort"
     synthesize("hip", n, out, seed=seed, size=size, fmt="dicom", progress=False)

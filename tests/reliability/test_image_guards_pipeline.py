@@ -19,10 +19,10 @@ import pytest
 from monai_bone.bundle_errors import format_argument_error
 from monai_bone.bundle_io import untrained_copy
 from monai_bone.cv.workflow import bundle_workflow, default_bundle_dir, quiet_engines
-from monai_bone.data.dicom_writer import write_dx
 from monai_bone.data.folds import load_records
-from monai_bone.data.phantom import render_phantom
-from monai_bone.data.synth import synthesize
+from monai_bone.synthetic.dicom_writer import write_dx
+from monai_bone.synthetic.phantom import render_phantom
+from monai_bone.synthetic.synth import synthesize
 
 SMALL = {"spatial_size": 64, "num_workers": 0, "device": "$torch.device('cpu')"}
 

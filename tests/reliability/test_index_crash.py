@@ -26,7 +26,7 @@ NAMES = ("datalist.json", "rejects.csv", "warnings.csv")
 
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory) -> Path:
-    from monai_bone.data.synth import synthesize
+    from monai_bone.synthetic.synth import synthesize
 
     root = tmp_path_factory.mktemp("crash")
     synthesize("hip", 6, root / "hip", seed=2, size=64, progress=False)

@@ -14,7 +14,7 @@ import pytest
 
 from monai_bone.bundle_io import untrained_copy
 from monai_bone.cv.workflow import BUNDLE_NAMES, bundle_workflow, default_bundle_dir, quiet_engines
-from monai_bone.data.synth import synthesize
+from monai_bone.synthetic.synth import synthesize
 
 #: Small images keep two CPU cores fast.
 OVERRIDES = {"spatial_size": 64, "num_workers": 0, "batch_size": 2, "device": "$torch.device('cpu')"}

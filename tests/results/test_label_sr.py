@@ -33,7 +33,7 @@ def test_infer_task_returns_sr(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from monai_bone.data.phantom import render_phantom
+    from monai_bone.synthetic.phantom import render_phantom
 
     # a real (non-blank) knee image: the input guards refuse a constant one as blank_image before any SR is made
     pixels = render_phantom("knee", 0.8, 26.0, size=64, seed=3, bits_stored=12).pixels

@@ -1,7 +1,7 @@
 """One phantom radiograph written as MONOCHROME1 and as MONOCHROME2 DX files normalises to the same image.
 
-Uses the synthetic generator (:func:`monai_bone.data.phantom.render_phantom`) and the DX writer
-(:func:`monai_bone.data.dicom_writer.write_dx`); all files are SYNTHETIC.
+Uses the synthetic generator (:func:`monai_bone.synthetic.phantom.render_phantom`) and the DX writer
+(:func:`monai_bone.synthetic.dicom_writer.write_dx`); all files are SYNTHETIC.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from monai_bone.data.dicom_writer import write_dx
-from monai_bone.data.phantom import render_phantom
+from monai_bone.synthetic.dicom_writer import write_dx
+from monai_bone.synthetic.phantom import render_phantom
 from monai_bone.transforms import LoadXray, XrayNormalise
 
 

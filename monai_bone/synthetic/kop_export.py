@@ -2,7 +2,7 @@
 
 The public Knee Osteoporosis (KOP) image sets are not tidy: 8-bit files of several sizes, most JPEG (many stored as
 RGB although grey), some PNG, and occasional duplicates of one radiograph under another name. The ``"realistic"``
-preset of :func:`monai_bone.data.synth.synthesize` (``fmt="kop"``) writes that mix so the ingestion rules get
+preset of :func:`monai_bone.synthetic.synth.synthesize` (``fmt="kop"``) writes that mix so the ingestion rules get
 exercised; per file (drawn from the file's own random stream, recorded in the ``realism.csv`` sidecar):
 
 * encoding JPEG with probability :attr:`KopStyle.jpeg` (quality U(80, 95)), else PNG;

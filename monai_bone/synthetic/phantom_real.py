@@ -1,8 +1,8 @@
-"""The ``"realistic"`` phantom preset (the default of :func:`monai_bone.data.phantom.render_phantom`). SYNTHETIC.
+"""The ``"realistic"`` phantom preset (the default of :func:`monai_bone.synthetic.phantom.render_phantom`). SYNTHETIC.
 
-Same analytic anatomy as the ``"simple"`` preset (:mod:`monai_bone.data.phantom`), but BMD acts only where it acts
+Same analytic anatomy as the ``"simple"`` preset (:mod:`monai_bone.synthetic.phantom`), but BMD acts only where it acts
 in real radiographs and everything else varies as it does between real acquisitions
-(:mod:`monai_bone.data.realism` lists the factors and their ranges):
+(:mod:`monai_bone.synthetic.realism` lists the factors and their ranges):
 
 * **BMD -> bone structure, not brightness.** Cortical *thickness* follows ``cortex_factor`` (cortical mineral
   density is a per-image nuisance U(0.85, 1.15)). The trabecular network (band-pass noise around its zero level
@@ -36,21 +36,21 @@ from typing import Any
 import numpy as np
 from scipy.special import ndtri
 
-from monai_bone.data.phantom import (
-    _BITS_CHOICES,
-    _BITS_PROBS,
-    _MU_BONE,
-    _MU_SOFT,
+from monai_bone.synthetic.anatomy import (
+    BITS_CHOICES,
+    BITS_PROBS,
     FIELD_OF_VIEW_MM,
+    MU_BONE,
+    MU_SOFT,
+    Canvas,
     PhantomImage,
-    _Canvas,
-    _capsule,
-    _ellipsoid,
-    _smoothstep,
-    _trabecular_field,
+    capsule,
+    ellipsoid,
+    smoothstep,
+    trabecular_field,
     visible_density,
 )
-from monai_bone.data.realism import RealismRates, draw_factors, lowpass, stamp_text
+from monai_bone.synthetic.realism import RealismRates, draw_factors, lowpass, stamp_text
 
 __all__ = ["render_realistic"]
 
@@ -63,7 +63,7 @@ def _rot(p: tuple[float, float], centre: tuple[float, float], angle: float) -> t
     return (centre[0] + c * dx - s * dy, centre[1] + s * dx + c * dy)
 
 
-def _draw_hip(cv: _Canvas, kc: float, jitter: np.ndarray, f: dict[str, Any]) -> float:
+def _draw_hip(cv: Canvas, kc: float, jitter: np.ndarray, f: dict[str, Any]) -> float:
     """Right hip AP with femoral rotation, abduction and osteoarthritis. Returns the neck axis angle (anatomy)."""
     j = jitter
     head = (0.12 + 0.01 * j[0], -0.14 + 0.01 * j[1])
@@ -79,72 +79,72 @@ def _draw_hip(cv: _Canvas, kc: float, jitter: np.ndarray, f: dict[str, Any]) -> 
     base = femur(base0)
     widen = 1.0 + 0.3 * (1.0 - fore)
     grade = f["oa_grade"]
-    _ellipsoid(cv, head, rh, rh, 0.05 * kc, core=True)
-    _capsule(cv, base, head, 0.078 * widen, 0.064 * widen, 0.12 * kc, core=True, depth=1.0 / fore)  # neck
-    _ellipsoid(cv, femur((-0.165, -0.075)), 0.07, 0.10, 0.06 * kc, angle=0.2 + abd, core=True)  # greater troch.
-    _ellipsoid(cv, femur((-0.10, 0.01)), 0.11, 0.11, 0.06 * kc, core=True)  # intertrochanteric region
+    ellipsoid(cv, head, rh, rh, 0.05 * kc, core=True)
+    capsule(cv, base, head, 0.078 * widen, 0.064 * widen, 0.12 * kc, core=True, depth=1.0 / fore)  # neck
+    ellipsoid(cv, femur((-0.165, -0.075)), 0.07, 0.10, 0.06 * kc, angle=0.2 + abd, core=True)  # greater troch.
+    ellipsoid(cv, femur((-0.10, 0.01)), 0.11, 0.11, 0.06 * kc, core=True)  # intertrochanteric region
     lesser = float(np.clip(1.0 + f["femoral_rotation_deg"] / 40.0, 0.5, 1.8))
-    _ellipsoid(cv, femur((-0.02, 0.12)), 0.04 * lesser, 0.035, 0.12 * kc, depth=0.035)  # lesser trochanter
-    _capsule(cv, femur((-0.11, 0.0)), femur((-0.085, 0.32)), 0.092, 0.070, min(0.22 * kc, 0.6), weight=(1.0, 0.1))
-    _capsule(cv, femur((-0.085, 0.32)), femur((-0.06, 0.80)), 0.070, 0.066, min(0.32 * kc, 0.6), weight=0.1)
+    ellipsoid(cv, femur((-0.02, 0.12)), 0.04 * lesser, 0.035, 0.12 * kc, depth=0.035)  # lesser trochanter
+    capsule(cv, femur((-0.11, 0.0)), femur((-0.085, 0.32)), 0.092, 0.070, min(0.22 * kc, 0.6), weight=(1.0, 0.1))
+    capsule(cv, femur((-0.085, 0.32)), femur((-0.06, 0.80)), 0.070, 0.066, min(0.32 * kc, 0.6), weight=0.1)
     joint = rh + 0.014 * (1.0 - 0.25 * grade)
 
     def socket(u, v):
-        return _smoothstep(np.sqrt((u - head[0]) ** 2 + (v - head[1]) ** 2) - joint, 0.006)
+        return smoothstep(np.sqrt((u - head[0]) ** 2 + (v - head[1]) ** 2) - joint, 0.006)
 
-    _ellipsoid(cv, (0.30, -0.31), 0.30, 0.23, 0.18 * kc, depth=0.03, other=True, cut=socket)  # acetabular roof
+    ellipsoid(cv, (0.30, -0.31), 0.30, 0.23, 0.18 * kc, depth=0.03, other=True, cut=socket)  # acetabular roof
 
     def foramen(u, v):
-        return _smoothstep(np.sqrt(((u - 0.30) / 0.08) ** 2 + ((v - 0.16) / 0.11) ** 2) - 1.0, 0.05)
+        return smoothstep(np.sqrt(((u - 0.30) / 0.08) ** 2 + ((v - 0.16) / 0.11) ** 2) - 1.0, 0.05)
 
-    _ellipsoid(cv, (0.29, 0.10), 0.16, 0.21, 0.2 * kc, depth=0.035, other=True, cut=foramen)  # ischiopubic ring
+    ellipsoid(cv, (0.29, 0.10), 0.16, 0.21, 0.2 * kc, depth=0.035, other=True, cut=foramen)  # ischiopubic ring
     f["_roi"] = ((base[0] + head[0]) / 2, (base[1] + head[1]) / 2)  # femoral neck midpoint (anatomy units)
     if grade:  # osteophytes at the lateral acetabular rim and the inferior head-neck junction, roof sclerosis
         s = 0.012 * grade
-        _ellipsoid(cv, (head[0] - 0.5 * rh, head[1] - 1.05 * rh), 1.5 * s, s, 0.5, other=True)
-        _ellipsoid(cv, (head[0] - 0.2 * rh, head[1] + 0.95 * rh), s, 1.3 * s, 0.5, other=True)
-        _ellipsoid(cv, (head[0] + 0.1 * rh, head[1] - joint - 0.012), 0.6 * rh, 0.01 * grade, 0.9, other=True)
+        ellipsoid(cv, (head[0] - 0.5 * rh, head[1] - 1.05 * rh), 1.5 * s, s, 0.5, other=True)
+        ellipsoid(cv, (head[0] - 0.2 * rh, head[1] + 0.95 * rh), s, 1.3 * s, 0.5, other=True)
+        ellipsoid(cv, (head[0] + 0.1 * rh, head[1] - joint - 0.012), 0.6 * rh, 0.01 * grade, 0.9, other=True)
     return math.atan2(head[1] - base[1], head[0] - base[0])
 
 
-def _draw_knee(cv: _Canvas, kc: float, jitter: np.ndarray, f: dict[str, Any]) -> float:
+def _draw_knee(cv: Canvas, kc: float, jitter: np.ndarray, f: dict[str, Any]) -> float:
     """Right knee AP with axial rotation and osteoarthritis. Returns the limb axis angle (anatomy)."""
     j = jitter
     grade = f["oa_grade"]
     rot = f["knee_rotation_deg"]
     gap = (0.02 + 0.006 * j[0]) * (1.0 - 0.25 * grade)
-    _capsule(cv, (0.0, -0.80), (0.0, -0.25), 0.068, 0.075, min(0.30 * kc, 0.6), weight=(0.1, 1.0))
-    _ellipsoid(cv, (0.0, -0.15), 0.15, 0.11, 0.05 * kc, core=True)
-    _ellipsoid(cv, (0.078, -0.065), 0.088, 0.07, 0.05 * kc, core=True)
-    _ellipsoid(cv, (-0.078, -0.062 + 0.004 * j[1]), 0.085, 0.068, 0.05 * kc, core=True)
+    capsule(cv, (0.0, -0.80), (0.0, -0.25), 0.068, 0.075, min(0.30 * kc, 0.6), weight=(0.1, 1.0))
+    ellipsoid(cv, (0.0, -0.15), 0.15, 0.11, 0.05 * kc, core=True)
+    ellipsoid(cv, (0.078, -0.065), 0.088, 0.07, 0.05 * kc, core=True)
+    ellipsoid(cv, (-0.078, -0.062 + 0.004 * j[1]), 0.085, 0.068, 0.05 * kc, core=True)
 
     def plateau(u, v):  # medial compartment narrows first in osteoarthritis
-        return _smoothstep(v - np.float32(gap) + np.float32(0.004 * grade) * (u > 0), 0.004)
+        return smoothstep(v - np.float32(gap) + np.float32(0.004 * grade) * (u > 0), 0.004)
 
-    _ellipsoid(cv, (0.0, 0.10), 0.175, 0.095, 0.05 * kc, core=True, cut=plateau)
-    _ellipsoid(cv, (0.0, gap + 0.012), 0.035, 0.02, 0.1 * kc, depth=0.02)
-    _capsule(cv, (0.0, 0.12), (0.012, 0.82), 0.068, 0.058, min(0.30 * kc, 0.6), weight=(1.0, 0.05))
-    _ellipsoid(cv, (0.003 * rot, -0.11), 0.07, 0.085, 0.15 * kc, depth=0.025, other=True)  # patella
+    ellipsoid(cv, (0.0, 0.10), 0.175, 0.095, 0.05 * kc, core=True, cut=plateau)
+    ellipsoid(cv, (0.0, gap + 0.012), 0.035, 0.02, 0.1 * kc, depth=0.02)
+    capsule(cv, (0.0, 0.12), (0.012, 0.82), 0.068, 0.058, min(0.30 * kc, 0.6), weight=(1.0, 0.05))
+    ellipsoid(cv, (0.003 * rot, -0.11), 0.07, 0.085, 0.15 * kc, depth=0.025, other=True)  # patella
     fib = -0.168 + 0.0025 * rot
-    _ellipsoid(cv, (fib, 0.165), 0.04, 0.045, 0.1 * kc, other=True)
-    _capsule(cv, (fib, 0.18), (fib + 0.018, 0.82), 0.022, 0.018, min(0.35 * kc, 0.6), other=True)
+    ellipsoid(cv, (fib, 0.165), 0.04, 0.045, 0.1 * kc, other=True)
+    capsule(cv, (fib, 0.18), (fib + 0.018, 0.82), 0.022, 0.018, min(0.35 * kc, 0.6), other=True)
     f.setdefault("_roi", (cv.u_off, gap / 2))  # joint centre (the first knee of a bilateral image)
     if grade:  # marginal osteophytes and subchondral sclerosis of the medial plateau
         s = 0.01 * grade
         for side in (-1.0, 1.0):
-            _ellipsoid(cv, (side * 0.18, gap + 0.01), 1.2 * s, s, 0.5, other=True)
-            _ellipsoid(cv, (side * 0.16, -0.03), s, 1.2 * s, 0.5, other=True)
-        _ellipsoid(cv, (0.07, gap + 0.012), 0.07, 0.006 * grade, 0.9, other=True)
+            ellipsoid(cv, (side * 0.18, gap + 0.01), 1.2 * s, s, 0.5, other=True)
+            ellipsoid(cv, (side * 0.16, -0.03), s, 1.2 * s, 0.5, other=True)
+        ellipsoid(cv, (0.07, gap + 0.012), 0.07, 0.006 * grade, 0.9, other=True)
     return math.pi / 2
 
 
-def _draw_metal(cv: _Canvas, rng: np.random.Generator, kind: str, task: str) -> None:
+def _draw_metal(cv: Canvas, rng: np.random.Generator, kind: str, task: str) -> None:
     """Metal objects as dense capsules in ``cv.other_cort`` of a separate canvas."""
     if kind == "plate":  # lateral plate on the femoral shaft with screws
-        _capsule(cv, (-0.16, 0.05), (-0.14, 0.55), 0.012, 0.012, 1.0, other=True, depth=0.4)
+        capsule(cv, (-0.16, 0.05), (-0.14, 0.55), 0.012, 0.012, 1.0, other=True, depth=0.4)
         for t in np.linspace(0.1, 0.9, 5):
             y = 0.05 + 0.5 * t
-            _capsule(cv, (-0.17, y), (-0.03, y + 0.01), 0.006, 0.006, 1.0, other=True)
+            capsule(cv, (-0.17, y), (-0.03, y + 0.01), 0.006, 0.006, 1.0, other=True)
         return
     count = int(rng.integers(1, 5))
     for _ in range(count):
@@ -153,13 +153,13 @@ def _draw_metal(cv: _Canvas, rng: np.random.Generator, kind: str, task: str) -> 
         half = 0.02 if kind == "clips" else 0.04
         p0 = (cx - half * math.cos(a), cy - half * math.sin(a))
         p1 = (cx + half * math.cos(a), cy + half * math.sin(a))
-        _capsule(cv, p0, p1, 0.004, 0.004, 1.0, other=True)
+        capsule(cv, p0, p1, 0.004, 0.004, 1.0, other=True)
         if kind == "staples":  # legs of the staple
             for p in (p0, p1):
-                _capsule(cv, p, (p[0] + 0.02 * math.sin(a), p[1] - 0.02 * math.cos(a)), 0.004, 0.004, 1.0, other=True)
+                capsule(cv, p, (p[0] + 0.02 * math.sin(a), p[1] - 0.02 * math.cos(a)), 0.004, 0.004, 1.0, other=True)
 
 
-def _soft(cv: _Canvas, task: str, bmi: float, centres: tuple[float, ...]) -> np.ndarray:
+def _soft(cv: Canvas, task: str, bmi: float, centres: tuple[float, ...]) -> np.ndarray:
     """Soft-tissue path (mm) from BMI; knee images may hold two legs (``centres`` in anatomy units)."""
     x = cv.x[None, :] - np.float32(cv.shift[0])
     y = cv.y[:, None] - np.float32(cv.shift[1])
@@ -171,7 +171,7 @@ def _soft(cv: _Canvas, task: str, bmi: float, centres: tuple[float, ...]) -> np.
         s = (u - np.float32(centre)) * np.float32(1.0 / (centre - skin))
         out = np.sqrt(np.maximum(1.0 - s * s, 0.0)) * np.float32(210.0 * ratio**0.8)
         if bmi > 27.0:  # abdominal/gluteal fold across the field: an oblique soft-tissue edge
-            fold = _smoothstep(v + np.float32(0.25) * u - np.float32(0.05), 0.03)
+            fold = smoothstep(v + np.float32(0.25) * u - np.float32(0.05), 0.03)
             out = out + fold * np.float32(4.0 * (bmi - 27.0))
         return out.astype(np.float32, copy=False)
     half = 0.27 + 0.010 * (bmi - 25.0)
@@ -203,10 +203,15 @@ def render_realistic(
     return_masks: bool,
     rates: RealismRates | None = None,
 ) -> PhantomImage:
-    """Render one realistic phantom (module docstring); arguments as :func:`~monai_bone.data.phantom.render_phantom`."""
+    """Render one realistic phantom (module docstring).
+
+    Arguments as :func:`~monai_bone.synthetic.phantom.render_phantom`. One long function on purpose: the random
+    draws must stay in this exact order (the same seed gives the same image across releases), and the steps share
+    many intermediate maps; the anatomy, metal, soft tissue and tone curve are already separate helpers.
+    """
     f = draw_factors(rng, task, rates)
     jitter = rng.normal(0.0, 1.0, 4)
-    drawn_bits = int(rng.choice(_BITS_CHOICES, p=_BITS_PROBS))
+    drawn_bits = int(rng.choice(BITS_CHOICES, p=BITS_PROBS))
     bits = int(bits_stored) if bits_stored is not None else drawn_bits
     texture_angle_jitter = float(rng.normal(0.0, 0.15))
     marrow = float(rng.uniform(0.15, 0.30))
@@ -219,7 +224,7 @@ def render_realistic(
     fov_long = f["spacing_at_1024_mm"] * 1024.0
     spacing = fov_long / size
     scale = FIELD_OF_VIEW_MM[task] / fov_long * f["zoom"]
-    cv = _Canvas(size, math.radians(f["rotation_deg"]), scale, tuple(f["shift"]), mirror, shape=(rows, cols))
+    cv = Canvas(size, math.radians(f["rotation_deg"]), scale, tuple(f["shift"]), mirror, shape=(rows, cols))
     dens = visible_density(bmd_visible)
     kc = dens["cortex_factor"]
     if task == "hip":
@@ -243,7 +248,7 @@ def render_realistic(
     wavelength_px = max(2.0 * dens["spacing_factor"] / spacing, 3.0 * dens["spacing_factor"])
     anisotropy = 1.5 + 4.0 * (1.0 - float(np.clip((bmd_visible - 0.55) / 0.6, 0.0, 1.0)))
     side = max(rows, cols)
-    noise = _trabecular_field(rng, side, wavelength_px, tex_angle, anisotropy)[:rows, :cols]
+    noise = trabecular_field(rng, side, wavelength_px, tex_angle, anisotropy)[:rows, :cols]
     w = float(ndtri(0.5 + 0.5 * dens["bv_tv"]))
     tissue = np.clip((np.float32(w) - np.abs(noise)) * np.float32(1.0 / 0.3) + np.float32(0.5), 0.0, 1.0)
     tissue -= np.float32(tissue[::3, ::3].mean())
@@ -254,9 +259,9 @@ def render_realistic(
     other = (cv.other_cort * np.float32(cortical_density) + cv.other_trab * np.float32(marrow)) * mm
     soft = _soft(cv, task, bmi, centres)
     kv = 70.0 / f["kvp"]
-    atten = np.float32(_MU_SOFT * kv**0.5) * soft + np.float32(_MU_BONE * kv**1.5) * (cortical + trabecular + other)
+    atten = np.float32(MU_SOFT * kv**0.5) * soft + np.float32(MU_BONE * kv**1.5) * (cortical + trabecular + other)
     if f["metal"]:
-        mc = _Canvas(size, math.radians(f["rotation_deg"]), scale, tuple(f["shift"]), mirror, shape=(rows, cols))
+        mc = Canvas(size, math.radians(f["rotation_deg"]), scale, tuple(f["shift"]), mirror, shape=(rows, cols))
         _draw_metal(mc, rng, f["metal_kind"], task)
         atten += np.float32(_MU_METAL) * (mc.other_cort + mc.other_trab) * mm
     atten += (cv.y[:, None] * np.float32(f["heel"])).astype(np.float32)

@@ -1,7 +1,7 @@
 """SYNTHETIC bilateral knee radiographs (both knees side by side) and wide single knees, for measuring the bilateral
 rule of :mod:`monai_bone.data.image_guards` (``benchmarks/bench_guards.py``) and for the tests.
 
-A bilateral image is two square knee phantoms of :func:`monai_bone.data.phantom.render_phantom` (``simple`` preset,
+A bilateral image is two square knee phantoms of :func:`monai_bone.synthetic.phantom.render_phantom` (``simple`` preset,
 independent seeds and BMDs,
 the second mirrored as a left knee appears) placed side by side with an air gap of 0-15 % of the side length; a wide
 single knee is one phantom padded on both sides with air (background) to 1.25-1.6 times its width -- the hard
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from monai_bone.data.phantom import render_phantom
+from monai_bone.synthetic.phantom import render_phantom
 
 __all__ = ["render_bilateral_knee", "render_wide_single_knee"]
 

@@ -8,7 +8,7 @@ import pytest
 from pydicom.pixels import apply_modality_lut
 
 from monai_bone.constants import SYNTHETIC_NOTE
-from monai_bone.data.dicom_writer import dicom_age, dx_uids, write_dx
+from monai_bone.synthetic.dicom_writer import dicom_age, dx_uids, write_dx
 
 
 def _pixels(bits: int = 12) -> np.ndarray:

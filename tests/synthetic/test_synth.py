@@ -23,8 +23,8 @@ from monai_bone.constants import (
     SCREENING_THRESHOLD,
     SYNTHETIC_NOTE,
 )
-from monai_bone.data.cohort import sample_cohort
-from monai_bone.data.synth import render_subject, synthesize, write_subject_dx
+from monai_bone.synthetic.cohort import sample_cohort
+from monai_bone.synthetic.synth import render_subject, synthesize, write_subject_dx
 
 
 def _hashes(root: Path) -> dict[str, str]:

@@ -1,6 +1,6 @@
 """Write single-frame DX (Digital X-Ray, For Presentation) DICOM files with pydicom.
 
-Used by the synthetic cohort (:mod:`monai_bone.data.synth`) and by tests that need real DICOM files with a known
+Used by the synthetic cohort (:mod:`monai_bone.synthetic.synth`) and by tests that need real DICOM files with a known
 pixel content (for example the MONOCHROME1 / MONOCHROME2 equivalence of the X-ray normaliser).
 
 Pixel convention of :func:`write_dx` (the one thing callers must know):
@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import io
 import logging
-import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -51,15 +50,15 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import DigitalXRayImageStorageForPresentation, ExplicitVRLittleEndian, generate_uid
 
+from monai_bone._version import __version__
 from monai_bone.constants import SYNTHETIC_NOTE
+from monai_bone.synthetic.dx_checks import PHOTOMETRIC_VALUES, check_dx_pixels, check_dx_values, dicom_age
 from monai_bone.utils.io import atomic_write_bytes
 
 __all__ = ["ANATOMIC_REGION_CODES", "DEFAULT_DATE", "PHOTOMETRIC_VALUES", "dicom_age", "dx_uids", "write_dx"]
 
 logger = logging.getLogger(__name__)
 
-#: Photometric interpretations that :func:`write_dx` accepts.
-PHOTOMETRIC_VALUES: tuple[str, ...] = ("MONOCHROME1", "MONOCHROME2")
 
 #: Fixed study/content date written to every file (no wall clock: outputs must be reproducible).
 DEFAULT_DATE: str = "20000101"
@@ -72,26 +71,6 @@ ANATOMIC_REGION_CODES: dict[str, tuple[str, str]] = {
     "PELVIS": ("12921003", "Pelvis"),
     "FEMUR": ("71341001", "Femur"),
 }
-
-
-def dicom_age(age_years: float) -> str:
-    """Format an age in years as a DICOM AS string (completed years, ``"075Y"``; months below 1 year).
-
-    Args:
-        age_years: age in years, ``0 <= age_years < 1000``.
-
-    Returns:
-        The 4-character age string.
-
-    Raises:
-        ValueError: when the age is negative, not finite or too large for the AS format.
-    """
-    age = float(age_years)
-    if not math.isfinite(age) or age < 0 or age >= 1000:
-        raise ValueError(f"age {age_years!r} cannot be written as a DICOM age string (0 <= age < 1000 years)")
-    if age < 1.0:
-        return f"{int(age * 12):03d}M"
-    return f"{int(age):03d}Y"
 
 
 def dx_uids(patient_id: str, uid_seed: str | int = "monai-bone") -> dict[str, str]:
@@ -113,7 +92,6 @@ def dx_uids(patient_id: str, uid_seed: str | int = "monai-bone") -> dict[str, st
 
 
 _AP_VIEW_CODE = ("399348003", "SCT", "antero-posterior")
-_VOI_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
 
 
 def _voi_lut_item(table: np.ndarray, photometric: str) -> Dataset:
@@ -135,6 +113,124 @@ def _ds(value: float, digits: int = 6) -> str:
     if len(text) > 16:
         text = f"{float(value):.6e}"
     return text
+
+
+def _sop_common(uids: Mapping[str, str], study_date: str) -> Dataset:
+    """A new dataset with the Part 10 file meta and the SOP common module."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = DigitalXRayImageStorageForPresentation
+    meta.MediaStorageSOPInstanceUID = uids["SOPInstanceUID"]
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.SOPClassUID = DigitalXRayImageStorageForPresentation
+    ds.SOPInstanceUID = uids["SOPInstanceUID"]
+    ds.InstanceCreationDate = study_date
+    ds.InstanceCreationTime = _DEFAULT_TIME
+    return ds
+
+
+def _study_series_equipment(
+    ds: Dataset, uids: Mapping[str, str], study_date: str, body_part: str, synthetic: bool
+) -> None:
+    ds.StudyInstanceUID = uids["StudyInstanceUID"]
+    ds.StudyDate = study_date
+    ds.StudyTime = _DEFAULT_TIME
+    ds.ReferringPhysicianName = ""
+    ds.StudyID = "1"
+    ds.AccessionNumber = ""
+    ds.StudyDescription = f"{body_part} AP" + (" (SYNTHETIC)" if synthetic else "")
+    ds.Modality = "DX"
+    ds.SeriesInstanceUID = uids["SeriesInstanceUID"]
+    ds.SeriesNumber = 1
+    ds.SeriesDate = study_date
+    ds.SeriesTime = _DEFAULT_TIME
+    ds.PresentationIntentType = "FOR PRESENTATION"
+    ds.Manufacturer = "monai-bone synthetic phantom" if synthetic else ""
+    ds.ManufacturerModelName = "monai-bone phantom" if synthetic else ""
+    ds.SoftwareVersions = f"monai-bone {__version__}"
+
+
+def _general_image(
+    ds: Dataset,
+    study_date: str,
+    synthetic: bool,
+    laterality: str | None,
+    burned_in: bool,
+    photometric: str,
+    rescale: tuple[float, float] | None,
+) -> None:
+    """General image and DX image modules (without the VOI window)."""
+    ds.InstanceNumber = 1
+    ds.ContentDate = study_date
+    ds.ContentTime = _DEFAULT_TIME
+    ds.AcquisitionDate = study_date
+    ds.AcquisitionTime = _DEFAULT_TIME
+    ds.ImageType = ["DERIVED", "PRIMARY"] if synthetic else ["ORIGINAL", "PRIMARY"]
+    ds.PatientOrientation = ["L", "F"] if laterality not in ("L", "B") else ["R", "F"]
+    ds.BurnedInAnnotation = "YES" if burned_in else "NO"
+    ds.LossyImageCompression = "00"
+    ds.CalibrationImage = "NO"
+    if synthetic:
+        ds.ImageComments = SYNTHETIC_NOTE
+    ds.PixelIntensityRelationship = "LOG"
+    # +1: higher stored value = more X-ray intensity reaching the detector (dark in MONOCHROME2 terms).
+    ds.PixelIntensityRelationshipSign = 1 if photometric == "MONOCHROME1" else -1
+    if rescale is not None:
+        ds.RescaleIntercept = _ds(rescale[1])
+        ds.RescaleSlope = _ds(rescale[0])
+        ds.RescaleType = "US"
+    ds.PresentationLUTShape = "INVERSE" if photometric == "MONOCHROME1" else "IDENTITY"
+
+
+def _voi(
+    ds: Dataset,
+    arr: np.ndarray,
+    window: tuple[float, float] | None,
+    rescale: tuple[float, float] | None,
+    photometric: str,
+    max_value: int,
+    voi_function: str,
+    voi_lut: np.ndarray | None,
+) -> None:
+    """The VOI window (in the file's stored and rescaled values, module docstring) and the optional VOI LUT."""
+    if window is None:
+        w_lo, w_hi = np.percentile(arr[:: max(1, arr.shape[0] // 256), :: max(1, arr.shape[1] // 256)], [1.0, 99.0])
+        window = ((float(w_lo) + float(w_hi)) / 2.0, max(float(w_hi) - float(w_lo), 1.0))
+    slope, intercept = (1.0, 0.0) if rescale is None else (float(rescale[0]), float(rescale[1]))
+    center = float(window[0]) if photometric == "MONOCHROME2" else max_value - float(window[0])
+    ds.WindowCenter = _ds(center * slope + intercept)
+    ds.WindowWidth = _ds(float(window[1]) * slope)
+    ds.WindowCenterWidthExplanation = "DEFAULT"
+    ds.VOILUTFunction = voi_function
+    if voi_lut is not None:
+        ds.VOILUTSequence = DicomSequence([_voi_lut_item(np.asarray(voi_lut), photometric)])
+
+
+def _anatomy_detector(
+    ds: Dataset, body_part: str, laterality: str | None, spacing: Sequence[float], synthetic: bool
+) -> None:
+    """Anatomy, view, positioning and detector attributes."""
+    ds.BodyPartExamined = body_part
+    ds.ViewPosition = "AP"
+    view = Dataset()
+    view.CodeValue, view.CodingSchemeDesignator, view.CodeMeaning = _AP_VIEW_CODE
+    view.ViewModifierCodeSequence = DicomSequence([])
+    ds.ViewCodeSequence = DicomSequence([view])
+    ds.ImageLaterality = laterality or "U"
+    if body_part in ANATOMIC_REGION_CODES:
+        code, meaning = ANATOMIC_REGION_CODES[body_part]
+        item = Dataset()
+        item.CodeValue = code
+        item.CodingSchemeDesignator = "SCT"
+        item.CodeMeaning = meaning
+        ds.AnatomicRegionSequence = DicomSequence([item])
+    ds.PixelSpacing = [_ds(s) for s in spacing]
+    ds.ImagerPixelSpacing = [_ds(s) for s in spacing]
+    ds.DetectorType = "SCINTILLATOR" if synthetic else ""
+    ds.PositionerType = "NONE"
+    ds.AcquisitionContextSequence = DicomSequence([])
 
 
 def write_dx(
@@ -200,75 +296,26 @@ def write_dx(
     path = Path(path)
     where = f"cannot write DX file {path}"
     arr = np.asarray(pixels)
-    if arr.ndim != 2 or min(arr.shape) < 1:
-        raise ValueError(f"{where}: pixels must be a non-empty 2-D array (rows, cols), got shape {arr.shape}")
-    if not (isinstance(bits_stored, (int, np.integer)) and 8 <= int(bits_stored) <= 16):
-        raise ValueError(f"{where}: bits_stored must be an integer in [8, 16], got {bits_stored!r}")
-    bits_stored = int(bits_stored)
+    bits_stored = check_dx_pixels(arr, bits_stored, where)
     max_value = (1 << bits_stored) - 1
-    if arr.dtype.kind == "f":
-        if not np.all(np.isfinite(arr)) or not np.array_equal(arr, np.round(arr)):
-            raise ValueError(f"{where}: float pixels must hold finite integral values")
-    elif arr.dtype.kind not in "ui":
-        raise ValueError(f"{where}: pixels must be integers, got dtype {arr.dtype}")
-    lo, hi = (float(arr.min()), float(arr.max()))
-    if lo < 0 or hi > max_value:
-        raise ValueError(
-            f"{where}: pixel values [{lo:g}, {hi:g}] outside [0, {max_value}] for BitsStored {bits_stored}"
-        )
-    photometric = str(photometric).upper()
-    if photometric not in PHOTOMETRIC_VALUES:
-        raise ValueError(f"{where}: photometric must be one of {PHOTOMETRIC_VALUES}, got {photometric!r}")
-    if sex is not None and sex not in ("F", "M", "O"):
-        raise ValueError(f"{where}: sex must be 'F', 'M', 'O' or None, got {sex!r}")
-    if laterality is not None and laterality not in ("R", "L", "B"):
-        raise ValueError(f"{where}: laterality must be 'R', 'L', 'B' (both) or None, got {laterality!r}")
-    spacing = [float(s) for s in pixel_spacing_mm]
-    if len(spacing) != 2 or not all(math.isfinite(s) and s > 0 for s in spacing):
-        raise ValueError(f"{where}: pixel_spacing_mm must be two positive numbers, got {pixel_spacing_mm!r}")
-    if rescale is not None and not (len(rescale) == 2 and float(rescale[0]) > 0 and math.isfinite(float(rescale[1]))):
-        raise ValueError(f"{where}: rescale must be (positive slope, finite intercept), got {rescale!r}")
-    if window is not None and not (len(window) == 2 and float(window[1]) >= 1):
-        raise ValueError(f"{where}: window must be (center, width >= 1), got {window!r}")
-    voi_function = str(voi_function).upper()
-    if voi_function not in _VOI_FUNCTIONS:
-        raise ValueError(f"{where}: voi_function must be one of {_VOI_FUNCTIONS}, got {voi_function!r}")
-    if voi_lut is not None:
-        voi_lut = np.asarray(voi_lut)
-        if voi_lut.shape != ((1 << int(bits_stored)),) or voi_lut.min() < 0 or voi_lut.max() > 65535:
-            raise ValueError(f"{where}: voi_lut must hold 2**bits_stored values in [0, 65535]")
-    for name, value, ok in (
-        ("height_m", height_m, lambda v: 0 < v < 3),
-        ("weight_kg", weight_kg, lambda v: 0 < v < 1000),
-    ):
-        if value is not None and not (math.isfinite(float(value)) and ok(float(value))):
-            raise ValueError(f"{where}: {name}={value!r} is not plausible")
-    try:
-        age_text = "" if age_years is None else dicom_age(age_years)
-    except ValueError as err:
-        raise ValueError(f"{where}: {err}") from None
-    body_part = str(body_part).upper()
-    if not body_part or len(body_part) > 16:
-        raise ValueError(f"{where}: body_part must be a non-empty code string of at most 16 characters")
-
-    stored = (
-        arr.astype(np.uint16) if photometric == "MONOCHROME2" else (max_value - arr.astype(np.int64)).astype(np.uint16)
+    photometric, voi_function, spacing, age_text, body_part = check_dx_values(
+        where,
+        photometric=photometric,
+        sex=sex,
+        laterality=laterality,
+        pixel_spacing_mm=pixel_spacing_mm,
+        rescale=rescale,
+        window=window,
+        voi_function=voi_function,
+        voi_lut=voi_lut,
+        bits_stored=bits_stored,
+        height_m=height_m,
+        weight_kg=weight_kg,
+        age_years=age_years,
+        body_part=body_part,
     )
     uids = dx_uids(patient_id, uid_seed)
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = DigitalXRayImageStorageForPresentation
-    meta.MediaStorageSOPInstanceUID = uids["SOPInstanceUID"]
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-
-    ds = Dataset()
-    ds.file_meta = meta
-    # SOP common
-    ds.SpecificCharacterSet = "ISO_IR 100"
-    ds.SOPClassUID = DigitalXRayImageStorageForPresentation
-    ds.SOPInstanceUID = uids["SOPInstanceUID"]
-    ds.InstanceCreationDate = study_date
-    ds.InstanceCreationTime = _DEFAULT_TIME
+    ds = _sop_common(uids, study_date)
     # patient (no names, no birth date)
     ds.PatientName = ""
     ds.PatientID = str(patient_id)
@@ -277,78 +324,14 @@ def write_dx(
     ds.PatientAge = age_text
     ds.PatientSize = _ds(height_m, 4) if height_m is not None else None
     ds.PatientWeight = _ds(weight_kg, 5) if weight_kg is not None else None
-    # study / series / equipment
-    ds.StudyInstanceUID = uids["StudyInstanceUID"]
-    ds.StudyDate = study_date
-    ds.StudyTime = _DEFAULT_TIME
-    ds.ReferringPhysicianName = ""
-    ds.StudyID = "1"
-    ds.AccessionNumber = ""
-    ds.StudyDescription = f"{body_part} AP" + (" (SYNTHETIC)" if synthetic else "")
-    ds.Modality = "DX"
-    ds.SeriesInstanceUID = uids["SeriesInstanceUID"]
-    ds.SeriesNumber = 1
-    ds.SeriesDate = study_date
-    ds.SeriesTime = _DEFAULT_TIME
-    ds.PresentationIntentType = "FOR PRESENTATION"
-    ds.Manufacturer = "monai-bone synthetic phantom" if synthetic else ""
-    ds.ManufacturerModelName = "monai-bone phantom" if synthetic else ""
-    from monai_bone import __version__
-
-    ds.SoftwareVersions = f"monai-bone {__version__}"
-    # general image / DX image
-    ds.InstanceNumber = 1
-    ds.ContentDate = study_date
-    ds.ContentTime = _DEFAULT_TIME
-    ds.AcquisitionDate = study_date
-    ds.AcquisitionTime = _DEFAULT_TIME
-    ds.ImageType = ["DERIVED", "PRIMARY"] if synthetic else ["ORIGINAL", "PRIMARY"]
-    ds.PatientOrientation = ["L", "F"] if laterality not in ("L", "B") else ["R", "F"]
-    ds.BurnedInAnnotation = "YES" if burned_in else "NO"
-    ds.LossyImageCompression = "00"
-    ds.CalibrationImage = "NO"
-    if synthetic:
-        ds.ImageComments = SYNTHETIC_NOTE
-    ds.PixelIntensityRelationship = "LOG"
-    # +1: higher stored value = more X-ray intensity reaching the detector (dark in MONOCHROME2 terms).
-    ds.PixelIntensityRelationshipSign = 1 if photometric == "MONOCHROME1" else -1
-    if rescale is not None:
-        ds.RescaleIntercept = _ds(rescale[1])
-        ds.RescaleSlope = _ds(rescale[0])
-        ds.RescaleType = "US"
-    ds.PresentationLUTShape = "INVERSE" if photometric == "MONOCHROME1" else "IDENTITY"
-    if window is None:
-        w_lo, w_hi = np.percentile(arr[:: max(1, arr.shape[0] // 256), :: max(1, arr.shape[1] // 256)], [1.0, 99.0])
-        window = ((float(w_lo) + float(w_hi)) / 2.0, max(float(w_hi) - float(w_lo), 1.0))
-    slope, intercept = (1.0, 0.0) if rescale is None else (float(rescale[0]), float(rescale[1]))
-    center = float(window[0]) if photometric == "MONOCHROME2" else max_value - float(window[0])
-    ds.WindowCenter = _ds(center * slope + intercept)
-    ds.WindowWidth = _ds(float(window[1]) * slope)
-    ds.WindowCenterWidthExplanation = "DEFAULT"
-    ds.VOILUTFunction = voi_function
-    if voi_lut is not None:
-        ds.VOILUTSequence = DicomSequence([_voi_lut_item(voi_lut, photometric)])
-    # anatomy / positioning / detector
-    ds.BodyPartExamined = body_part
-    ds.ViewPosition = "AP"
-    view = Dataset()
-    view.CodeValue, view.CodingSchemeDesignator, view.CodeMeaning = _AP_VIEW_CODE
-    view.ViewModifierCodeSequence = DicomSequence([])
-    ds.ViewCodeSequence = DicomSequence([view])
-    ds.ImageLaterality = laterality or "U"
-    if body_part in ANATOMIC_REGION_CODES:
-        code, meaning = ANATOMIC_REGION_CODES[body_part]
-        item = Dataset()
-        item.CodeValue = code
-        item.CodingSchemeDesignator = "SCT"
-        item.CodeMeaning = meaning
-        ds.AnatomicRegionSequence = DicomSequence([item])
-    ds.PixelSpacing = [_ds(s) for s in spacing]
-    ds.ImagerPixelSpacing = [_ds(s) for s in spacing]
-    ds.DetectorType = "SCINTILLATOR" if synthetic else ""
-    ds.PositionerType = "NONE"
-    ds.AcquisitionContextSequence = DicomSequence([])
+    _study_series_equipment(ds, uids, study_date, body_part, synthetic)
+    _general_image(ds, study_date, synthetic, laterality, burned_in, photometric, rescale)
+    _voi(ds, arr, window, rescale, photometric, max_value, voi_function, voi_lut)
+    _anatomy_detector(ds, body_part, laterality, spacing, synthetic)
     # image pixel
+    stored = (
+        arr.astype(np.uint16) if photometric == "MONOCHROME2" else (max_value - arr.astype(np.int64)).astype(np.uint16)
+    )
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = photometric
     ds.Rows, ds.Columns = int(arr.shape[0]), int(arr.shape[1])

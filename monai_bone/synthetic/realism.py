@@ -22,7 +22,7 @@ makes real radiographs differ although the bone is the same (ranges below; rates
   an L/R lead marker, burned-in text, collimation (each side shuttered independently), bilateral knee images.
 
 None of these depends on BMD; BMD acts only through the trabecular texture (spacing, anisotropy, connectivity) and
-the cortical thickness (:func:`monai_bone.data.phantom.visible_density`).
+the cortical thickness (:func:`monai_bone.synthetic.phantom.visible_density`).
 """
 
 from __future__ import annotations

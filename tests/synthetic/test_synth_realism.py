@@ -22,8 +22,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from monai_bone.data.datalist import build_datalist
-from monai_bone.data.realism import FACTOR_KEYS, RealismRates
-from monai_bone.data.synth import synthesize
+from monai_bone.synthetic.realism import FACTOR_KEYS, RealismRates
+from monai_bone.synthetic.synth import synthesize
 
 
 def _rows(path: Path) -> list[dict[str, str]]:

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import scipy.ndimage as ndi
 
-from monai_bone.data.cohort import sample_cohort
-from monai_bone.data.phantom import FIELD_OF_VIEW_MM, render_phantom, visible_density
-from monai_bone.data.synth import render_subject
+from monai_bone.synthetic.cohort import sample_cohort
+from monai_bone.synthetic.phantom import FIELD_OF_VIEW_MM, render_phantom, visible_density
+from monai_bone.synthetic.synth import render_subject
 
 
 def _bone_contrast(image) -> float:

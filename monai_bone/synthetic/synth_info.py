@@ -1,7 +1,7 @@
 """cohort.json and the realism.csv ground-truth sidecar of a synthetic cohort (``synth.synthesize``).
 
 ``realism.csv`` (first line ``# <synthetic note>``) has one row per image file: ``PatientID``, ``file`` (relative
-path), and the image's realism factors (:data:`REALISM_COLUMNS`; :mod:`monai_bone.data.realism` defines them):
+path), and the image's realism factors (:data:`REALISM_COLUMNS`; :mod:`monai_bone.synthetic.realism` defines them):
 booleans as 0/1, lists joined by ``;``. KOP exports add the file encoding (``format``, ``mode``, ``scale``,
 ``quality``) and ``duplicate_of`` for re-encoded copies; DICOM exports add ``photometric``. The simple preset
 leaves the realism columns empty.
@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from monai_bone._version import __version__
 from monai_bone.constants import (
     CLINICAL_FIELDS,
     FIELD_UNITS,
@@ -22,10 +23,11 @@ from monai_bone.constants import (
     SCREENING_THRESHOLD,
     SYNTHETIC_NOTE,
 )
-from monai_bone.data.cohort import BMD_FORMULA, Cohort
-from monai_bone.data.kop_export import KopStyle
-from monai_bone.data.phantom import FIELD_OF_VIEW_MM, PhantomImage
-from monai_bone.data.realism import FACTOR_KEYS, RealismRates
+from monai_bone.synthetic.cohort import BMD_FORMULA, Cohort
+from monai_bone.synthetic.kop_export import KopStyle
+from monai_bone.synthetic.phantom import FIELD_OF_VIEW_MM, PhantomImage
+from monai_bone.synthetic.realism import FACTOR_KEYS, RealismRates
+from monai_bone.tasks import get_task
 from monai_bone.utils.io import atomic_write_csv
 
 __all__ = [
@@ -123,9 +125,10 @@ def cohort_json(
     rates: RealismRates | None = None,
     kop_style: KopStyle | None = None,
 ) -> dict[str, Any]:
-    """The ``cohort.json`` dictionary of a synthesised cohort (before the per-file counts are added)."""
-    from monai_bone import __version__
+    """The ``cohort.json`` dictionary of a synthesised cohort (before the per-file counts are added).
 
+    Longer than most functions because it is one literal dictionary: the file's documented layout, read top to bottom.
+    """
     realistic = preset == "realistic"
 
     summary = cohort.summary()
@@ -143,7 +146,7 @@ def cohort_json(
         "labels": list(cohort.labels),
         "label_rule": (
             f"label = 1 when bmd < {SCREENING_THRESHOLD} g/cm^2 (screening threshold, T = -1)"
-            if task == "hip"
+            if get_task(task).is_regression
             else "label = index into labels of the WHO class of the T-score; "
             + (
                 "osteopenia candidates re-drawn, quotas n - n//2 normal, n//2 osteoporosis"

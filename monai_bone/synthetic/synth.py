@@ -6,10 +6,10 @@ a ``Comment`` text chunk in each PNG and ``"synthetic": true`` / ``"note"`` in `
 
 Output folder of :func:`synthesize` (see ``docs/interfaces.md``):
 
-Phantoms come from the ``"realistic"`` preset by default (:mod:`monai_bone.data.phantom_real`: BMD in bone structure,
-acquisition/processing/pose/findings varying per image, :mod:`monai_bone.data.realism`); ``preset="simple"`` keeps
-the earlier fixed-field look (fast, BMD visible in brightness) for speed tests. Knee cohorts have 3 classes
-(normal / osteopenia / osteoporosis) by default with the realistic preset.
+Phantoms come from the ``"realistic"`` preset by default (:mod:`monai_bone.synthetic.phantom_real`: BMD in bone
+structure, acquisition/processing/pose/findings varying per image, :mod:`monai_bone.synthetic.realism`);
+``preset="simple"`` keeps the earlier fixed-field look (fast, BMD visible in brightness) for speed tests. Knee cohorts
+have 3 classes (normal / osteopenia / osteoporosis) by default with the realistic preset.
 
 * ``fmt="dicom"``: ``dicom/<PatientID>/<PatientID>_AP.dcm`` -- DX For Presentation (valid for ``dciodvfy``),
   BodyPartExamined HIP/KNEE, PatientAge/Sex/Size/Weight, PixelSpacing + ImagerPixelSpacing, BitsStored 12-16, ~15 %
@@ -19,12 +19,12 @@ the earlier fixed-field look (fast, BMD visible in brightness) for speed tests. 
 * ``fmt="kop"`` (knee only): class folders ``normal/``, ``osteopenia/``, ``osteoporosis/`` of 8-bit images, bone
   bright, scaled from the 0.5-99.5th percentile; the file stem is the PatientID. Realistic preset: mixed JPEG (grey
   or RGB) and PNG, varying sizes, a few re-encoded duplicates ``<PatientID>_dup.*``
-  (:mod:`monai_bone.data.kop_export`); simple preset: one grey PNG per subject.
+  (:mod:`monai_bone.synthetic.kop_export`); simple preset: one grey PNG per subject.
 * ``clinical.csv``: ``PatientID`` + the clinical fields a DICOM header does not supply (``age_bmd, bmi, alcohol,
   activity, diet_score, smoking``); for ``fmt="kop"`` (no header) all :data:`~monai_bone.constants.CLINICAL_FIELDS`.
 * ``ground_truth.csv``: ``PatientID, bmd, t_score, who_class, label``.
 * ``realism.csv``: the ground-truth sidecar, one row per image file with its realism factors
-  (:mod:`monai_bone.data.synth_info`).
+  (:mod:`monai_bone.synthetic.synth_info`).
 * ``cohort.json``: seed, parameters (preset, realism rates), formula, the accuracy ceilings (oracle, clinical-only,
   image-only R^2; population and sample), counts (including each realism factor), ``"synthetic": true``.
 
@@ -52,12 +52,12 @@ from monai_bone.constants import (
     DICOM_FIELDS,
     SYNTHETIC_NOTE,
 )
-from monai_bone.data.cohort import TASK_CODES, TASKS, Subject, sample_cohort
-from monai_bone.data.dicom_writer import write_dx
-from monai_bone.data.kop_export import KopStyle, draw_kop_style, encode_kop, to_8bit
-from monai_bone.data.phantom import PRESETS, PhantomImage, render_phantom
-from monai_bone.data.realism import RealismRates
-from monai_bone.data.synth_info import (
+from monai_bone.synthetic.cohort import TASK_CODES, TASKS, Subject, sample_cohort
+from monai_bone.synthetic.dicom_writer import write_dx
+from monai_bone.synthetic.kop_export import KopStyle, draw_kop_style, encode_kop, to_8bit
+from monai_bone.synthetic.phantom import PRESETS, PhantomImage, render_phantom
+from monai_bone.synthetic.realism import RealismRates
+from monai_bone.synthetic.synth_info import (
     MONOCHROME1_SHARE,
     WINDOW_SHARE,
     cohort_json,
@@ -66,6 +66,7 @@ from monai_bone.data.synth_info import (
     realism_row,
     write_realism_csv,
 )
+from monai_bone.tasks import get_task
 from monai_bone.utils.io import atomic_write_bytes, atomic_write_csv, atomic_write_json
 
 __all__ = [
@@ -84,8 +85,8 @@ logger = logging.getLogger(__name__)
 
 #: Output formats of :func:`synthesize`.
 FORMATS: tuple[str, ...] = ("dicom", "kop")
-#: BodyPartExamined per task.
-BODY_PARTS: dict[str, str] = {"hip": "HIP", "knee": "KNEE"}
+#: BodyPartExamined per task (the first accepted body part of the task registry: HIP, KNEE).
+BODY_PARTS: dict[str, str] = {name: get_task(name).body_parts[0] for name in TASKS}
 _OUTPUT_FILES = ("clinical.csv", "ground_truth.csv", "cohort.json", "realism.csv")
 
 
@@ -106,16 +107,16 @@ def render_subject(
     """Render the phantom radiograph of one cohort subject exactly as :func:`synthesize` does.
 
     Args:
-        subject: a subject from :func:`~monai_bone.data.cohort.sample_cohort` (its ``index`` picks the stream).
+        subject: a subject from :func:`~monai_bone.synthetic.cohort.sample_cohort` (its ``index`` picks the stream).
         task: ``"hip"`` or ``"knee"``.
         size: image side in pixels.
         seed: the cohort seed.
         return_masks: also return bone/trabecular/soft-tissue masks.
-        preset: phantom preset (:data:`~monai_bone.data.phantom.PRESETS`).
+        preset: phantom preset (:data:`~monai_bone.synthetic.phantom.PRESETS`).
         rates: realistic preset: rates of the realism factors.
 
     Returns:
-        The :class:`~monai_bone.data.phantom.PhantomImage` (deterministic for the same arguments).
+        The :class:`~monai_bone.synthetic.phantom.PhantomImage` (deterministic for the same arguments).
     """
     ss = np.random.SeedSequence([int(seed), TASK_CODES[task], int(subject.index), 1])
     return render_phantom(
@@ -250,20 +251,25 @@ def synthesize(
         seed: random seed: the same seed gives byte-identical files, different seeds different cohorts.
         size: image side in pixels (>= 64; 512-2048 typical); the long side for the realistic preset.
         fmt: ``"dicom"`` or ``"kop"`` (knee only).
-        n_classes: knee only, 2 or 3 classes (:func:`~monai_bone.data.cohort.sample_cohort`); default 3 for the
+        n_classes: knee only, 2 or 3 classes (:func:`~monai_bone.synthetic.cohort.sample_cohort`); default 3 for the
             knee with the realistic preset (normal / osteopenia / osteoporosis), 2 otherwise.
         progress: show a tqdm progress bar.
         overwrite: replace a previous synthetic cohort in ``out_dir`` (only one with a synthetic cohort.json).
-        preset: phantom preset, ``"realistic"`` (default) or ``"simple"`` (:data:`~monai_bone.data.phantom.PRESETS`).
-        rates: realistic preset: rates of the realism factors (default :class:`~monai_bone.data.realism.RealismRates`).
+        preset: phantom preset, ``"realistic"`` (default) or ``"simple"``
+            (:data:`~monai_bone.synthetic.phantom.PRESETS`).
+        rates: realistic preset: rates of the realism factors (default
+            :class:`~monai_bone.synthetic.realism.RealismRates`).
         kop_style: realistic preset with ``fmt="kop"``: file variation (default
-            :class:`~monai_bone.data.kop_export.KopStyle`).
+            :class:`~monai_bone.synthetic.kop_export.KopStyle`).
 
     Returns:
         The dictionary written to ``cohort.json``.
 
     Raises:
         ValueError: for bad arguments or an unusable output folder.
+
+    Longer than most functions: the per-subject loop keeps the cohort-level random assignments (MONOCHROME1 share,
+    window, duplicates) and the counters for ``cohort.json`` in one place; rendering and writing are helpers.
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASKS)}")
@@ -271,12 +277,13 @@ def synthesize(
         raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
     if preset not in PRESETS:
         raise ValueError(f"unknown phantom preset {preset!r}; expected one of {PRESETS}")
-    if fmt == "kop" and task != "knee":
+    spec = get_task(task)
+    if fmt == "kop" and not spec.is_classification:
         raise ValueError("format 'kop' (class folders of PNG, like the Knee Osteoporosis dataset) is for task 'knee'")
     if int(size) < 64:
         raise ValueError(f"size must be at least 64 pixels, got {size}")
     if n_classes is None:
-        n_classes = 3 if task == "knee" and preset == "realistic" else 2
+        n_classes = 3 if spec.is_classification and preset == "realistic" else 2
     size, seed = int(size), int(seed)
     realistic = preset == "realistic"
     rates = rates or RealismRates()

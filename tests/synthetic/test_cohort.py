@@ -19,7 +19,7 @@ from monai_bone.constants import (
     SCREENING_THRESHOLD,
     WHO_CLASSES,
 )
-from monai_bone.data.cohort import (
+from monai_bone.synthetic.cohort import (
     bmd_clinical,
     default_params,
     draw_population,
