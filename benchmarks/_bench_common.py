@@ -176,9 +176,9 @@ def bundle_workflow(task: str, configs: Sequence[str], workflow_type: str, **ove
     """The bundle's own ``monai.bundle.ConfigWorkflow`` (config files under ``configs/``, ID overrides applied).
 
     Logging is left as the caller set it; ``bundle_root`` is the bundle folder (see
-    :func:`monai_bone.cv.workflow.bundle_workflow`, which builds it).
+    :func:`monai_bone.bundle.workflow.bundle_workflow`, which builds it).
     """
-    from monai_bone.cv.workflow import bundle_workflow as _bundle_workflow
+    from monai_bone.bundle import bundle_workflow as _bundle_workflow
 
     # random initialisation unless a caller asks otherwise: the bundles default to ImageNet weights (a download)
     overrides = {"pretrained": None, **overrides}

@@ -1,6 +1,6 @@
 """Half-precision sharing (``monai-bone export --half``): weight file size and accuracy change on trained bundles.
 
-For each trained bundle, the fp32 weights and their fp16 / bf16 copies (:func:`monai_bone.bundle_io.half_state_dict`,
+For each trained bundle, the fp32 weights and their fp16 / bf16 copies (:func:`monai_bone.bundle.half_state_dict`,
 loaded back into the fp32 network as an importer does) are run on the validation fold of the bundle's datalist through
 the bundle's own inference preprocessing. Reported per precision: ``model.pt`` size, ratio to fp32, largest and mean
 absolute change of the output against fp32, and the task metric (hip: MAE in g/cm²; knee: accuracy at 0.5) with its
@@ -25,8 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from monai_bone.bundle_io import half_state_dict
-from monai_bone.cv.workflow import BUNDLE_NAMES
+from monai_bone.bundle import BUNDLE_NAMES, half_state_dict
 from monai_bone.utils.io import atomic_write_json, atomic_write_text
 
 __all__ = ["main", "measure_bundle"]

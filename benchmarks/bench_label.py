@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import requests
     import torch
 
-    from monai_bone.bundle_io import untrained_copy
+    from monai_bone.bundle import untrained_copy
     from monai_bone.constants import SYNTHETIC_NOTE
     from monai_bone.data.folds import load_records
     from monai_bone.label import BundlePredictor

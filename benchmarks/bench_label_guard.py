@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the benchmark, write JSON + Markdown, print the table; returns the report."""
     import requests
 
-    from monai_bone.bundle_io import untrained_copy
+    from monai_bone.bundle import untrained_copy
     from monai_bone.constants import SYNTHETIC_NOTE
     from monai_bone.data.folds import load_records
     from monai_bone.label.server import LabelServer, free_port

@@ -38,9 +38,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the benchmark, write JSON + Markdown, print the table; returns the report."""
     import json
 
-    from monai_bone.bundle_io import untrained_copy
+    from monai_bone.bundle import bundle_workflow, quiet_engines, untrained_copy
     from monai_bone.constants import SYNTHETIC_NOTE
-    from monai_bone.cv.workflow import bundle_workflow, quiet_engines
     from monai_bone.data.folds import load_records
     from monai_bone.results.pacs import PacsClient
     from monai_bone.results.state import WatchState

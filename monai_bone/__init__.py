@@ -18,7 +18,7 @@ import sys
 from types import ModuleType
 
 from ._version import __version__
-from .bundle_errors import install as _install_bundle_excepthook
+from .bundle.errors import install as _install_bundle_excepthook
 
 #: Sub-packages registered for bundle configs (loaded lazily, or at once when MONAI is already imported).
 _SUBPACKAGES: tuple[str, ...] = (

@@ -24,19 +24,19 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from monai_bone.constants import SYNTHETIC_NOTE
+from monai_bone.tasks import get_task, task_names
 from monai_bone.utils.io import atomic_write_json, atomic_write_text
+from monai_bone.utils.jsonsafe import json_safe
 
+from .bundle import bundle_workflow, default_bundle_dir, no_checkpoint_overrides, quiet_engines
 from .bundle.metadata import pin_settings, sync_metadata
 from .cv.split_baselines import TRIVIAL_LABEL, score_baselines
-from .cv.workflow import bundle_workflow, default_bundle_dir, no_checkpoint_overrides, quiet_engines
 
 __all__ = ["DEMO_DEFAULTS", "QUICK_SETTINGS", "DemoResult", "format_summary", "run_demo"]
 
@@ -205,13 +205,14 @@ def format_summary(summary: Mapping[str, Any]) -> str:
         return f"{m.get('split', '?')}: {m.get('n_studies', m.get('n'))} / {m.get('n_patients', '?')}"
 
     notes: list[str] = []
-    for task in ("hip", "knee"):
+    for task in task_names():
         entry = summary.get(task)
         if not entry:
             continue
+        regression = get_task(task).is_regression
         m, base = entry["metrics"], entry.get("baselines") or {}
         trivial = next((b for name, b in base.get("rows", {}).items() if TRIVIAL_LABEL in name), None)
-        if task == "hip":
+        if regression:
             auc = (m.get("screening") or {}).get("low_bmd", {}).get("auc")
             flag = _trivial_flag(m.get("r2"), trivial and trivial.get("r2"))
             cells = f"{f(m.get('mae'))} | {f(m.get('r2'))} | {f(auc)} | | | | |"
@@ -221,9 +222,9 @@ def format_summary(summary: Mapping[str, Any]) -> str:
             cells = " | ".join(f(m.get(k)) for k in ("auc", "accuracy", "sensitivity", "specificity", "f1"))
             lines.append(f"| knee | HybridAttentionNet{flag} | {entry['n_train']} | {scored(m)} | | | {cells} |")
         for name, b in base.get("rows", {}).items():
-            keys = ("mae", "r2", "auc") if task == "hip" else ("auc", "accuracy", "sensitivity", "specificity", "f1")
+            keys = ("mae", "r2", "auc") if regression else ("auc", "accuracy", "sensitivity", "specificity", "f1")
             cells = " | ".join(f(b.get(k)) for k in keys)
-            cells = f"{cells} | | | |" if task == "hip" else f" | | {cells}"
+            cells = f"{cells} | | | |" if regression else f" | | {cells}"
             lines.append(f"| {task} | {name} (baseline) | {base.get('n_train')} | {scored(base)} | {cells} |")
         what = f"{task}: scored split '{m.get('split')}', model selected on it: {m.get('selected_on_split')}"
         notes.append(f"{what} — {m['optimistic']}" if m.get("optimistic") else what)
@@ -275,18 +276,18 @@ def _report(summary: Mapping[str, Any], out: Path) -> str:
         "## Inference examples (SYNTHETIC)",
         "",
     ]
-    for task in ("hip", "knee"):
+    for task in task_names():
         rows = (summary.get(task) or {}).get("inference", [])
         if not rows:
             continue
-        keys = ["bmd", "t_score", "who_class"] if task == "hip" else ["class_name", "probability"]
+        keys = ["bmd", "t_score", "who_class"] if get_task(task).is_regression else ["class_name", "probability"]
         md += [f"### {task}", "", "| study | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
         for r in rows:
             vals = [f"{r.get(k):.3f}" if _finite(r.get(k)) else str(r.get(k, "")) for k in keys]
             md.append(f"| {r.get('patient_id') or r.get('image', '')} | " + " | ".join(vals) + " |")
         md.append("")
     md += ["## Files", ""]
-    for task in ("hip", "knee"):
+    for task in task_names():
         if task in summary:
             ev = out / task / "evaluation"
             pngs = sorted(p.name for p in ev.glob("*.png"))
@@ -319,7 +320,7 @@ def run_demo(
     folds: int | None = None,
     n_infer: int | None = None,
     quick: bool = False,
-    tasks: tuple[str, ...] = ("hip", "knee"),
+    tasks: Sequence[str] | None = None,
     seed: int = 0,
     device: str | None = None,
     num_workers: int = 0,
@@ -340,7 +341,7 @@ def run_demo(
         folds: index folds (fold 0 validates).
         n_infer: files per task for the inference step.
         quick: start from :data:`QUICK_SETTINGS` instead of :data:`DEMO_DEFAULTS` (explicit values still win).
-        tasks: which bundles to run.
+        tasks: which tasks' bundles to run (default: every task of :mod:`monai_bone.tasks`).
         seed: cohort and training seed.
         device: torch device (default: the bundles' choice, CUDA when available).
         num_workers: data loader workers.
@@ -367,9 +368,9 @@ def run_demo(
             raise ValueError(f"{key} must be >= 1, got {s[key]}")
     if int(s["folds"]) < 2:
         raise ValueError(f"folds must be >= 2 (fold 0 validates), got {s['folds']}")
+    tasks = tuple(tasks) if tasks else task_names()
     for task in tasks:
-        if task not in ("hip", "knee"):
-            raise ValueError(f"unknown task {task!r}")
+        get_task(task)  # ValueError for an unknown task
         if int(s[f"n_{task}"]) < int(s["folds"]) + 1:
             raise ValueError(f"n_{task} = {s[f'n_{task}']} is too small for {s['folds']} folds")
     s["synth_size"] = max(64, int(s["synth_size"]))
@@ -383,6 +384,7 @@ def run_demo(
     summary: dict[str, Any] = {"synthetic": True, "note": SYNTHETIC_NOTE, "settings": s}
     try:
         for task in tasks:
+            spec = get_task(task)
             data = out / "data" / task
             n = int(s[f"n_{task}"])
             fmt = "dicom"  # inference then runs on a plain folder of DICOM files, as at a site
@@ -434,9 +436,8 @@ def run_demo(
             infer_src.mkdir(parents=True)
             for rec in val[: int(s["n_infer"])]:
                 shutil.copy2(rec["image"], infer_src / Path(rec["image"]).name)
-            rows = _infer(
-                bundle, ov, infer_src, out / task / "inference", data / "clinical.csv" if task == "hip" else None, quiet
-            )
+            clinical_csv = data / "clinical.csv" if spec.uses_clinical else None
+            rows = _infer(bundle, ov, infer_src, out / task / "inference", clinical_csv, quiet)
             steps.done()
 
             n_train = len(fold_records(datalist, 0, "train"))
@@ -446,8 +447,9 @@ def run_demo(
                 "metrics": metrics,
                 "inference": rows,
             }
-            if task == "hip":
+            if spec.uses_clinical:
                 entry["fusion"] = "xattn"
+            if spec.is_regression:
                 entry["oracle_r2"] = cohort.get("oracle_r2")
             entry["baselines"] = score_baselines(task, datalist, 0, seed)
             summary[task] = entry
@@ -456,24 +458,10 @@ def run_demo(
         summary["timings"] = dict(steps.times)
         summary["wall_s"] = round(sum(steps.times.values()), 1)
         report = atomic_write_text(out / "report.md", _report(summary, out))
-        atomic_write_json(out / "summary.json", _json_safe(summary))
+        atomic_write_json(out / "summary.json", json_safe(summary))
         steps.done()
     finally:
         wall = steps.close()
     summary["wall_s"] = wall
     logger.info("demo finished in %.0f s; report: %s", wall, out / "report.md")
     return DemoResult(out, report, summary)
-
-
-def _json_safe(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, (np.floating, np.integer)):
-        return _json_safe(obj.item())
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj

@@ -24,6 +24,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from monai_bone.utils.io import atomic_write_text
+
 __all__ = [
     "SUPPORTED_PYTHONS",
     "exact_versions",
@@ -106,8 +108,6 @@ def sync_metadata(bundle_dir: str | os.PathLike) -> dict[str, Any]:
     Returns:
         The dict of changed entries (empty when nothing changed; the file is then left untouched).
     """
-    from monai_bone.utils.io import atomic_write_text
-
     root = Path(bundle_dir)
     meta_path = root / "configs" / "metadata.json"
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
@@ -144,8 +144,6 @@ def pin_settings(bundle: str | os.PathLike, values: Mapping[str, Any]) -> None:
     ``monai.bundle.load`` without the overrides it was made with: the demo's input size, and ``pretrained: null`` for
     weights that did not start from ImageNet (so loading its ``train.json`` never tries to download them).
     """
-    from monai_bone.utils.io import atomic_write_text
-
     for path in sorted((Path(bundle) / "configs").glob("*.json")):
         config = json.loads(path.read_text(encoding="utf-8"))
         changed = {k: v for k, v in values.items() if k in config and config[k] != v}

@@ -18,6 +18,10 @@ from pathlib import Path
 
 import yaml
 
+from .export import digest_path, sha256_file
+from .importing import import_bundle
+from .manifest import MANIFEST_NAME, SIGNATURE_NAME, SUMS_NAME
+
 __all__ = ["LARGE_FILE_SUFFIXES", "MODEL_ZOO_MAX_BYTES", "large_files_entries", "write_model_zoo_folder"]
 
 #: model-zoo's limit for a file committed to the repository (pre-commit `check-added-large-files --maxkb=1024`).
@@ -28,8 +32,6 @@ LARGE_FILE_SUFFIXES = (".pt", ".ts", ".onnx")
 
 def large_files_entries(bundle_dir: Path, base_url: str) -> list[dict[str, str]]:
     """``large_files.yml`` entries for the weights (and any file over 1 MiB) under ``bundle_dir``."""
-    from monai_bone.bundle_io import sha256_file
-
     entries = []
     for p in sorted(bundle_dir.rglob("*")):
         if p.is_file() and (p.suffix in LARGE_FILE_SUFFIXES or p.stat().st_size > MODEL_ZOO_MAX_BYTES):
@@ -58,10 +60,6 @@ def write_model_zoo_folder(
         ValueError: no ``base_url``.
         FileExistsError: the folder exists and ``overwrite`` is False.
     """
-    from monai_bone.bundle_io import digest_path, import_bundle
-
-    from .manifest import MANIFEST_NAME, SIGNATURE_NAME, SUMS_NAME
-
     if not base_url:
         raise ValueError("--model-zoo needs --weights-url: the URL folder where you will publish the weight files")
     out_dir = Path(out_dir)

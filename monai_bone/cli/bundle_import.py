@@ -1,4 +1,4 @@
-"""``monai-bone import``: verify every sha256 of an exported bundle zip, then unpack it (:mod:`monai_bone.bundle_io`).
+"""``monai-bone import``: verify every sha256 of an exported bundle zip, then unpack it (:mod:`monai_bone.bundle`).
 
 The module is named ``bundle_import`` because ``import`` is a Python keyword; the sub-command is ``import``.
 """
@@ -57,9 +57,9 @@ def run(args: argparse.Namespace) -> int:
         ValueError: a failed check (naming the file), or ``--out`` exists and is not empty (without ``--overwrite``).
         FileNotFoundError: the archive does not exist.
     """
-    # bundle_io imports torch (weights checks): only when the command runs (CLI start-up)
+    # monai_bone.bundle.importing imports torch (weights checks): only when the command runs (CLI start-up)
+    from monai_bone.bundle import import_bundle
     from monai_bone.bundle.safe_zip import ArchiveLimits
-    from monai_bone.bundle_io import import_bundle
 
     limits = ArchiveLimits(
         max_total_bytes=int(args.max_size_mb * (1 << 20)), max_members=args.max_files, max_ratio=args.max_ratio

@@ -1,4 +1,4 @@
-"""``monai-bone export``: pack a trained bundle into a zip with a sha256 manifest (see :mod:`monai_bone.bundle_io`)."""
+"""``monai-bone export``: pack a trained bundle into a zip with a sha256 manifest (:mod:`monai_bone.bundle.export`)."""
 
 from __future__ import annotations
 
@@ -80,9 +80,9 @@ def run(args: argparse.Namespace) -> int:
         FileNotFoundError: a required bundle file is missing.
     """
     # export runs MONAI's ckpt_export (torch): imported only when the command runs, so `export --help` stays light
+    from monai_bone.bundle import digest_path, export_bundle
     from monai_bone.bundle.manifest import manifest_bytes
     from monai_bone.bundle.signing import manifest_digest
-    from monai_bone.bundle_io import digest_path, export_bundle
 
     try:
         manifest = export_bundle(

@@ -1,4 +1,7 @@
-"""Cross-validation ablations: OST and clinical-only baselines, bundle-trained networks, the ablation table."""
+"""Cross-validation ablations: OST and clinical-only baselines, bundle-trained networks, the ablation table.
+
+The networks are trained by the bundles' own workflows (:mod:`monai_bone.bundle.workflow`).
+"""
 
 from __future__ import annotations
 
@@ -14,14 +17,6 @@ from .runner import (
     run_cv,
 )
 from .table import FoldPrediction, VariantResult, summarise_variant, write_ablation_table
-from .workflow import (
-    PredictionCollector,
-    bundle_workflow,
-    default_bundle_dir,
-    no_checkpoint_overrides,
-    quiet_engines,
-    train_and_predict,
-)
 
 __all__ = [
     "BASELINE_MODELS",
@@ -32,19 +27,13 @@ __all__ = [
     "ClinicalBaseline",
     "FoldPrediction",
     "OSTBaseline",
-    "PredictionCollector",
     "VariantResult",
-    "bundle_workflow",
     "clinical_matrix",
     "cv_splits",
-    "default_bundle_dir",
     "find_cohort_info",
-    "no_checkpoint_overrides",
     "ost_index",
-    "quiet_engines",
     "resolve_datalist",
     "run_cv",
     "summarise_variant",
-    "train_and_predict",
     "write_ablation_table",
 ]

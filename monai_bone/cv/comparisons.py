@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 
 from monai_bone.constants import SCREENING_THRESHOLD, SYNTHETIC_NOTE
+from monai_bone.metrics import delong_test, paired_bootstrap, screening_positive
+from monai_bone.tasks import get_task
 from monai_bone.utils.io import atomic_write_csv, atomic_write_text
 
 from .table import PAPER_REPORTED, VariantResult, format_number
@@ -97,7 +99,7 @@ def default_pairs(task: str, names: Sequence[str], pooled_mse: Mapping[str, floa
     """The comparisons of a table with rows ``names``: ``[(a, b), ...]`` (``a`` is the model under test)."""
     pairs: list[tuple[str, str]] = []
     nets = [n for n in names if n not in (*_CLINICAL, TRIVIAL)]
-    if task == "hip":
+    if get_task(task).is_regression:
         if "xattn" in names and "concat" in names:
             pairs.append(("xattn", "concat"))
         clinical = [n for n in names if n in _CLINICAL]
@@ -137,14 +139,12 @@ def compare_pair(
     task: str, a: VariantResult, b: VariantResult, n_boot: int = 1000, seed: int = 0
 ) -> list[dict[str, Any]]:
     """Paired comparison rows of ``a`` vs ``b`` (see the module docstring)."""
-    from monai_bone.metrics import delong_test, paired_bootstrap, screening_positive
-
     pa, pb, t, ids = align_predictions(a, b)
     base = {"a": a.name, "b": b.name, "n_studies": int(t.size), "n_patients": len(set(ids))}
     out = []
-    metrics = (("mse", _mse), ("mae", _mae), ("r2", _r2)) if task == "hip" else (("accuracy", _accuracy),)
-    if task == "knee":
-        metrics += (("brier", _brier),)
+    regression = get_task(task).is_regression
+    classification = (("accuracy", _accuracy), ("brier", _brier))
+    metrics = (("mse", _mse), ("mae", _mae), ("r2", _r2)) if regression else classification
     for name, fn in metrics:
         r = paired_bootstrap(fn, pa, pb, t, groups=ids, n_boot=n_boot, seed=seed)
         out.append(
@@ -163,7 +163,7 @@ def compare_pair(
                 "p_value": r["p_value"],
             }
         )
-    y, sa, sb = (screening_positive(t, SCREENING_THRESHOLD), -pa, -pb) if task == "hip" else (t >= 0.5, pa, pb)
+    y, sa, sb = (screening_positive(t, SCREENING_THRESHOLD), -pa, -pb) if regression else (t >= 0.5, pa, pb)
     try:
         d = delong_test(y.astype(float), sa, sb)
         auc = {"value_a": d["auc_a"], "value_b": d["auc_b"], "diff": d["diff"], "p_value": d["p_value"]}
@@ -177,7 +177,7 @@ def compare_pair(
 
 def trivial_flags(task: str, comparisons: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     """Flag per network row compared with the trivial image baseline (``""`` when it beats it with p < 0.05)."""
-    key, better = ("mse", -1.0) if task == "hip" else ("auc", 1.0)
+    key, better = ("mse", -1.0) if get_task(task).is_regression else ("auc", 1.0)
     flags = {}
     for c in comparisons:
         if c["b"] != TRIVIAL or c["metric"] != key:
@@ -215,8 +215,8 @@ def _markdown(task: str, rows: Sequence[Mapping[str, Any]], synthetic: bool, n_b
             f"| {r['a']} | {r['b']} | {r['metric']} | {r['test']} | {_f(r['value_a'])} | {_f(r['value_b'])} | {ci} | "
             f"{rel} | {_f(r['p_value'], 3)} | {r['n_studies']} / {r['n_patients']} |\n"
         )
-    if task == "hip":
-        p = PAPER_REPORTED["hip"]
+    if task in PAPER_REPORTED and "relative" in PAPER_REPORTED[task]:  # the hip paper's xattn-vs-concat claim
+        p = PAPER_REPORTED[task]
         out.write(
             f"\nPaper reported (not ours; {p['source']}): cross-attention vs concatenation "
             f"MSE {p['relative']['mse']:+.1f} %, MAE {p['relative']['mae']:+.2f} %, R² {p['relative']['r2']:+.1f} %.\n"

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from monai_bone.constants import CATEGORICAL_CODES, CLINICAL_FIELDS
+from monai_bone.tasks import get_task
 
 from .baselines import _targets, clinical_matrix
 
@@ -88,11 +89,10 @@ class ImageStatsBaseline:
     def __init__(
         self, task: str = "hip", size: int = 64, fields: Sequence[str] = CLINICAL_FIELDS, seed: int = 0
     ) -> None:
-        if task not in ("hip", "knee"):
-            raise ValueError(f"task must be 'hip' or 'knee', got {task!r}")
-        self.task = task
+        self.spec = get_task(task)  # ValueError for an unknown task
+        self.task = self.spec.name
         self.size = int(size)
-        self.fields = tuple(fields) if task == "hip" else ()
+        self.fields = tuple(fields) if self.spec.uses_clinical else ()
         self.seed = seed
         self.estimator: Any = None
         self.columns: list[int] = []
@@ -120,7 +120,7 @@ class ImageStatsBaseline:
         if cat:
             parts.append(("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), cat))
         pre = ColumnTransformer(parts, remainder="drop")
-        if self.task == "hip":
+        if self.spec.is_regression:
             return make_pipeline(pre, RidgeCV(alphas=np.logspace(-3, 3, 13)))
         if min_class < 2:  # too few studies of a class for an internal CV of the penalty: a fixed one
             return make_pipeline(pre, LogisticRegression(C=1.0, max_iter=2000, random_state=self.seed))
@@ -137,11 +137,11 @@ class ImageStatsBaseline:
         x = self.features(records)
         if x.shape[0] != t.shape[0]:
             raise ValueError(f"{x.shape[0]} records but {t.shape[0]} targets")
-        if self.task == "knee" and np.unique(t).size < 2:
-            raise ValueError("the knee image-statistics baseline needs both classes in the training fold")
+        if self.spec.is_classification and np.unique(t).size < 2:
+            raise ValueError(f"the {self.task} image-statistics baseline needs both classes in the training fold")
         self.columns = [c for c in range(x.shape[1]) if np.isfinite(x[:, c]).any()]
-        min_class = int(np.bincount(t.astype(int)).min()) if self.task == "knee" else 3
-        self.estimator = self._build(min_class).fit(x[:, self.columns], t if self.task == "hip" else t.astype(int))
+        min_class = int(np.bincount(t.astype(int)).min()) if self.spec.is_classification else 3
+        self.estimator = self._build(min_class).fit(x[:, self.columns], t if self.spec.is_regression else t.astype(int))
         return self
 
     def predict(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
@@ -149,6 +149,6 @@ class ImageStatsBaseline:
         if self.estimator is None:
             raise RuntimeError("ImageStatsBaseline.predict called before fit")
         x = self.features(records)[:, self.columns]
-        if self.task == "hip":
+        if self.spec.is_regression:
             return np.asarray(self.estimator.predict(x), dtype=float)
         return np.asarray(self.estimator.predict_proba(x)[:, 1], dtype=float)

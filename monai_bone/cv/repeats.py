@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from monai_bone.constants import SYNTHETIC_NOTE
+from monai_bone.tasks import get_task
 from monai_bone.utils.io import atomic_write_csv, atomic_write_json, atomic_write_text
 
 __all__ = ["repeat_datalist", "write_repeat_summary"]
@@ -37,10 +38,11 @@ def repeat_datalist(datalist: Path, out: Path, task: str, seed: int) -> Path:
     train = [r for r in records if not is_test(r)]
     groups = [str(r.get("patient_id") or r["image"]) for r in train]
     k = int(doc.get("num_folds") or len({r["fold"] for r in train}))
-    if task == "hip":
-        strata = bmd_strata([r.get("bmd") for r in train], max(1, min(5, len(set(groups)) // k)))
+    spec = get_task(task)
+    if spec.is_regression:
+        strata = bmd_strata([r.get(spec.label_key) for r in train], max(1, min(5, len(set(groups)) // k)))
     else:
-        strata = [int(r["label"]) if r.get("label") is not None else -1 for r in train]
+        strata = [int(r[spec.label_key]) if r.get(spec.label_key) is not None else -1 for r in train]
     for r, fold in zip(train, assign_folds(groups, strata, k, seed)):
         r["fold"] = fold
     doc["seed"] = int(seed)
@@ -52,7 +54,8 @@ def write_repeat_summary(
     task: str, repeats: Sequence[Sequence[Mapping[str, Any]]], out_dir: Path, synthetic: bool
 ) -> dict[str, Path]:
     """``repeats.csv`` (row × repeat pooled metrics) and ``repeats.md`` (mean ± SD, min–max over repeats)."""
-    keys = ("mse", "mae", "r2", "auc") if task == "hip" else ("auc", "accuracy", "sensitivity", "specificity")
+    regression = get_task(task).is_regression
+    keys = ("mse", "mae", "r2", "auc") if regression else ("auc", "accuracy", "sensitivity", "specificity")
     lines = [
         {"variant": row["variant"], "repeat": i, **{k: row.get(f"{k}_pooled") for k in keys}}
         for i, rows in enumerate(repeats)

@@ -39,8 +39,10 @@ from typing import Any
 
 import numpy as np
 
+from monai_bone.bundle import default_bundle_dir, quiet_engines, train_and_predict
 from monai_bone.constants import SYNTHETIC_NOTE
 from monai_bone.data.splits import training_split
+from monai_bone.tasks import get_task
 from monai_bone.utils.io import atomic_write_json
 
 from .baselines import ClinicalBaseline, OSTBaseline
@@ -50,13 +52,13 @@ from .repeats import repeat_datalist, write_repeat_summary
 from .screening_table import clinical_screening_rows, write_operating_points
 from .subgroups import write_subgroups
 from .table import FoldPrediction, VariantResult, summarise_variant, write_ablation_table
-from .workflow import default_bundle_dir, quiet_engines, train_and_predict
 
 __all__ = [
     "HIP_BASELINES",
     "HIP_FUSIONS",
     "KNEE_BASELINES",
     "KNEE_VARIANTS",
+    "CV_ROWS",
     "CVResult",
     "cv_splits",
     "find_cohort_info",
@@ -70,6 +72,11 @@ HIP_BASELINES: tuple[str, ...] = ("ost", "clinical_ridge", "clinical_gbm", "imag
 HIP_FUSIONS: tuple[str, ...] = ("image", "clinical", "concat", "xattn")
 KNEE_BASELINES: tuple[str, ...] = ("image_stats",)
 KNEE_VARIANTS: tuple[str, ...] = ("hybrid", "densenet169")
+#: CV rows per task: (baselines, networks). A task of the registry without an entry here has no CV ablation yet.
+CV_ROWS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "hip": (HIP_BASELINES, HIP_FUSIONS),
+    "knee": (KNEE_BASELINES, KNEE_VARIANTS),
+}
 
 _LABELS = {
     "ost": "OST index (linear fit)",
@@ -314,9 +321,11 @@ def run_cv(
     }
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
-    if task not in ("hip", "knee"):
-        raise ValueError(f"task must be 'hip' or 'knee', got {task!r}")
-    allowed = (*HIP_BASELINES, *HIP_FUSIONS) if task == "hip" else (*KNEE_BASELINES, *KNEE_VARIANTS)
+    spec = get_task(task)
+    if spec.name not in CV_ROWS:
+        raise ValueError(f"task must be one of {sorted(CV_ROWS)} (tasks with CV rows), got {task!r}")
+    baseline_rows, network_rows = CV_ROWS[spec.name]
+    allowed = (*baseline_rows, *network_rows)
     chosen = list(variants) if variants else list(allowed)
     unknown = [v for v in chosen if v not in allowed]
     if unknown:
@@ -325,7 +334,7 @@ def run_cv(
     info = datalist_info(datalist)
     if info.get("task") not in (None, task):
         raise ValueError(f"{datalist}: datalist is for task {info.get('task')!r}, not {task!r}")
-    target = "bmd" if task == "hip" else "label"
+    target = spec.label_key
     # the locked test split (monai_bone.data.splits) never enters a CV fit
     records = [r for r in training_split(load_records(datalist)) if _finite(r, target)]
     if not records:
@@ -360,8 +369,8 @@ def run_cv(
         },
     )
 
-    net_rows = [v for v in chosen if v in HIP_FUSIONS or v in KNEE_VARIANTS]
-    n_alt = min(2, len(net_rows)) if task == "hip" and loss_ablation else 0
+    net_rows = [v for v in chosen if v in network_rows]
+    n_alt = min(2, len(net_rows)) if spec.is_regression and loss_ablation else 0
     total = k * (len(chosen) + n_alt)
     bar = tqdm(total=total, desc=f"CV {task}{' (SYNTHETIC)' if synthetic else ''}", unit="fit", disable=not progress)
 
@@ -372,12 +381,12 @@ def run_cv(
     n_classes = len(info.get("labels") or (0, 1))
 
     def reference(recs: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        if task == "hip":
-            return np.array([float(r["bmd"]) for r in recs])
-        return np.array([float(int(r["label"]) == n_classes - 1) for r in recs])  # osteoporosis vs rest
+        if spec.is_regression:
+            return np.array([float(r[target]) for r in recs])
+        return np.array([float(int(r[target]) == n_classes - 1) for r in recs])  # osteoporosis vs rest
 
     def baseline(name: str) -> VariantResult:
-        label = _LABELS[name] if task == "hip" else "Trivial image statistics, logistic (sklearn)"
+        label = _LABELS[name] if spec.is_regression else "Trivial image statistics, logistic (sklearn)"
         res = VariantResult(name, label, "baseline", "-")
         for j in range(k):
             bar.set_postfix_str(f"{name} fold {j + 1}/{k}")
@@ -414,12 +423,12 @@ def run_cv(
     results: list[VariantResult] = []
     notes: list[str] = []
     try:
-        if task == "hip":
-            results += [baseline(v) for v in chosen if v in HIP_BASELINES]
+        if spec.is_regression:
+            results += [baseline(v) for v in chosen if v in baseline_rows]
             nets = [network(v, _LABELS[v], _DEFAULT_HIP_LOSS, {"fusion": v}, None) for v in net_rows]
             results += nets
             if n_alt:
-                ranked = sorted(nets, key=lambda r: summarise_variant("hip", r, n_boot=1)[0]["mse_pooled"])
+                ranked = sorted(nets, key=lambda r: summarise_variant(task, r, n_boot=1)[0]["mse_pooled"])
                 beta = _hip_loss_beta(bundle, ov)
                 for best in ranked[:n_alt]:
                     alt = {"fusion": best.name, "loss": {"_target_": "torch.nn.SmoothL1Loss", "beta": beta}}
@@ -433,7 +442,7 @@ def run_cv(
                 )
         else:
             knee_loss = "BCEWithLogits" if n_classes <= 2 else "CrossEntropy"
-            results += [baseline(v) for v in chosen if v in KNEE_BASELINES]
+            results += [baseline(v) for v in chosen if v in baseline_rows]
             for v in net_rows:
                 extra = {} if v == "hybrid" else {"network_def": _densenet_def(bundle)}
                 results.append(network(v, _LABELS[v], knee_loss, extra, _knee_probability))
@@ -446,7 +455,7 @@ def run_cv(
         "Networks: out-of-fold predictions of the final-epoch network (validation runs once, after the last epoch, so "
         "no model selection sees the held-out fold).",
     ]
-    if task == "hip":
+    if spec.is_regression:
         notes.append(
             "OST = 0.2 × (weight kg − age years), age at the radiograph (else at DXA), mapped to BMD by a line "
             "fitted on the training folds; records without weight or age get the training mean BMD."
@@ -458,7 +467,7 @@ def run_cv(
         notes.append(SYNTHETIC_NOTE + ".")
     pooled_mse = {r.name: summarise_variant(task, r, n_boot=1)[0].get("mse_pooled", math.nan) for r in results}
     comparisons, comparison_paths = write_comparisons(
-        task, results, out, synthetic, n_boot=n_boot, seed=seed, pooled_mse=pooled_mse if task == "hip" else None
+        task, results, out, synthetic, n_boot=n_boot, seed=seed, pooled_mse=pooled_mse if spec.is_regression else None
     )
     flags = trivial_flags(task, comparisons)
     row_info = {r.name: {"flag": flags.get(r.name, "")} for r in results}
@@ -468,7 +477,7 @@ def run_cv(
     if TRIVIAL in {r.name for r in results}:
         notes.append(
             "Trivial image baseline: scikit-learn on 4×4 block means/SDs and percentiles of the normalised image"
-            + (" plus the clinical fields" if task == "hip" else "")
+            + (" plus the clinical fields" if spec.uses_clinical else "")
             + "; a network row that does not beat it (paired test, comparisons.md) is flagged."
         )
     paths = write_ablation_table(
@@ -476,7 +485,7 @@ def run_cv(
         results,
         out,
         synthetic=synthetic,
-        oracle_r2=oracle_r2 if task == "hip" else None,
+        oracle_r2=oracle_r2 if spec.is_regression else None,
         n_boot=n_boot,
         seed=seed,
         notes=notes,
@@ -484,7 +493,7 @@ def run_cv(
         row_info=row_info,
     )
     paths.update(comparison_paths)
-    clinical_screening = clinical_screening_rows([split(j) for j in range(k)], seed) if task == "hip" else []
+    clinical_screening = clinical_screening_rows([split(j) for j in range(k)], seed) if spec.uses_clinical else []
     paths.update(write_operating_points(task, results, out, synthetic, clinical_screening))
     paths.update(write_subgroups(task, results, records, out, synthetic))
     rows = json.loads(paths["json"].read_text(encoding="utf-8"))["rows"]
@@ -495,7 +504,7 @@ def run_cv(
             copy = repeat_datalist(datalist, out / f"repeat{r}" / "datalist.json", task, seed + r)
             every.append(run_cv(task, copy, out / f"repeat{r}", **{**again, "folds": k}).rows)
         paths.update(write_repeat_summary(task, every, out, synthetic))
-    return CVResult(task, out, paths, rows, synthetic, oracle_r2 if task == "hip" else None, notes)
+    return CVResult(task, out, paths, rows, synthetic, oracle_r2 if spec.is_regression else None, notes)
 
 
 def _hip_loss_beta(bundle: Path, ov: Mapping[str, Any]) -> float:

@@ -21,9 +21,19 @@ from typing import Any
 import numpy as np
 
 from monai_bone.constants import REFERENCE_MEAN, REFERENCE_SD, SCREENING_THRESHOLD, SYNTHETIC_NOTE, T_OSTEOPOROSIS
+from monai_bone.metrics.operating_points import (
+    bland_altman_ci,
+    brier_ece,
+    calibration_line,
+    cross_fitted_operating_points,
+    rates_at_cut,
+    sensitivity_at_specificity,
+)
 from monai_bone.metrics.screening import screening_positive
+from monai_bone.tasks import get_task
 from monai_bone.utils.io import atomic_write_csv, atomic_write_text
 
+from .baselines import ClinicalBaseline, OSTBaseline, clinical_matrix
 from .table import VariantResult, format_number
 
 __all__ = ["OSTA_CUTS", "clinical_screening_rows", "operating_point_rows", "write_operating_points"]
@@ -32,13 +42,9 @@ _OSTEOPOROSIS_BMD = REFERENCE_MEAN + T_OSTEOPOROSIS * REFERENCE_SD
 
 
 def _target_rows(name: str, score, positive, folds, fixed_cut: float | None) -> dict[str, Any]:
-    from monai_bone.metrics.operating_points import cross_fitted_operating_points, sensitivity_at_specificity
-
     row: dict[str, Any] = {"target": name, "n_positive": int(np.sum(positive))}
     if fixed_cut is not None:
-        called = score >= fixed_cut
-        row["fixed_sensitivity"] = float((called & positive).sum() / max(positive.sum(), 1))
-        row["fixed_specificity"] = float((~called & ~positive).sum() / max((~positive).sum(), 1))
+        row["fixed_sensitivity"], row["fixed_specificity"] = rates_at_cut(score, positive, fixed_cut)
     for rule, vals in cross_fitted_operating_points(score, positive, folds).items():
         row[f"{rule}_sensitivity"], row[f"{rule}_specificity"] = vals["sensitivity"], vals["specificity"]
     for spec in (0.8, 0.9):
@@ -48,13 +54,18 @@ def _target_rows(name: str, score, positive, folds, fixed_cut: float | None) -> 
 
 def operating_point_rows(task: str, res: VariantResult) -> list[dict[str, Any]]:
     """The operating-point and calibration rows of one CV row (one per screening target)."""
-    from monai_bone.metrics.operating_points import bland_altman_ci, brier_ece, calibration_line
-
     pred = np.concatenate([np.asarray(f.pred, dtype=float).reshape(-1) for f in res.folds])
     true = np.concatenate([np.asarray(f.true, dtype=float).reshape(-1) for f in res.folds])
     folds = np.concatenate([np.full(len(f.true), f.fold) for f in res.folds])
-    base = {"variant": res.name}
-    if task == "hip":
+    ids = [str(i) for f in res.folds for i in (f.ids if len(f.ids) == len(f.true) else [""] * len(f.true))]
+    base = {
+        "variant": res.name,
+        "split": "train folds (out-of-fold)",
+        "n_studies": int(pred.size),
+        "n_patients": len({i or f"study:{k}" for k, i in enumerate(ids)}),
+        "selected_on_split": False,
+    }
+    if get_task(task).is_regression:
         cal = {**calibration_line(pred, true), **bland_altman_ci(pred, true)}
         low = screening_positive(true, SCREENING_THRESHOLD)  # the same rule (and boundary tolerance) as the tables
         osteo = screening_positive(true, _OSTEOPOROSIS_BMD, True)
@@ -93,7 +104,7 @@ def write_operating_points(
     keys += ["sens90_sensitivity", "sens90_specificity", "sens_at_spec80", "sens_at_spec90"]
     keys += (
         ["slope", "intercept", "bias", "loa_lower", "loa_upper", "proportional_p"]
-        if task == "hip"
+        if get_task(task).is_regression
         else ["brier", "ece"]
     )
     md.write("| variant | target | " + " | ".join(keys) + " |\n|" + "---|" * (2 + len(keys)) + "\n")
@@ -125,10 +136,9 @@ def clinical_screening_rows(
         or medium" = OST ≤ −1 called positive) and ``clinical_logistic`` (logistic regression on the clinical fields
         fitted per target on the training folds; thresholds chosen on the other folds).
     """
+    # scikit-learn is costly to import (~1 s): only when the clinical comparators are asked for
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
-
-    from .baselines import ClinicalBaseline, OSTBaseline, clinical_matrix
 
     targets = ((f"BMD < {SCREENING_THRESHOLD}", lambda b: screening_positive(b, SCREENING_THRESHOLD)),)
     targets += ((f"BMD <= {_OSTEOPOROSIS_BMD:.3f} (T -2.5)", lambda b: screening_positive(b, _OSTEOPOROSIS_BMD, True)),)

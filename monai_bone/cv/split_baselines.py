@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from monai_bone.constants import SCREENING_THRESHOLD
+from monai_bone.tasks import get_task
 
 from .baselines import ClinicalBaseline, OSTBaseline
 from .image_stats import ImageStatsBaseline
@@ -45,27 +45,28 @@ def score_baselines(task: str, datalist: str | os.PathLike, val_fold: int = 0, s
     from monai_bone.data.folds import default_eval_part, fold_records, split_summary
     from monai_bone.metrics import classification_table, regression_metrics, screening_metrics
 
-    target = "bmd" if task == "hip" else "label"
+    spec = get_task(task)
+    target = spec.label_key
     part = default_eval_part(datalist)
     train = fold_records(datalist, val_fold, "train", require=target)
     scored = fold_records(datalist, val_fold, part, require=target)
-    if task == "hip":
-        y, t = np.array([r["bmd"] for r in train], float), np.array([r["bmd"] for r in scored], float)
+    if spec.is_regression:
+        y, t = np.array([r[target] for r in train], float), np.array([r[target] for r in scored], float)
         models = {
             "OST index": OSTBaseline(),
             "clinical-only ridge": ClinicalBaseline("ridge", seed=seed),
-            f"{TRIVIAL_LABEL} + clinical ridge": ImageStatsBaseline("hip", seed=seed),
+            f"{TRIVIAL_LABEL} + clinical ridge": ImageStatsBaseline(task, seed=seed),
         }
     else:
-        top = max(int(r["label"]) for r in train + scored)
-        y = np.array([float(int(r["label"]) == top) for r in train])
-        t = np.array([float(int(r["label"]) == top) for r in scored])
-        models = {f"{TRIVIAL_LABEL} logistic": ImageStatsBaseline("knee", seed=seed)}
+        top = max(int(r[target]) for r in train + scored)
+        y = np.array([float(int(r[target]) == top) for r in train])
+        t = np.array([float(int(r[target]) == top) for r in scored])
+        models = {f"{TRIVIAL_LABEL} logistic": ImageStatsBaseline(task, seed=seed)}
     rows: dict[str, dict[str, float]] = {}
     for name, model in models.items():
         pred = model.fit(train, y).predict(scored)
-        if task == "hip":
-            reg, scr = regression_metrics(pred, t), screening_metrics(pred, t, SCREENING_THRESHOLD)
+        if spec.is_regression:
+            reg, scr = regression_metrics(pred, t), screening_metrics(pred, t, spec.screening_threshold)
             rows[name] = {"mae": reg["mae"], "r2": reg["r2"], "auc": scr["auc"]}
         else:
             tab = classification_table(np.clip(pred, 0.0, 1.0), t.astype(int))

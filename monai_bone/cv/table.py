@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import io
 import math
-import numbers
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +29,11 @@ from typing import Any
 import numpy as np
 
 from monai_bone.constants import SCREENING_THRESHOLD, SYNTHETIC_NOTE
+from monai_bone.metrics import bootstrap_ci, classification_table, regression_metrics, screening_metrics
+from monai_bone.tasks import TaskSpec, get_task, task_names
 from monai_bone.utils.io import atomic_write_bytes, atomic_write_csv, atomic_write_json, atomic_write_text
+from monai_bone.utils.jsonsafe import json_safe
+from monai_bone.utils.numbers import format_number
 
 __all__ = [
     "HIP_METRICS",
@@ -127,31 +130,35 @@ class VariantResult:
     folds: list[FoldPrediction] = field(default_factory=list)
 
 
-def _metric_fn(task: str) -> Callable[[np.ndarray, np.ndarray], dict[str, float]]:
-    from monai_bone.metrics import classification_table, regression_metrics, screening_metrics
+def _spec(task: str) -> TaskSpec:
+    """The registered task ``task`` (``ValueError`` "task must be one of ..." otherwise)."""
+    if task not in task_names():
+        raise ValueError(f"task must be one of {list(task_names())}, got {task!r}")
+    return get_task(task)
 
-    if task == "hip":
+
+def _metric_fn(task: str) -> Callable[[np.ndarray, np.ndarray], dict[str, float]]:
+    spec = _spec(task)
+    if spec.is_regression:
 
         def hip(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
             reg = regression_metrics(pred, true)
-            scr = screening_metrics(pred, true, threshold=SCREENING_THRESHOLD)
+            scr = screening_metrics(pred, true, threshold=spec.screening_threshold)
             out = {k: reg[k] for k in ("mse", "mae", "r2")}
             out.update({k: scr[k] for k in ("auc", "precision", "recall", "f1")})
             return out
 
         return hip
-    if task == "knee":
 
-        def knee(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
-            tab = classification_table(np.clip(pred, 0.0, 1.0), true.astype(int))
-            return {k: float(tab[k]) for k, _, _ in KNEE_METRICS}
+    def knee(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
+        tab = classification_table(np.clip(pred, 0.0, 1.0), true.astype(int))
+        return {k: float(tab[k]) for k, _, _ in KNEE_METRICS}
 
-        return knee
-    raise ValueError(f"task must be 'hip' or 'knee', got {task!r}")
+    return knee
 
 
 def _metrics_of(task: str) -> tuple[tuple[str, str, bool], ...]:
-    return HIP_METRICS if task == "hip" else KNEE_METRICS
+    return HIP_METRICS if _spec(task).is_regression else KNEE_METRICS
 
 
 def fold_metric_values(task: str, result: VariantResult) -> list[dict[str, Any]]:
@@ -186,8 +193,6 @@ def summarise_variant(
     Raises:
         ValueError: when the variant has no fold predictions.
     """
-    from monai_bone.metrics import bootstrap_ci
-
     if not result.folds:
         raise ValueError(f"variant {result.name!r} has no fold predictions")
     fn = _metric_fn(task)
@@ -250,11 +255,6 @@ def summarise_variant(
     return row, per_fold
 
 
-def format_number(v: Any, spec: str = ".3f") -> str:
-    """``v`` formatted with ``spec``, or ``"n/a"`` when it is missing, not a number or not finite (every cv table)."""
-    return "n/a" if not isinstance(v, numbers.Real) or not math.isfinite(v) else format(float(v), spec)
-
-
 def _fmt(v: float, digits: int = 3) -> str:
     return format_number(v, f".{digits}f")
 
@@ -269,7 +269,7 @@ def _cell(row: Mapping[str, Any], key: str, digits: int) -> str:
 
 
 def _digits(task: str, key: str) -> int:
-    return 4 if task == "hip" and key in ("mse", "mae") else 3
+    return 4 if _spec(task).is_regression and key in ("mse", "mae") else 3
 
 
 def _markdown(
@@ -283,7 +283,8 @@ def _markdown(
 ) -> str:
     metrics = _metrics_of(task)
     tag = " — SYNTHETIC DATA" if synthetic else ""
-    title = "Hip BMD ablation" if task == "hip" else "Knee osteoporosis classification (Table I set)"
+    regression = _spec(task).is_regression
+    title = "Hip BMD ablation" if regression else "Knee osteoporosis classification (Table I set)"
     out = io.StringIO()
     out.write(f"# {title}, {n_folds}-fold cross-validation{tag}\n\n")
     if synthetic:
@@ -293,7 +294,7 @@ def _markdown(
         "on the held-out folds (selected_on_split: false). For each metric: the pooled out-of-fold value [95 % CI, "
         f"patient-level percentile bootstrap, {n_boot} resamples], then the per-fold mean ± SD.\n"
     )
-    if task == "hip":
+    if regression:
         out.write(f"Screening metrics: BMD < {SCREENING_THRESHOLD} g/cm² (T = −1) is positive.\n")
     if oracle_r2 is not None and math.isfinite(oracle_r2):
         out.write(f"\n**Synthetic oracle R² (ceiling, from cohort.json): {oracle_r2:.3f}** — no model can exceed it.\n")
@@ -315,7 +316,7 @@ def _markdown(
     )
     paper = PAPER_REPORTED[task]
     out.write(f"Source: {paper['source']}.\n\n")
-    if task == "knee":
+    if not regression:
         keys = [k for k, _, _ in KNEE_METRICS if k != "auc"]
         out.write("| Model (paper reported) | " + " | ".join(keys) + " |\n|" + "---|" * (1 + len(keys)) + "\n")
         for name, vals in paper["rows"].items():
@@ -344,7 +345,8 @@ def _plot(task: str, rows: Sequence[Mapping[str, Any]], synthetic: bool, oracle_
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    key, label = ("r2", "R² (vs DXA BMD)") if task == "hip" else ("accuracy", "Accuracy")
+    regression = _spec(task).is_regression
+    key, label = ("r2", "R² (vs DXA BMD)") if regression else ("accuracy", "Accuracy")
     fig = Figure(figsize=(max(5.5, 0.9 * len(rows) + 2), 4.6), dpi=110)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
@@ -366,7 +368,7 @@ def _plot(task: str, rows: Sequence[Mapping[str, Any]], synthetic: bool, oracle_
         capsize=2,
         label="pooled OOF, bootstrap 95 % CI",
     )
-    if oracle_r2 is not None and task == "hip" and math.isfinite(oracle_r2):
+    if oracle_r2 is not None and regression and math.isfinite(oracle_r2):
         ax.axhline(oracle_r2, color="firebrick", ls="--", lw=1, label=f"synthetic oracle R² {oracle_r2:.3f}")
     ax.axhline(0.0, color="black", lw=0.5)
     ax.set_xticks(x)
@@ -374,7 +376,7 @@ def _plot(task: str, rows: Sequence[Mapping[str, Any]], synthetic: bool, oracle_
     ax.set_xticklabels(names, fontsize=7, rotation=30, ha="right")
     ax.set_ylabel(label)
     ax.legend(fontsize=7, loc="best")
-    title = f"{'Hip' if task == 'hip' else 'Knee'} CV ablation: {label}"
+    title = f"{task.capitalize()} CV ablation: {label}"
     ax.set_title(
         f"SYNTHETIC - {title}" if synthetic else title, fontsize=10, color="firebrick" if synthetic else "black"
     )
@@ -419,8 +421,7 @@ def write_ablation_table(
     Raises:
         ValueError: for an unknown task, no results, or a variant without fold predictions.
     """
-    if task not in ("hip", "knee"):
-        raise ValueError(f"task must be 'hip' or 'knee', got {task!r}")
+    _spec(task)
     if not results:
         raise ValueError("no variants to tabulate")
     out = Path(out_dir)
@@ -484,9 +485,7 @@ def write_ablation_table(
         **({"note": SYNTHETIC_NOTE} if synthetic else {}),
         "oracle_r2": oracle_r2,
         "n_boot": n_boot,
-        "rows": [
-            {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()} for r in rows
-        ],
+        "rows": json_safe(rows),
         **(dict(extra) if extra else {}),
     }
     paths["json"] = atomic_write_json(out / "ablation.json", summary)

@@ -1,24 +1,20 @@
-"""Engine glue for the monai-bone bundles: resume, devices, GPU fast path, DDP, determinism.
+"""Engine glue for the monai-bone bundles: devices, GPU fast path, DDP, determinism.
 
 The bundles run MONAI's ``SupervisedTrainer`` / ``SupervisedEvaluator`` with MONAI handlers; this package holds the
-few pieces their configs call that MONAI does not provide.
+few engine-level pieces their configs call that MONAI does not provide. Ignite handlers (checkpoint save/load,
+Grad-CAM, field attention, epoch seeding) live in :mod:`monai_bone.handlers`; datasets, collation, folds, the datalist
+reader and the inference input in :mod:`monai_bone.data`; the clinical statistics in :mod:`monai_bone.transforms`.
+Their old ``monai_bone.engines.X`` names still resolve for one release (deprecated, see :func:`__getattr__`), so
+configs of bundles trained before 0.2 keep loading.
 """
 
 from __future__ import annotations
 
 import importlib
 import warnings
+from typing import Any
 
-from .checkpoint import (
-    CheckpointFileError,
-    SafeCheckpointLoader,
-    atomic_torch_save,
-    checkpoint_epoch,
-    find_last_checkpoint,
-    load_checkpoint,
-    resume_checkpoint,
-)
-from .determinism import EpochSeedHandler, epoch_seed, set_deterministic
+from .determinism import epoch_seed, set_deterministic
 from .device import amp_enabled, select_device
 from .distributed import (
     cleanup_distributed,
@@ -29,15 +25,46 @@ from .distributed import (
     is_main_process,
     wrap_ddp,
 )
-from .explain import FieldAttentionHandler, GradCamSaver
 from .fast_path import AMP_DTYPES, FastPath, PrepareBatchPlainTensor, bf16_supported, select_fast_path
-from .handlers import ResumableCheckpointSaver
 from .options import as_bool
 
-#: Names that moved out of ``monai_bone.engines`` (data concerns went to ``monai_bone.data``, the clinical
-#: statistics to ``monai_bone.transforms``): old name -> new module. Bundle configs written for 0.1 still resolve
-#: ``monai_bone.engines.<name>`` through :func:`__getattr__`, with a ``DeprecationWarning``.
-_MOVED_TO = {
+__all__ = [
+    "AMP_DTYPES",
+    "FastPath",
+    "PrepareBatchPlainTensor",
+    "amp_enabled",
+    "as_bool",
+    "bf16_supported",
+    "cleanup_distributed",
+    "distributed_device",
+    "epoch_seed",
+    "get_rank",
+    "get_world_size",
+    "init_distributed",
+    "is_main_process",
+    "select_device",
+    "select_fast_path",
+    "set_deterministic",
+    "wrap_ddp",
+]
+
+
+# --- deprecated aliases: handlers moved to monai_bone.handlers (lane handlers; keep this block contiguous) ----------
+#: Names that moved out of ``monai_bone.engines``: old name -> new module. Bundle configs written for 0.1 still
+#: resolve ``monai_bone.engines.<name>`` through :func:`__getattr__`, with a ``DeprecationWarning``.
+_MOVED_TO: dict[str, str] = {
+    "CheckpointFileError": "monai_bone.handlers",
+    "SafeCheckpointLoader": "monai_bone.handlers",
+    "atomic_torch_save": "monai_bone.handlers",
+    "checkpoint_epoch": "monai_bone.handlers",
+    "find_last_checkpoint": "monai_bone.handlers",
+    "load_checkpoint": "monai_bone.handlers",
+    "resume_checkpoint": "monai_bone.handlers",
+    "ResumableCheckpointSaver": "monai_bone.handlers",
+    "EpochSeedHandler": "monai_bone.handlers",
+    "FieldAttentionHandler": "monai_bone.handlers",
+    "GradCamSaver": "monai_bone.handlers",
+    # data concerns moved to monai_bone.data, the clinical statistics to monai_bone.transforms (lane ingest)
     "CACHE_MODES": "monai_bone.data.datasets",
     "make_dataset": "monai_bone.data.datasets",
     "collate_records": "monai_bone.data.collate",
@@ -59,7 +86,7 @@ _MOVED_TO = {
 }
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     """Deprecated aliases: ``monai_bone.engines.<name>`` of a name that moved (see ``_MOVED_TO``)."""
     target = _MOVED_TO.get(name)
     if target is None:
@@ -69,36 +96,8 @@ def __getattr__(name: str):
         DeprecationWarning,
         stacklevel=2,
     )
+    # imported here, not at the top: the new homes are not engine-level (handlers import engines)
     return getattr(importlib.import_module(target), name)
 
 
-__all__ = [
-    "AMP_DTYPES",
-    "CheckpointFileError",
-    "EpochSeedHandler",
-    "FastPath",
-    "FieldAttentionHandler",
-    "GradCamSaver",
-    "PrepareBatchPlainTensor",
-    "ResumableCheckpointSaver",
-    "SafeCheckpointLoader",
-    "amp_enabled",
-    "as_bool",
-    "atomic_torch_save",
-    "bf16_supported",
-    "checkpoint_epoch",
-    "cleanup_distributed",
-    "distributed_device",
-    "epoch_seed",
-    "find_last_checkpoint",
-    "get_rank",
-    "get_world_size",
-    "init_distributed",
-    "is_main_process",
-    "load_checkpoint",
-    "resume_checkpoint",
-    "select_device",
-    "select_fast_path",
-    "set_deterministic",
-    "wrap_ddp",
-]
+# --- end of the moved-name aliases --------------------------------------------------------------------------------

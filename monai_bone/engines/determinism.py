@@ -2,7 +2,8 @@
 
 ``monai.utils.set_determinism(seed)`` at start-up seeds the random generators once; after that, the generator states
 depend on everything drawn so far. A run resumed from the checkpoint of epoch N starts from the *initial* states, so
-its epoch N + 1 would shuffle and augment differently from an uninterrupted run. :class:`EpochSeedHandler` removes
+its epoch N + 1 would shuffle and augment differently from an uninterrupted run. the Ignite handler
+:class:`monai_bone.handlers.EpochSeedHandler` (built on :func:`epoch_seed`) removes
 that dependence: at the start of every epoch it re-seeds Python's ``random``, NumPy, torch (all devices) and the random
 transforms of the training dataset from ``(seed, epoch, rank)``. The DataLoader's shuffling (drawn from torch's
 generator when the epoch's iterator is created), the worker seeds and the augmentation of epoch ``e`` then depend
@@ -18,17 +19,12 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 
 import numpy as np
 import torch
-from ignite.engine import Engine, Events
-from monai.data.utils import set_rnd
 from monai.utils import set_determinism
 
-from .distributed import get_rank
-
-__all__ = ["EpochSeedHandler", "epoch_seed", "set_deterministic"]
+__all__ = ["epoch_seed", "set_deterministic"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,37 +59,3 @@ def set_deterministic(seed: int, deterministic: bool = False) -> None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
         logger.info("deterministic algorithms on (seed %d)", int(seed))
-
-
-class EpochSeedHandler:
-    """Re-seed all random generators, and the dataset's random transforms, at the start of every epoch.
-
-    Attach it to the trainer before any other ``EPOCH_STARTED`` handler that draws random numbers (first in the
-    bundle's ``train#handlers``).
-
-    Args:
-        seed: the run's seed.
-        dataloader: the training DataLoader; default the engine's ``data_loader`` (MONAI workflows) or
-            ``state.dataloader``.
-    """
-
-    def __init__(self, seed: int, dataloader=None) -> None:
-        self.seed = int(seed)
-        self.dataloader = dataloader
-
-    def attach(self, engine: Engine) -> None:
-        """Register on ``engine``'s ``EPOCH_STARTED``."""
-        if not engine.has_event_handler(self, Events.EPOCH_STARTED):
-            engine.add_event_handler(Events.EPOCH_STARTED, self)
-
-    def __call__(self, engine: Engine) -> None:
-        """Seed ``random``, NumPy, torch and the dataset transforms for ``engine.state.epoch``."""
-        s = epoch_seed(self.seed, engine.state.epoch, get_rank())
-        random.seed(s)
-        np.random.seed(s)
-        torch.manual_seed(s)  # all devices
-        loader = self.dataloader or getattr(engine, "data_loader", None) or getattr(engine.state, "dataloader", None)
-        transform = getattr(getattr(loader, "dataset", None), "transform", None)
-        if transform is not None:
-            set_rnd(transform, s)
-        logger.debug("epoch %d: random generators seeded with %d", engine.state.epoch, s)

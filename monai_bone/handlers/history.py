@@ -32,6 +32,7 @@ from monai.handlers import from_engine
 
 from monai_bone.constants import SYNTHETIC_NOTE
 from monai_bone.utils.io import atomic_write_json
+from monai_bone.utils.jsonsafe import json_safe
 
 __all__ = ["HISTORY_FORMAT", "TrainingHistory"]
 
@@ -42,15 +43,15 @@ HISTORY_FORMAT: str = "monai-bone-training-history/1"
 
 
 def _number(value: Any) -> Any:
-    """A JSON-safe number (NaN/inf -> None), a list of them, or None for what is not numeric."""
-    if hasattr(value, "tolist"):
-        value = value.tolist()
-    if isinstance(value, (list, tuple)):
+    """A JSON-safe number (NaN/inf -> None, via :func:`~monai_bone.utils.json_safe`), a list of them, or None for
+    what is not numeric."""
+    value = json_safe(value)
+    if isinstance(value, list):
         return [_number(v) for v in value]
     if isinstance(value, bool):
         return value
     if isinstance(value, (int, float)):
-        return float(value) if math.isfinite(value) else None
+        return float(value)
     return None
 
 

@@ -29,9 +29,12 @@ import numpy as np
 from monai_bone.constants import CLINICAL_FIELDS, REFERENCE_MEAN, REFERENCE_SD, SCREENING_THRESHOLD, SYNTHETIC_NOTE
 from monai_bone.metrics.screening import screening_positive, t_score, who_class
 from monai_bone.metrics.table import resolve_class_names, to_probability
+from monai_bone.tasks import get_task
 from monai_bone.utils.io import atomic_write_csv, atomic_write_json
+from monai_bone.utils.jsonsafe import json_safe
+from monai_bone.utils.numbers import as_numbers, round_finite
 
-from .report import TASKS, StudyRowHandler, _fieldnames, _numbers, _rounded, json_safe
+from .study_rows import StudyRowHandler, row_fieldnames
 
 if TYPE_CHECKING:
     from ignite.engine import Engine
@@ -104,9 +107,8 @@ class BonePredictionWriter(StudyRowHandler):
     ) -> None:
         super().__init__(output_dir, image_key, id_key, error_key, relative_to, save_rank, name)
         self.index_rejects = None if index_rejects in (None, "") else Path(index_rejects)
-        if task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, got {task!r}.")
-        self.task = task
+        self.spec = get_task(task)
+        self.task = self.spec.name
         self.ref_mean = float(ref_mean)
         self.ref_sd = float(ref_sd)
         t_score(0.0, self.ref_mean, self.ref_sd)  # validates the reference
@@ -127,27 +129,27 @@ class BonePredictionWriter(StudyRowHandler):
             att = att.get("field_weights")
         if att is None:
             return {}
-        w = _numbers(att)
+        w = as_numbers(att)
         n = len(self.fields)
         if n and w.size and w.size % n == 0:
             w = w.reshape(-1, n).mean(axis=0)
-            return {f"attn_{f}": _rounded(v) for f, v in zip(self.fields, w)}
-        return {f"attn_{i}": _rounded(v) for i, v in enumerate(w)}
+            return {f"attn_{f}": round_finite(v) for f, v in zip(self.fields, w)}
+        return {f"attn_{i}": round_finite(v) for i, v in enumerate(w)}
 
     def make_row(self, batch_item: Mapping, output_item: Mapping) -> dict[str, Any]:
         """One study's prediction (hip: BMD, T-score, WHO class, screening flag, attention; knee: class, probs)."""
-        pred = _numbers(output_item.get(self.pred_key))
+        pred = as_numbers(output_item.get(self.pred_key))
         if pred.size == 0 or not np.all(np.isfinite(pred)):
             study = self._filename(batch_item, output_item)
             raise ValueError(f"no finite {self.pred_key!r} in the engine output for study {study!r}.")
-        if self.task == "hip":
+        if self.spec.is_regression:
             if pred.size != 1:
                 raise ValueError(f"hip prediction must be one BMD value per study, got {pred.size} values.")
             bmd = float(pred[0])
             t = t_score(bmd, self.ref_mean, self.ref_sd)
             row = {
-                "bmd": _rounded(bmd),
-                "t_score": _rounded(t),
+                "bmd": round_finite(bmd),
+                "t_score": round_finite(t),
                 "who_class": who_class(t),
                 "screening_positive": bool(screening_positive(bmd, self.screening_threshold)[0]),
             }
@@ -157,8 +159,8 @@ class BonePredictionWriter(StudyRowHandler):
         probs = np.array([1.0 - prob[0], prob[0]]) if prob.ndim == 1 else prob[0]
         names = resolve_class_names(self.labels, probs.size)
         idx = int(prob[0] >= self.threshold) if prob.ndim == 1 else int(np.argmax(probs))
-        row = {"class_name": names[idx], "class_index": idx, "probability": _rounded(probs[idx])}
-        row.update({f"prob_{n}": _rounded(p) for n, p in zip(names, probs)})
+        row = {"class_name": names[idx], "class_index": idx, "probability": round_finite(probs[idx])}
+        row.update({f"prob_{n}": round_finite(p) for n, p in zip(names, probs)})
         return row
 
     def rejected_rows(self) -> list[dict[str, Any]]:
@@ -183,11 +185,11 @@ class BonePredictionWriter(StudyRowHandler):
     def write(self, rows: list[dict[str, Any]], engine: Engine) -> None:
         """Write ``<filename>.csv`` and ``<filename>.json`` (called on ``save_rank`` only)."""
         rows = list(rows) + self.rejected_rows()
-        if self.task == "hip":
+        if self.spec.is_regression:
             first = ["image", "patient_id", "bmd", "t_score", "who_class", "screening_positive"]
         else:
             first = ["image", "patient_id", "class_name", "class_index", "probability"]
-        columns = _fieldnames(rows, first)
+        columns = row_fieldnames(rows, first)
         if "error" in columns:  # keep the error message last
             columns = [c for c in columns if c != "error"] + ["error"]
         else:
@@ -199,7 +201,7 @@ class BonePredictionWriter(StudyRowHandler):
         doc: dict[str, Any] = {"task": self.task, "synthetic": self.synthetic}
         if self.synthetic:
             doc["note"] = SYNTHETIC_NOTE
-        if self.task == "hip":
+        if self.spec.is_regression:
             doc["reference"] = {"mean": self.ref_mean, "sd": self.ref_sd, "units": "g/cm^2"}
             doc["screening_threshold"] = self.screening_threshold
         else:

@@ -47,7 +47,7 @@ from monailabel.interfaces.app import MONAILabelApp
 from monailabel.interfaces.datastore import Datastore
 
 import monai_bone
-from monai_bone.cv.workflow import BUNDLE_NAMES
+from monai_bone.bundle import BUNDLE_NAMES
 
 from .datastore import ArchiveDatastore, ReadOnlyDICOMwebDatastore
 from .http import RequestRefused, discard_request_file, is_request_file

@@ -17,7 +17,11 @@ import os
 import tempfile
 from typing import Any
 
+import pydicom
 from monailabel.interfaces.tasks.infer_v2 import InferTask, InferType
+from pydicom.errors import InvalidDicomError
+
+from monai_bone.results import build_sr, bundle_algorithm, write_dataset
 
 from .predictor import BundlePredictor
 from .request import PredictionError, find_study_file
@@ -41,7 +45,7 @@ class BoneInferTask(InferTask):
             description = (
                 "Femoral-neck BMD (g/cm^2), T-score, WHO class and per-field metadata attention from a hip radiograph "
                 "plus clinical fields (DICOM header and request params)"
-                if predictor.task == "hip"
+                if predictor.spec.is_regression
                 else "Osteoporosis vs normal from a knee radiograph (DenseNet169 + channel/spatial attention)"
             )
         super().__init__(
@@ -80,11 +84,6 @@ class BoneInferTask(InferTask):
 
     def write_sr(self, image: str, result: dict[str, Any]) -> str:
         """Write the SR of ``result`` (made on ``image``) to a temporary file; MONAI Label deletes it once sent."""
-        import pydicom
-        from pydicom.errors import InvalidDicomError
-
-        from monai_bone.results import build_sr, bundle_algorithm, write_dataset
-
         source = find_study_file(image)
         try:
             header = pydicom.dcmread(source, stop_before_pixels=True)

@@ -26,7 +26,9 @@ from typing import Any
 
 import torch
 
-from monai_bone.constants import CLINICAL_FIELDS, SYNTHETIC_NOTE, WHO_CLASSES
+from monai_bone.bundle import import_bundle
+from monai_bone.constants import CLINICAL_FIELDS, SYNTHETIC_NOTE
+from monai_bone.tasks import get_task
 
 from .request import PredictionError, error_reason, study_input
 
@@ -61,14 +63,12 @@ def resolve_bundle(bundle: str | os.PathLike, work_dir: str | os.PathLike | None
 
     Raises:
         FileNotFoundError: when ``bundle`` or its ``configs/inference.json`` / ``models/model.pt`` is missing.
-        monai_bone.bundle_io.BundleIntegrityError: when an archive fails its checksums.
+        monai_bone.bundle.BundleIntegrityError: when an archive fails its checksums.
     """
     path = Path(bundle).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"bundle not found: {path}")
     if path.is_file():
-        from monai_bone.bundle_io import import_bundle
-
         base = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="monai_bone_bundle_"))
         path = import_bundle(path, base / path.name.removesuffix(".zip"), overwrite=True)
     for rel in ("configs/inference.json", "models/model.pt"):
@@ -104,7 +104,7 @@ class BundlePredictor:
 
     Raises:
         FileNotFoundError: for a missing bundle, config or weights.
-        monai_bone.engines.CheckpointFileError: when the weights do not load into the configured network.
+        monai_bone.handlers.CheckpointFileError: when the weights do not load into the configured network.
     """
 
     def __init__(
@@ -118,8 +118,7 @@ class BundlePredictor:
         from monai.bundle import ConfigParser
 
         from monai_bone.data.collate import collate_records
-        from monai_bone.engines import CheckpointFileError, load_checkpoint
-        from monai_bone.handlers import BonePredictionWriter
+        from monai_bone.handlers import BonePredictionWriter, CheckpointFileError, load_checkpoint
 
         self.bundle_dir = resolve_bundle(bundle, work_dir)
         self.name = name or self.bundle_dir.name
@@ -140,8 +139,9 @@ class BundlePredictor:
         work = Path(work_dir) if work_dir is not None else Path(tempfile.gettempdir())
         self.writer = BonePredictionWriter(output_dir=work, **settings)
         self.task = self.writer.task
-        self.fields = list(self.writer.fields) if self.task == "hip" else []
-        self.labels = list(WHO_CLASSES) if self.task == "hip" else list(self.writer.labels or [])
+        self.spec = get_task(self.task)
+        self.fields = list(self.writer.fields) if self.spec.uses_clinical else []
+        self.labels = list(self.spec.class_names) if self.spec.is_regression else list(self.writer.labels or [])
         self.preprocessing = parser.get_parsed_content("preprocessing")
         self.fast_path = parser.get_parsed_content("fast_path")
         self.network = parser.get_parsed_content("network")
@@ -160,16 +160,15 @@ class BundlePredictor:
         self.postprocessing = parser.get_parsed_content("postprocessing")
         self._collate = collate_records
         net = getattr(self.network, "_orig_mod", self.network)
-        self.attention = (
-            self.task == "hip" and hasattr(net, "attention_maps") and getattr(net, "cross_attention", None) is not None
-        )
+        cross_attention = hasattr(net, "attention_maps") and getattr(net, "cross_attention", None) is not None
+        self.attention = self.spec.uses_clinical and cross_attention
         self._lock = threading.Lock()
         logger.info("%s: %s model from %s on %s", self.name, self.task, self.bundle_dir, self.device)
 
     def info(self) -> dict[str, Any]:
         """What the model predicts and expects (for MONAI Label's ``/info/``)."""
         out: dict[str, Any] = {"bundle": str(self.bundle_dir), "task": self.task, "labels": self.labels}
-        if self.task == "hip":
+        if self.spec.is_regression:
             out.update(
                 {
                     "outputs": ["bmd (g/cm^2)", "t_score", "who_class", "screening_positive", "field_attention"],
@@ -225,7 +224,7 @@ class BundlePredictor:
             out = self._forward(item)
             row = self.writer.make_row(item, out)
         result: dict[str, Any] = {"model": self.name, "task": self.task}
-        if self.task == "hip":
+        if self.spec.is_regression:
             result["prediction"] = [{"label": row["who_class"], "bmd": row["bmd"], "t_score": row["t_score"]}]
             result.update(
                 {

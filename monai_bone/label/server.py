@@ -41,6 +41,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from monai_bone.bundle import BUNDLE_NAMES, default_bundle_dir
+
 __all__ = [
     "APP_MAIN",
     "DATASTORE_EXTENSIONS",
@@ -83,8 +85,6 @@ def parse_models(text: str | None) -> list[str]:
     Raises:
         ValueError: for an unknown name.
     """
-    from monai_bone.cv.workflow import BUNDLE_NAMES
-
     if not text or not str(text).strip() or str(text).strip().lower() == "all":
         return list(BUNDLE_NAMES)
     by_name = {v: k for k, v in BUNDLE_NAMES.items()}
@@ -112,8 +112,6 @@ def bundle_paths(tasks: Sequence[str], given: Mapping[str, str | os.PathLike] | 
     Raises:
         FileNotFoundError: when a bundle, its ``configs/inference.json`` or its trained ``models/model.pt`` is missing.
     """
-    from monai_bone.cv.workflow import default_bundle_dir
-
     out: dict[str, Path] = {}
     for task in tasks:
         path = Path(given[task]).expanduser() if given and given.get(task) else default_bundle_dir(task)

@@ -1,5 +1,32 @@
-"""Bone-health metrics: T-score / WHO class, hip screening and regression metrics, knee Table I set, plots."""
+"""Bone-health metrics as pure functions: T-score / WHO class, hip screening and regression metrics, knee Table I set,
+operating points, calibration/agreement, subgroups, paired tests, the evaluation report's maths, plots."""
 
+from .hip_report import (
+    hip_confidence_intervals,
+    hip_metrics,
+    hip_operating_points,
+    hip_rules,
+    hip_study_values,
+    who_confusion,
+)
+from .knee_report import (
+    as_class_probabilities,
+    knee_confidence_intervals,
+    knee_metrics,
+    knee_operating_points,
+    knee_study_values,
+)
+from .operating_points import (
+    ON_SCORED_SPLIT,
+    bland_altman_ci,
+    brier_ece,
+    calibration_line,
+    choose_threshold,
+    cross_fitted_operating_points,
+    operating_point_summary,
+    rates_at_cut,
+    sensitivity_at_specificity,
+)
 from .paired import delong_auc_variance, delong_test, group_bootstrap_indices, paired_bootstrap, relative_change
 from .plots import plot_bland_altman, plot_calibration, plot_confusion_matrix, plot_pred_vs_true, plot_roc
 from .regression import bland_altman, bootstrap_ci, regression_metrics
@@ -12,6 +39,7 @@ from .screening import (
     who_class,
     who_class_index,
 )
+from .subgroups import subgroup_metric_names, subgroup_metrics, subgroup_of, subgroup_table
 from .table import (
     RATE_NAMES,
     binary_rates,
@@ -24,30 +52,54 @@ from .table import (
 
 __all__ = [
     "BOUNDARY_TOL",
+    "ON_SCORED_SPLIT",
     "RATE_NAMES",
+    "as_class_probabilities",
     "binary_rates",
     "bland_altman",
+    "bland_altman_ci",
     "bmd_from_t",
     "bootstrap_ci",
+    "brier_ece",
+    "calibration_line",
+    "choose_threshold",
     "classification_table",
     "confusion_counts",
+    "cross_fitted_operating_points",
     "delong_auc_variance",
     "delong_test",
     "group_bootstrap_indices",
+    "hip_confidence_intervals",
+    "hip_metrics",
+    "hip_operating_points",
+    "hip_rules",
+    "hip_study_values",
+    "knee_confidence_intervals",
+    "knee_metrics",
+    "knee_operating_points",
+    "knee_study_values",
+    "operating_point_summary",
     "paired_bootstrap",
     "plot_bland_altman",
     "plot_calibration",
     "plot_confusion_matrix",
     "plot_pred_vs_true",
     "plot_roc",
+    "rates_at_cut",
     "regression_metrics",
     "relative_change",
     "resolve_class_names",
     "safe_auc",
     "screening_metrics",
     "screening_positive",
+    "sensitivity_at_specificity",
+    "subgroup_metric_names",
+    "subgroup_metrics",
+    "subgroup_of",
+    "subgroup_table",
     "t_score",
     "to_probability",
     "who_class",
     "who_class_index",
+    "who_confusion",
 ]

@@ -21,16 +21,23 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "ON_SCORED_SPLIT",
     "bland_altman_ci",
     "brier_ece",
     "calibration_line",
     "choose_threshold",
     "cross_fitted_operating_points",
+    "operating_point_summary",
+    "rates_at_cut",
     "sensitivity_at_specificity",
 ]
 
+#: Where :func:`operating_point_summary` chose its thresholds when no reference predictions were given.
+ON_SCORED_SPLIT: str = "chosen on the scored split, optimistic"
 
-def _rates(score: np.ndarray, positive: np.ndarray, cut: float) -> tuple[float, float]:
+
+def rates_at_cut(score: np.ndarray, positive: np.ndarray, cut: float) -> tuple[float, float]:
+    """``(sensitivity, specificity)`` of calling ``score >= cut`` positive (NaN for a missing class)."""
     called = score >= cut
     p, n = positive.sum(), (~positive).sum()
     sens = float((called & positive).sum() / p) if p else math.nan
@@ -59,7 +66,7 @@ def choose_threshold(score: Any, positive: Any, rule: str = "youden", target: fl
     cuts = np.unique(s)
     best, best_cut = -math.inf, math.nan
     for c in cuts[::-1]:  # from the highest cut down: sensitivity grows
-        sens, spec = _rates(s, y, c)
+        sens, spec = rates_at_cut(s, y, c)
         if rule == "sensitivity":
             if sens >= target:
                 return float(c)
@@ -112,7 +119,7 @@ def sensitivity_at_specificity(score: Any, positive: Any, specificity: float) ->
         return math.nan
     best = 0.0
     for c in np.unique(s):
-        sens, spec = _rates(s, y, c)
+        sens, spec = rates_at_cut(s, y, c)
         if spec >= specificity:
             best = max(best, sens)
     return best
@@ -133,7 +140,7 @@ def bland_altman_ci(pred: Any, true: Any, level: float = 0.95) -> dict[str, floa
     CIs: bias ± t·SD/√n; limits ± t·SD·√(3/n) (Bland & Altman 1999). Proportional bias: slope of the
     difference on the mean of the two methods, with its two-sided p-value (t test).
     """
-    from scipy import stats
+    from scipy import stats  # costly (~0.3 s): only when a report asks for it
 
     p, t = np.asarray(pred, dtype=float).reshape(-1), np.asarray(true, dtype=float).reshape(-1)
     d, m = p - t, (p + t) / 2
@@ -168,3 +175,52 @@ def brier_ece(prob: Any, positive: Any, n_bins: int = 10) -> dict[str, float]:
     bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
     ece = sum(abs(p[bins == b].mean() - y[bins == b].mean()) * (bins == b).mean() for b in np.unique(bins))
     return {"brier": float(np.mean((p - y) ** 2)), "ece": float(ece), "n_bins": int(n_bins)}
+
+
+def _rule_name(rule: str, target: float) -> str:
+    return "youden" if rule == "youden" else f"sens{int(round(100 * target))}"
+
+
+def operating_point_summary(
+    score: Any,
+    positive: Any,
+    fixed_cut: float | None = None,
+    reference: tuple[Any, Any] | None = None,
+    reference_name: str = "training folds",
+    rules: Sequence[tuple[str, float]] = (("youden", 0.0), ("sensitivity", 0.9)),
+    specificities: Sequence[float] = (0.8, 0.9),
+) -> dict[str, Any]:
+    """Screening at a fixed cut, at cuts chosen on reference predictions, and sensitivity at fixed specificities.
+
+    The honest use: ``reference`` holds predictions on the *training folds* (e.g. out-of-fold CV predictions), the
+    cuts chosen there are applied to the scored split. Without ``reference`` the cuts are chosen on the scored split
+    itself and ``thresholds_chosen_on`` says so (:data:`ON_SCORED_SPLIT`: optimistic).
+
+    Args:
+        score: scores of the scored split (higher = positive; hip: ``-predicted BMD``, knee: probability).
+        positive: boolean truth of the scored split.
+        fixed_cut: a pre-specified cut on ``score`` (``None``: none reported).
+        reference: ``(score, positive)`` the cuts are chosen on.
+        reference_name: what ``reference`` is (reported in ``thresholds_chosen_on``).
+        rules: ``(rule, target)`` pairs of :func:`choose_threshold`.
+        specificities: specificities at which the ROC curve of the scored split is read.
+
+    Returns:
+        ``{"n_positive", "n_negative", "fixed", "youden", "sens90", "sens_at_spec80", "sens_at_spec90",
+        "thresholds_chosen_on"}``; each rule entry is ``{"threshold", "sensitivity", "specificity"}`` with the
+        threshold on ``score``.
+    """
+    s, y = np.asarray(score, dtype=float).reshape(-1), np.asarray(positive, dtype=bool).reshape(-1)
+    out: dict[str, Any] = {"n_positive": int(y.sum()), "n_negative": int((~y).sum())}
+    if fixed_cut is not None:
+        sens, spec = rates_at_cut(s, y, fixed_cut)
+        out["fixed"] = {"threshold": float(fixed_cut), "sensitivity": sens, "specificity": spec}
+    ref_s, ref_y = (s, y) if reference is None else (np.asarray(r).reshape(-1) for r in reference)
+    for rule, target in rules:
+        cut = choose_threshold(ref_s, ref_y, rule, target)
+        sens, spec = rates_at_cut(s, y, cut) if math.isfinite(cut) else (math.nan, math.nan)
+        out[_rule_name(rule, target)] = {"threshold": cut, "sensitivity": sens, "specificity": spec}
+    for spec in specificities:
+        out[f"sens_at_spec{int(round(100 * spec))}"] = sensitivity_at_specificity(s, y, spec)
+    out["thresholds_chosen_on"] = ON_SCORED_SPLIT if reference is None else reference_name
+    return out

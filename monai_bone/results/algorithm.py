@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from monai_bone.bundle import sha256_file
+
 __all__ = ["AlgorithmInfo", "bundle_algorithm"]
 
 
@@ -37,8 +39,6 @@ def bundle_algorithm(bundle_root: str | os.PathLike, weights: str | os.PathLike 
         bundle_root: the bundle folder (``configs/metadata.json`` is read when present).
         weights: the weights file the bundle loads (default ``models/model.pt``); hashed when it exists.
     """
-    from monai_bone.bundle_io import sha256_file
-
     root = Path(bundle_root)
     meta: dict = {}
     meta_file = root / "configs" / "metadata.json"

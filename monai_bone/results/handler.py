@@ -25,8 +25,9 @@ import numpy as np
 
 from monai_bone.constants import REFERENCE_MEAN, REFERENCE_SD, SCREENING_THRESHOLD, SYNTHETIC_NOTE
 from monai_bone.handlers.prediction_writer import BonePredictionWriter
-from monai_bone.handlers.report import StudyRowHandler, json_safe
+from monai_bone.handlers.study_rows import StudyRowHandler
 from monai_bone.utils.io import atomic_write_json
+from monai_bone.utils.jsonsafe import json_safe
 
 from .algorithm import bundle_algorithm
 from .heatmap import heat_to_source, heatmap_secondary_capture, top_region
@@ -59,7 +60,7 @@ class DicomResultsSaver(StudyRowHandler):
         synthetic: the input is synthetic (also detected per study from the DICOM header's synthetic note).
         spatial_size: the network input size (maps the heat map back to source pixels).
         write_heatmap: also write the heat-map Secondary Capture when a Grad-CAM map exists.
-        heat_key: output key of the Grad-CAM map (set by :class:`~monai_bone.engines.GradCamSaver`).
+        heat_key: output key of the Grad-CAM map (set by :class:`~monai_bone.handlers.GradCamSaver`).
         save_rank: the rank writing ``dicom_outputs.json`` (every rank writes the DICOM files of its studies).
         name: logger name.
     """

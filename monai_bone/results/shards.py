@@ -60,7 +60,7 @@ def barrier() -> None:
 
 
 def distributed_datalist(input: str | os.PathLike, output_dir: str | os.PathLike, clinical: Any = None) -> Path:
-    """:func:`~monai_bone.engines.prepare_inference_datalist` run by rank 0 only (the others wait, then read it)."""
+    """:func:`~monai_bone.data.inference.prepare_inference_datalist` run by rank 0 only (the others wait, then read)."""
     from monai_bone.data.inference import prepare_inference_datalist
 
     rank, _ = _rank_world()

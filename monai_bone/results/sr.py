@@ -51,6 +51,7 @@ from highdicom.sr import (
 from pydicom.uid import generate_uid
 
 from monai_bone.constants import SYNTHETIC_NOTE
+from monai_bone.tasks import get_task
 from monai_bone.utils.io import atomic_write_stream
 
 from . import codes
@@ -120,14 +121,13 @@ def build_sr(
         ValueError: for an unknown task or a hip prediction without its reference.
     """
     alg = AlgorithmIdentification(name=algorithm.name, version=algorithm.version, parameters=algorithm.parameters)
-    if task == "hip":
+    spec = get_task(task)  # ValueError for an unknown task
+    if spec.is_regression:  # BMD: measurement, T-score, WHO class, screening
         if reference is None:
-            raise ValueError("a hip SR needs the reference: ref_mean, ref_sd, screening_threshold")
+            raise ValueError(f"a {task} SR needs the reference: ref_mean, ref_sd, screening_threshold")
         measurements, qualitative = _hip_items(row, reference, alg)
-    elif task == "knee":
+    else:  # class and probability
         measurements, qualitative = _knee_items(row, alg)
-    else:
-        raise ValueError(f"task must be 'hip' or 'knee', got {task!r}")
     qualitative.append(QualitativeEvaluation(codes.SYNTHETIC_INPUT, codes.YES if synthetic else codes.NO))
     sop = str(source.SOPInstanceUID)
     tracking = TrackingIdentifier(uid=derived_uid(sop, task, "tracking"), identifier=f"monai-bone {task} estimate")

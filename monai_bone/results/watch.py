@@ -33,7 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from monai_bone.bundle import bundle_workflow, quiet_engines
 from monai_bone.data.sources.dicomweb import DicomwebError
+from monai_bone.tasks import REGISTRY
 
 from .pacs import PacsClient
 from .state import WatchState
@@ -42,8 +44,8 @@ __all__ = ["DEFAULT_BODY_PARTS", "WATCH_MODALITIES", "WatchConfig", "Watcher", "
 
 logger = logging.getLogger(__name__)
 
-#: BodyPartExamined (upper case) -> task.
-DEFAULT_BODY_PARTS: dict[str, str] = {"HIP": "hip", "PELVIS": "hip", "KNEE": "knee"}
+#: BodyPartExamined (upper case) -> task, from the task registry (``{"HIP": "hip", "PELVIS": "hip", "KNEE": "knee"}``).
+DEFAULT_BODY_PARTS: dict[str, str] = {part: spec.name for spec in REGISTRY.values() for part in spec.body_parts}
 #: Modalities processed.
 WATCH_MODALITIES: tuple[str, ...] = ("DX", "CR")
 
@@ -205,8 +207,6 @@ class Watcher:
         """Run the bundle's inference.json on ``source`` (``n`` instances; under torchrun for a large backlog); per
         file name: the prediction row plus its DICOM outputs."""
         import json
-
-        from monai_bone.cv.workflow import bundle_workflow, quiet_engines
 
         overrides = {"write_sr": True, "save_gradcam": bool(self.config.heatmap), **self.config.overrides.get(task, {})}
         if self.config.nproc > 1 and n >= self.config.backlog:

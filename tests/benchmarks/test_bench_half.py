@@ -13,8 +13,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bundles"))
 from _bundle_test_utils import make_cohort  # noqa: E402
 
-from monai_bone.bundle_io import untrained_copy  # noqa: E402
-from monai_bone.cv.workflow import default_bundle_dir  # noqa: E402
+from monai_bone.bundle import (
+    default_bundle_dir,  # noqa: E402
+    untrained_copy,  # noqa: E402
+)
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_half.py"
 

@@ -23,10 +23,9 @@ import pytest
 import torch
 import yaml
 
+from monai_bone.bundle import BUNDLE_NAMES, default_bundle_dir, export_bundle, untrained_copy
 from monai_bone.bundle.onnx_export import example_inputs
 from monai_bone.bundle.zoo import MODEL_ZOO_MAX_BYTES, write_model_zoo_folder
-from monai_bone.bundle_io import export_bundle, untrained_copy
-from monai_bone.cv.workflow import BUNDLE_NAMES, default_bundle_dir
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -158,7 +157,7 @@ def test_hip_onnx_and_torchscript_take_clinical_inputs(hip: dict[str, Path], tmp
 
 
 def test_half_precision_weights(hip: dict[str, Path], tmp_path: Path) -> None:
-    from monai_bone.bundle_io import import_bundle
+    from monai_bone.bundle import import_bundle
 
     archive = tmp_path / "hip_bmd_xattn.zip"
     manifest = export_bundle(hip["bundle"], archive, half="fp16")

@@ -18,17 +18,20 @@ from pathlib import Path
 import pytest
 import torch
 
-from monai_bone.bundle import ArchiveLimits, SignatureError, generate_keypair, sign_manifest
-from monai_bone.bundle.manifest import manifest_bytes, sums_text
-from monai_bone.bundle_io import (
+from monai_bone.bundle import (
     UNTRUSTED_NOTE,
+    ArchiveLimits,
     BundleIntegrityError,
+    SignatureError,
     digest_path,
     export_bundle,
+    generate_keypair,
     import_bundle,
     sha256_bytes,
+    sign_manifest,
     verify_archive,
 )
+from monai_bone.bundle.manifest import manifest_bytes, sums_text
 from monai_bone.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -98,7 +101,7 @@ def _huge_manifest(archive: Path, out: Path) -> Path:
 
 _CHILD = """
 import json, resource, sys
-from monai_bone.bundle_io import BundleIntegrityError, import_bundle
+from monai_bone.bundle import BundleIntegrityError, import_bundle
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 results = []
 for archive in sys.argv[2:]:

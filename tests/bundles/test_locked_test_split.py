@@ -14,8 +14,8 @@ import pytest
 from _bundle_test_utils import BUNDLES, TINY
 
 import monai_bone.data
+from monai_bone.bundle import bundle_workflow, train_and_predict
 from monai_bone.cv import baselines, image_stats, runner
-from monai_bone.cv.workflow import bundle_workflow, train_and_predict
 from monai_bone.data.datalist import DATALIST_KEY, build_datalist
 from monai_bone.handlers.report import OPTIMISTIC_LINE
 from monai_bone.transforms import ClinicalStats

@@ -25,7 +25,7 @@ def trained(tmp_path_factory):
     """Knee bundle copy trained 2 epochs from a local torchvision-format DenseNet169, backbone frozen in epoch 1."""
     from ignite.engine import Events
 
-    from monai_bone.cv.workflow import bundle_workflow, default_bundle_dir
+    from monai_bone.bundle import bundle_workflow, default_bundle_dir
     from monai_bone.data.datalist import build_datalist
     from monai_bone.synthetic.synth import synthesize
 
@@ -106,8 +106,7 @@ def _first_conv_input(net, run):
 
 
 def test_same_network_input_in_training_inference_label_and_torchscript(trained, tmp_path):
-    from monai_bone.bundle_io import export_bundle
-    from monai_bone.cv.workflow import bundle_workflow
+    from monai_bone.bundle import bundle_workflow, export_bundle
     from monai_bone.label.predictor import BundlePredictor
 
     bundle, image = trained["bundle"], trained["image"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from monai_bone.bundle_io import MANIFEST_NAME, BundleIntegrityError
+from monai_bone.bundle import MANIFEST_NAME, BundleIntegrityError
 from monai_bone.cli import bundle_import, export
 
 

@@ -1,4 +1,4 @@
-"""Fold split, record loading, target statistics and class names of monai_bone.engines.folds."""
+"""Fold split, record loading, target statistics and class names of monai_bone.data.folds."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Inference input (datalist, folder, single file) and the explanation handlers' argument checks."""
+"""Inference input (datalist, folder, single file)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 
 from monai_bone.data.inference import inference_records, prepare_inference_datalist
-from monai_bone.engines import FieldAttentionHandler, GradCamSaver
-from monai_bone.networks import XAttnBMD
 from monai_bone.synthetic.synth import synthesize
 
 
@@ -71,14 +68,3 @@ def test_bad_inputs_name_the_problem(tmp_path):
     empty.mkdir()
     with pytest.raises(ValueError, match="no usable images"):
         prepare_inference_datalist(empty, tmp_path / "w2")
-
-
-def test_explanation_handlers_check_their_network():
-    concat = XAttnBMD(fusion="concat", hidden_size=32, num_heads=4)
-    with pytest.raises(ValueError, match="save_attention needs an XAttnBMD network with fusion='xattn'"):
-        FieldAttentionHandler(concat)
-    with pytest.raises(ValueError, match="save_attention needs"):
-        FieldAttentionHandler(torch.nn.Linear(2, 1))
-    with pytest.raises(ValueError, match="gradcam_layer 'encoder.layer9' is not a layer of XAttnBMD"):
-        GradCamSaver(concat, "encoder.layer9", "out")
-    assert GradCamSaver(concat, "encoder.layer4", "out").target_layer == "encoder.layer4"

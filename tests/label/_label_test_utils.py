@@ -12,8 +12,7 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
-from monai_bone.bundle_io import untrained_copy
-from monai_bone.cv.workflow import BUNDLE_NAMES, bundle_workflow, default_bundle_dir, quiet_engines
+from monai_bone.bundle import BUNDLE_NAMES, bundle_workflow, default_bundle_dir, quiet_engines, untrained_copy
 from monai_bone.data.folds import load_records
 from monai_bone.synthetic.synth import synthesize
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from _label_test_utils import label_server, require_monailabel
 
-from monai_bone.cv.workflow import BUNDLE_NAMES
+from monai_bone.bundle import BUNDLE_NAMES
 from monai_bone.label.server import image_id_for, port_is_free
 
 HIP, KNEE = BUNDLE_NAMES["hip"], BUNDLE_NAMES["knee"]

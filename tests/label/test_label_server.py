@@ -16,7 +16,7 @@ import pydicom
 import pytest
 from _label_test_utils import label_server, require_monailabel
 
-from monai_bone.cv.workflow import BUNDLE_NAMES
+from monai_bone.bundle import BUNDLE_NAMES
 from monai_bone.label.server import LabelServer, image_id_for, port_is_free
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))

@@ -9,7 +9,7 @@ import pydicom
 import pytest
 from _label_test_utils import SERVE_OVERRIDES
 
-from monai_bone.bundle_io import export_bundle
+from monai_bone.bundle import export_bundle
 from monai_bone.constants import CLINICAL_FIELDS, SYNTHETIC_NOTE
 from monai_bone.label import BundlePredictor, PredictionError
 

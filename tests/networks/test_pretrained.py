@@ -243,7 +243,7 @@ def test_offline_error_names_file_place_and_alternatives(server):
 
 def test_bundle_stops_before_loading_any_data(server, tmp_path, monkeypatch):
     """train.json resolves the weights in `initialize`: offline, the run stops before a single image is read."""
-    from monai_bone.cv.workflow import bundle_workflow, default_bundle_dir
+    from monai_bone.bundle import bundle_workflow, default_bundle_dir
     from monai_bone.data.datalist import build_datalist
     from monai_bone.synthetic.synth import synthesize
     from monai_bone.transforms import LoadXrayd

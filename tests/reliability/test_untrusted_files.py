@@ -13,7 +13,7 @@ import pytest
 import torch
 from ignite.engine import Engine, Events
 
-from monai_bone.engines import (
+from monai_bone.handlers import (
     CheckpointFileError,
     ResumableCheckpointSaver,
     SafeCheckpointLoader,
@@ -146,7 +146,7 @@ def test_atomic_save_never_leaves_a_partial_file(tmp_path):
 
 
 def test_checkpoint_saver_writes_atomically(tmp_path, monkeypatch):
-    import monai_bone.engines.handlers as handlers_module
+    import monai_bone.handlers.checkpoint_saver as handlers_module
 
     net = torch.nn.Linear(2, 1)
     save_dict = {"network": net, "optimizer": torch.optim.SGD(net.parameters(), lr=0.1)}

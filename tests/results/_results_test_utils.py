@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from monai_bone.bundle_io import untrained_copy
-from monai_bone.cv.workflow import BUNDLE_NAMES, bundle_workflow, default_bundle_dir, quiet_engines
+from monai_bone.bundle import BUNDLE_NAMES, bundle_workflow, default_bundle_dir, quiet_engines, untrained_copy
 from monai_bone.synthetic.synth import synthesize
 
 #: Small images keep two CPU cores fast.

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from monai_bone.bundle_io import (
+from monai_bone.bundle import (
     MANIFEST_NAME,
     SUMS_NAME,
     BundleIntegrityError,
@@ -204,7 +204,7 @@ def test_hip_bundle_roundtrip_reproduces_inference(tmp_path: Path) -> None:
     """Export the real hip bundle (weights of an instantiated network), import it, infer from both: identical."""
     import csv
 
-    from monai_bone.cv.workflow import bundle_workflow, default_bundle_dir
+    from monai_bone.bundle import bundle_workflow, default_bundle_dir
     from monai_bone.synthetic.synth import synthesize
 
     cohort = tmp_path / "cohort"
@@ -246,7 +246,7 @@ def test_hip_bundle_roundtrip_reproduces_inference(tmp_path: Path) -> None:
 
 
 def test_untrained_copy_is_seeded_and_never_overwrites(tmp_path: Path) -> None:
-    from monai_bone.cv.workflow import default_bundle_dir
+    from monai_bone.bundle import default_bundle_dir
 
     src = default_bundle_dir("knee")
     a = untrained_copy(src, tmp_path / "a", seed=3)

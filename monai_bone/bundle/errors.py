@@ -58,7 +58,7 @@ ARGUMENT_FIXES: dict[str, str] = {
     "null to train from random initialisation",
     "salt": "set the MONAI_BONE_SALT environment variable (or pass --salt) to the secret salt of your pseudonyms",
 }
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # monai_bone/
 
 
 def _innermost(err: BaseException) -> BaseException:

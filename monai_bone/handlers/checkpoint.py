@@ -1,7 +1,7 @@
 """Checkpoint files: atomic saving, safe loading with clear errors, and resuming from the last good epoch.
 
 The bundles save, every epoch, ``checkpoint_epoch=N.pt`` holding the network, optimizer, LR scheduler, trainer and
-training-history state (:class:`~monai_bone.engines.ResumableCheckpointSaver`, ``save_interval=1, n_saved=1``),
+training-history state (:class:`~monai_bone.handlers.ResumableCheckpointSaver`, ``save_interval=1, n_saved=1``),
 written atomically (:func:`atomic_torch_save`: temporary file, fsync, rename), so a killed run leaves the previous
 complete file, never a truncated one. :func:`find_last_checkpoint` still verifies candidates newest first and
 **skips** a file that does not load (a copy damaged later, a file from an older writer), with a logged warning naming
@@ -17,6 +17,7 @@ instead of a pickle/zip traceback.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import pickle
@@ -26,10 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from ignite.handlers import Checkpoint
 from monai.handlers import CheckpointLoader
 from monai.networks.utils import copy_model_state
 
-from monai_bone.utils.io import TEMP_SUFFIX, atomic_write_stream
+from monai_bone.engines.distributed import is_main_process
+from monai_bone.utils.io import TEMP_SUFFIX, atomic_write_json, atomic_write_stream
 
 __all__ = [
     "CheckpointFileError",
@@ -143,8 +146,6 @@ class SafeCheckpointLoader(CheckpointLoader):
 
     def __call__(self, engine) -> None:
         """Load the checkpoint into ``load_dict`` (see ``monai.handlers.CheckpointLoader.__call__``)."""
-        from ignite.handlers import Checkpoint
-
         checkpoint = load_checkpoint(self.load_path, map_location=self.map_location)
         if not isinstance(checkpoint, Mapping):
             raise CheckpointFileError(f"{self.load_path}: holds a {type(checkpoint).__name__}, not a state dict")
@@ -245,12 +246,6 @@ def resume_checkpoint(
     Raises:
         ValueError: when the last checkpoint belongs to a run with different ``run_info``.
     """
-    import json
-
-    from monai_bone.utils.io import atomic_write_json
-
-    from .distributed import is_main_process
-
     folder = Path(ckpt_dir)
     info_path = folder / "run_info.json"
     info = None if run_info is None else json.loads(json.dumps(run_info, default=str))

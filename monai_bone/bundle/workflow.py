@@ -20,13 +20,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from monai_bone.bundle.packaged import BUNDLE_NAMES, packaged_bundle_dir
-
 __all__ = [
-    "BUNDLE_NAMES",
     "PredictionCollector",
     "bundle_workflow",
-    "default_bundle_dir",
     "no_checkpoint_overrides",
     "quiet_engines",
     "train_and_predict",
@@ -47,24 +43,6 @@ _CHATTY = (
     "monai_bone.handlers",
     "monai_bone.transforms",
 )
-
-
-def default_bundle_dir(task: str) -> Path:
-    """The bundle of ``task`` shipped with monai-bone: inside the installed package, else ``<repo>/bundles/<name>``.
-
-    Args:
-        task: ``"hip"`` or ``"knee"``.
-
-    Returns:
-        The bundle folder (see :func:`monai_bone.bundle.packaged_bundle_dir`).
-
-    Raises:
-        ValueError: for an unknown task.
-        FileNotFoundError: when neither location holds the bundle.
-    """
-    if task not in BUNDLE_NAMES:
-        raise ValueError(f"task must be one of {sorted(BUNDLE_NAMES)}, got {task!r}")
-    return packaged_bundle_dir(task)
 
 
 @contextlib.contextmanager

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from monai.utils import IgniteInfo, ImageMetaKey, min_version, optional_import
 
+from monai_bone.engines.options import as_bool
 from monai_bone.utils.io import atomic_write_bytes
 
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
@@ -174,8 +175,6 @@ class GradCamSaver:
         map_key: str = "gradcam_map",
         pseudonymous_names: bool | str = False,
     ) -> None:
-        from .options import as_bool
-
         net = _bare(network)
         names = {n for n, _ in net.named_modules()}
         if target_layer not in names:

@@ -1,4 +1,4 @@
-"""Resume helpers and the resumable checkpoint saver of monai_bone.engines."""
+"""Resume helpers and the resumable checkpoint saver of monai_bone.handlers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,12 @@ import pytest
 import torch
 from ignite.engine import Engine, Events
 
-from monai_bone.engines import ResumableCheckpointSaver, checkpoint_epoch, find_last_checkpoint, resume_checkpoint
+from monai_bone.handlers import (
+    ResumableCheckpointSaver,
+    checkpoint_epoch,
+    find_last_checkpoint,
+    resume_checkpoint,
+)
 
 
 def _ckpt(path, epoch):

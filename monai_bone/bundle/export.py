@@ -10,10 +10,7 @@ deny-list), and a text file giving a patient name or birth date is refused. Besi
 (path, size, sha256 of every file), ``sha256sums`` and, when signed, ``manifest.sig``
 (:mod:`monai_bone.bundle.manifest`). The manifest digest is printed and written to ``<zip>.manifest-sha256``.
 
-``import_bundle`` treats the archive as untrusted: caps on size, member count and compression ratio, every member
-streamed through its sha256 check into a staging folder (:mod:`monai_bone.bundle.verify`). The manifest alone proves
-only internal consistency; ``expect_sha256`` (the published digest) or ``trust_key`` (the author's ed25519 public key)
-prove origin (:mod:`monai_bone.bundle.signing`).
+Reading such an archive back is :mod:`monai_bone.bundle.importing`.
 """
 
 from __future__ import annotations
@@ -23,7 +20,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import tempfile
 import zipfile
 from collections.abc import Iterable, Mapping
@@ -42,28 +38,21 @@ from monai_bone.bundle.manifest import (
     manifest_bytes,
     sums_text,
 )
-from monai_bone.bundle.metadata import pin_settings
-from monai_bone.bundle.safe_zip import ArchiveLimits
-from monai_bone.bundle.verify import UNTRUSTED_NOTE, VerifiedArchive, verify_archive_stream
-from monai_bone.utils.io import atomic_write_bytes, atomic_write_stream, atomic_write_text
+from monai_bone.bundle.metadata import pin_settings, with_exact_versions
+from monai_bone.bundle.onnx_export import check_onnx, export_onnx
+from monai_bone.bundle.packaged import copy_bundle_files
+from monai_bone.bundle.signing import manifest_digest, sign_manifest
+from monai_bone.utils.io import atomic_write_stream, atomic_write_text
 
 __all__ = [
-    "MANIFEST_NAME",
-    "SIGNATURE_NAME",
-    "SUMS_NAME",
-    "UNTRUSTED_NOTE",
-    "ArchiveLimits",
-    "BundleIntegrityError",
-    "VerifiedArchive",
     "collect_bundle_files",
     "digest_path",
     "export_bundle",
     "half_state_dict",
-    "import_bundle",
+    "load_weights",
     "sha256_bytes",
     "sha256_file",
     "untrained_copy",
-    "verify_archive",
 ]
 
 logger = logging.getLogger(__name__)
@@ -171,8 +160,12 @@ def collect_bundle_files(bundle_dir: str | os.PathLike) -> dict[str, Path]:
     return dict(sorted(files.items()))
 
 
-def _load_weights(path: Path, key_in_ckpt: str = "") -> Mapping[str, Any]:
-    """The network state dict in ``path`` (``torch.load(weights_only=True)``), taken from ``key_in_ckpt`` if given."""
+def load_weights(path: str | os.PathLike, key_in_ckpt: str = "") -> Mapping[str, Any]:
+    """The network state dict in ``path`` (``torch.load(weights_only=True)``), taken from ``key_in_ckpt`` if given.
+
+    Raises:
+        BundleIntegrityError: not loadable with ``weights_only=True``, no ``key_in_ckpt``, or not a plain state dict.
+    """
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling failure means the file is not a plain weights file
@@ -230,7 +223,7 @@ _HALF = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 def _weights_bytes(ckpt: Path, key_in_ckpt: str, half: str | None, tmp: Path) -> tuple[bytes, Path]:
     """The bytes of ``models/model.pt`` to pack and a file holding them (for ``ckpt_export``)."""
-    state = _load_weights(ckpt, key_in_ckpt)
+    state = load_weights(ckpt, key_in_ckpt)
     if not key_in_ckpt and half is None:
         return ckpt.read_bytes(), ckpt  # a plain state dict is packed byte for byte
     if half is not None:
@@ -245,8 +238,6 @@ def _weights_bytes(ckpt: Path, key_in_ckpt: str, half: str | None, tmp: Path) ->
 def _export_metadata(root: Path, entries: dict[str, bytes]) -> dict[str, Any]:
     if "configs/metadata.json" not in entries:
         return {}
-    from monai_bone.bundle.metadata import with_exact_versions
-
     meta = with_exact_versions(json.loads(entries["configs/metadata.json"]))
     entries["configs/metadata.json"] = (json.dumps(meta, indent=4) + "\n").encode("utf-8")
     return meta
@@ -255,8 +246,6 @@ def _export_metadata(root: Path, entries: dict[str, bytes]) -> dict[str, Any]:
 def _add_onnx(root: Path, ckpt: Path, meta: Mapping[str, Any], tmp: Path, entries: dict[str, bytes]) -> None:
     from monai.bundle import ConfigParser
 
-    from monai_bone.bundle.onnx_export import check_onnx, export_onnx
-
     config = next(root / "configs" / n for n in ("inference.json", "inference.yaml") if (root / "configs" / n).exists())
     parser = ConfigParser()
     parser.read_config(str(config))
@@ -264,7 +253,7 @@ def _add_onnx(root: Path, ckpt: Path, meta: Mapping[str, Any], tmp: Path, entrie
     if "imports" in parser:
         parser.get_parsed_content("imports")
     net = parser.get_parsed_content("network_def")
-    net.load_state_dict(_load_weights(ckpt))
+    net.load_state_dict(load_weights(ckpt))
     path = tmp / "model.onnx"
     names = export_onnx(net, meta, path)
     worst = check_onnx(net, meta, path)
@@ -338,8 +327,6 @@ def export_bundle(
         BundleIntegrityError: the weights are not a plain state dict (or lack ``key_in_ckpt``), TorchScript or ONNX
             export failed, a text file holds a patient name or birth date, a bad bundle name or signing key.
     """
-    from monai_bone.bundle.signing import manifest_digest, sign_manifest
-
     root = Path(bundle_dir).resolve()
     out = Path(out)
     if out.exists() and not overwrite:
@@ -377,94 +364,6 @@ def export_bundle(
     return manifest
 
 
-def verify_archive(
-    archive: str | os.PathLike,
-    expect_sha256: str | None = None,
-    trust_key: str | os.PathLike | None = None,
-    limits: ArchiveLimits | None = None,
-) -> VerifiedArchive:
-    """Check every file of an exported archive against its manifest, streaming (nothing is written or kept in memory).
-
-    Args:
-        archive: zip written by :func:`export_bundle` (``<bundle_name>/`` layout, or 0.1's flat layout).
-        expect_sha256: the manifest digest received out of band (``monai-bone export`` prints it).
-        trust_key: PEM ed25519 public key whose signature the archive must carry.
-        limits: caps on member count, sizes and compression ratio.
-
-    Returns:
-        A :class:`~monai_bone.bundle.verify.VerifiedArchive` (manifest, digest, trust level).
-
-    Raises:
-        FileNotFoundError: ``archive`` does not exist.
-        BundleIntegrityError: not a zip, a cap exceeded, no or unreadable manifest, unsafe or unexpected path, missing
-            file, size or sha256 mismatch, wrong digest or signature (the message names the file).
-    """
-    return verify_archive_stream(archive, None, expect_sha256=expect_sha256, trust_key=trust_key, limits=limits)
-
-
-def import_bundle(
-    archive: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    overwrite: bool = False,
-    expect_sha256: str | None = None,
-    trust_key: str | os.PathLike | None = None,
-    limits: ArchiveLimits | None = None,
-) -> Path:
-    """Verify an exported archive and unpack it into a bundle folder.
-
-    Files stream through their checks into a hidden staging folder beside ``out_dir``; the bundle appears in one
-    rename only when every check passed, so a failed import leaves nothing behind. Without ``expect_sha256`` or
-    ``trust_key`` a warning says that only internal consistency was checked (:data:`UNTRUSTED_NOTE`).
-
-    Args:
-        archive: zip written by :func:`export_bundle`.
-        out_dir: bundle folder to create.
-        overwrite: replace ``out_dir`` when it exists and is not empty.
-        expect_sha256, trust_key, limits: see :func:`verify_archive`.
-
-    Returns:
-        The bundle folder.
-
-    Raises:
-        FileNotFoundError: ``archive`` does not exist.
-        FileExistsError: ``out_dir`` exists, is not empty and ``overwrite`` is False.
-        BundleIntegrityError: see :func:`verify_archive`; also when ``models/model.pt`` is not a plain state dict.
-    """
-    out_dir = Path(out_dir)
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not overwrite:
-        raise FileExistsError(f"{out_dir}: exists and is not empty (pass overwrite=True / --overwrite to replace it)")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        result = verify_archive_stream(
-            archive, staging, expect_sha256=expect_sha256, trust_key=trust_key, limits=limits
-        )
-        if (staging / "models" / "model.pt").is_file():
-            _load_weights(staging / "models" / "model.pt")
-        atomic_write_bytes(staging / MANIFEST_NAME, result.manifest_bytes)
-        if result.signature is not None:
-            atomic_write_bytes(staging / SIGNATURE_NAME, result.signature)
-        if out_dir.exists():
-            shutil.rmtree(out_dir) if out_dir.is_dir() else out_dir.unlink()
-        os.replace(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    manifest = result.manifest
-    logger.info(
-        "imported %s %s (%d files, every sha256 verified; manifest sha256 %s, trust: %s) into %s",
-        manifest.get("bundle_name"),
-        manifest.get("bundle_version"),
-        len(result.sizes),
-        result.digest,
-        result.trust,
-        out_dir,
-    )
-    if result.trust == "self-consistent":
-        logger.warning("%s: %s", archive, UNTRUSTED_NOTE)
-    return out_dir
-
-
 def untrained_copy(
     bundle_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -492,18 +391,13 @@ def untrained_copy(
     """
     from monai.bundle import ConfigParser
 
-    from monai_bone.engines import atomic_torch_save
+    from monai_bone.handlers import atomic_torch_save
 
     src, out = Path(bundle_dir), Path(out_dir)
     if out.exists():
         raise FileExistsError(f"{out}: exists")
-    shutil.copytree(src / "configs", out / "configs")
-    if (src / "docs").is_dir():
-        shutil.copytree(src / "docs", out / "docs")
-    if (src / "LICENSE").is_file():
-        shutil.copy2(src / "LICENSE", out / "LICENSE")
+    copy_bundle_files(src, out)
     pin_settings(out, {"pretrained": None})  # its weights are random, not ImageNet: loading it downloads nothing
-    (out / "models").mkdir()
     parser = ConfigParser()
     parser.read_config(str(out / "configs" / "inference.json"))
     parser["bundle_root"] = str(out)
