@@ -24,6 +24,7 @@ from pathlib import Path
 from monai_bone.data.datalist import build_datalist
 from monai_bone.data.folds import datalist_info, load_records
 from monai_bone.data.image_formats import IMAGE_SUFFIXES, PLAIN_IMAGE_SUFFIXES
+from monai_bone.utils.options import as_bool
 
 __all__ = ["IMAGE_SUFFIXES", "inference_records", "inference_source_kind", "prepare_inference_datalist"]
 
@@ -58,7 +59,6 @@ def prepare_inference_datalist(
         ValueError: when ``input`` is neither a datalist, a folder nor an image, or holds no usable image; with
             ``pseudonymise``, when there is no salt or a datalist input is not pseudonymised.
     """
-    from monai_bone.engines.options import as_bool  # lazy: engines/ sits above data/ (as_bool belongs in utils/)
 
     pseudonymise = as_bool(pseudonymise, "pseudonymise")
     if input is None or str(input).strip() == "":

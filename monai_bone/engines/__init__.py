@@ -14,6 +14,8 @@ import importlib
 import warnings
 from typing import Any
 
+from monai_bone.utils.options import as_bool
+
 from .determinism import epoch_seed, set_deterministic
 from .device import amp_enabled, select_device
 from .distributed import (
@@ -26,7 +28,6 @@ from .distributed import (
     wrap_ddp,
 )
 from .fast_path import AMP_DTYPES, FastPath, PrepareBatchPlainTensor, bf16_supported, select_fast_path
-from .options import as_bool
 
 __all__ = [
     "AMP_DTYPES",
