@@ -11,6 +11,8 @@ Measures (median of ``--reps`` repetitions, each on the same files):
   The printed ratio is index files/s ÷ bare files/s (goal >= 0.8: the index adds little on top of reading headers).
   A third timing, the *scan* phase alone (source listing + per-file header checks, without the CSV join, folds and
   the three fsync'd output files), shows how much of the gap is per-file work and how much is fixed per run.
+  The index runs with duplicate hashing off (``dedup=False``, ``--no-dedup``): the goal is about the header scan;
+  ``benchmarks/bench_dedup.py`` prints the index with hashing on vs off.
 
 Everything measured is SYNTHETIC data. Usage::
 
@@ -98,8 +100,14 @@ def bench_index(work: Path, n: int, size: int, reps: int) -> dict[str, Any]:
     folds = min(5, n)
 
     def run_index(rep: int):
-        return build_datalist(
-            dicom, work / f"index_{rep}" / "datalist.json", clinical=clinical, task="hip", folds=folds, progress=False
+        return build_datalist(  # header-only (duplicate hashing off: benchmarks/bench_dedup.py measures its cost)
+            dicom,
+            work / f"index_{rep}" / "datalist.json",
+            clinical=clinical,
+            task="hip",
+            folds=folds,
+            progress=False,
+            dedup=False,
         )
 
     run_index(-1)  # warm-up: page cache, imports, decoder lookup

@@ -9,7 +9,7 @@ are attached to its ``SupervisedTrainer``:
   batch);
 * **epoch** -- ``EPOCH_STARTED`` -> ``EPOCH_COMPLETED`` (after the bundle's epoch handlers).
 
-Each cache mode of ``monai_bone.engines.make_dataset`` gets a fresh workflow: ``memory`` (``CacheDataset``, the bundle
+Each cache mode of ``monai_bone.data.make_dataset`` gets a fresh workflow: ``memory`` (``CacheDataset``, the bundle
 default: decoding happens once, before epoch 1, and is reported as ``cache_fill_s``), ``disk`` (``PersistentDataset``:
 epoch 1 decodes and writes the cache, later epochs read it) and ``none`` (decode every epoch; the reference that shows
 what caching buys). The headline is the wait fraction over epochs >= 2 (sum of waits / sum of epoch times; goal
@@ -209,7 +209,7 @@ def to_markdown(report: dict[str, Any]) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line arguments; ``--quick``/``--smoke`` pick smaller presets (explicit values win)."""
-    from monai_bone.engines import CACHE_MODES
+    from monai_bone.data.datasets import CACHE_MODES
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, required=True, help="folder for bench_datapath.json and bench_datapath.md")

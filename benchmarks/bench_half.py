@@ -42,7 +42,7 @@ def _size(state: dict[str, torch.Tensor]) -> int:
 def _inputs(bundle: Path, datalist: Path, work: Path) -> tuple[list[tuple[torch.Tensor, ...]], np.ndarray, Any]:
     from monai.bundle import ConfigParser
 
-    from monai_bone.engines import fold_records
+    from monai_bone.data.folds import fold_records
 
     parser = ConfigParser()
     parser.read_config(str(bundle / "configs" / "inference.json"))

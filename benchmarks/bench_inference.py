@@ -135,7 +135,7 @@ def _bundle_study(parts: dict[str, Any], record: dict) -> dict[str, Any]:
     """One study through the bundle's own preprocessing, batch preparation, inferer and network."""
     import torch
 
-    from monai_bone.engines import collate_records
+    from monai_bone.data.collate import collate_records
     from monai_bone.metrics import t_score, who_class
 
     batch = collate_records([parts["preprocessing"](dict(record))])
@@ -152,7 +152,7 @@ def _time_backends(parts: dict[str, Any], records: list[dict], work: Path, args:
     import numpy as np
     import torch
 
-    from monai_bone.engines import collate_records
+    from monai_bone.data.collate import collate_records
 
     net = parts["network"]
     inputs = []
@@ -235,7 +235,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import torch
 
     from monai_bone.constants import SYNTHETIC_NOTE
-    from monai_bone.engines import fit_clinical_stats, load_records
+    from monai_bone.data.folds import load_records
+    from monai_bone.transforms.clinical_fit import fit_clinical_stats
 
     args = parse_args(argv)
     with common.torch_threads(args.threads), tempfile.TemporaryDirectory(prefix="bench_inference_") as tmp:

@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     from monai_bone.bundle import untrained_copy
     from monai_bone.constants import SYNTHETIC_NOTE
-    from monai_bone.engines import load_records
+    from monai_bone.data.folds import load_records
     from monai_bone.label import BundlePredictor
     from monai_bone.label.server import LabelServer, free_port, image_id_for, port_is_free
 

@@ -30,9 +30,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from monai_bone.cv.split_baselines import ClinicalBaseline, ImageStatsBaseline
+from monai_bone.data import fold_records
 from monai_bone.data.datalist import build_datalist
 from monai_bone.data.landmarks import attach_landmarks
-from monai_bone.engines import fold_records
 from monai_bone.engines.localiser import fit_localiser, localiser_errors
 from monai_bone.metrics import regression_metrics
 from monai_bone.synthetic.synth import synthesize

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     from monai_bone.bundle import bundle_workflow, quiet_engines, untrained_copy
     from monai_bone.constants import SYNTHETIC_NOTE
-    from monai_bone.engines import load_records
+    from monai_bone.data.folds import load_records
     from monai_bone.results.pacs import PacsClient
     from monai_bone.results.state import WatchState
     from monai_bone.results.watch import WatchConfig, Watcher

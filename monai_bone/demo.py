@@ -460,7 +460,7 @@ def run_demo(
             steps.done()
 
             steps.start(f"infer {task}")
-            from monai_bone.engines import fold_records, load_records, split_folds
+            from monai_bone.data.folds import fold_records, load_records, split_folds
 
             _, val = split_folds(load_records(datalist), 0, source=str(datalist))
             infer_src = out / task / "inference" / "input"
@@ -502,8 +502,8 @@ def run_demo(
 
 def _roi_summary(bundle: Path, datalist: Path, landmarks: Path, out: Path, size_mm: float) -> dict[str, Any]:
     """Localiser error (mm) on the fitting's held-out val fold and on the locked test split, plus the ROI figure."""
+    from monai_bone.data import fold_records
     from monai_bone.data.landmarks import attach_landmarks
-    from monai_bone.engines import fold_records
     from monai_bone.engines.localiser import localiser_errors
     from monai_bone.results.roi_figure import plot_roi_examples
 

@@ -405,7 +405,7 @@ def untrained_copy(
     torch.manual_seed(seed)
     atomic_torch_save(parser.get_parsed_content("network_def").state_dict(), out / "models" / "model.pt")
     if clinical_records is not None:
-        from monai_bone.engines import fit_clinical_stats
+        from monai_bone.transforms.clinical_fit import fit_clinical_stats
 
         fit_clinical_stats(list(clinical_records), out / "models" / "clinical_stats.json")
     return out

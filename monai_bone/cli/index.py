@@ -46,10 +46,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         The sub-command parser (``func`` set to :func:`run`).
     """
     # the ingestion modules (pydicom, DICOMweb client) load only when `index` is the command: CLI start-up
-    from monai_bone.data.dicomweb import DEFAULT_CACHE_NAME
     from monai_bone.data.index_guards import BILATERAL_MODES
     from monai_bone.data.pseudonym import SALT_ENV
     from monai_bone.data.sources import SOURCE_KINDS
+    from monai_bone.data.sources.dicomweb import DEFAULT_CACHE_NAME
 
     parser = subparsers.add_parser(
         "index",
@@ -160,8 +160,8 @@ def run(args: argparse.Namespace) -> int:
     """Run ``index`` with parsed arguments; prints the summary and returns the exit code (0; 1 when a DICOMweb server
     cannot be used, with the reason logged)."""
     from monai_bone.data.datalist import build_datalist  # ingestion: loaded when the command runs (CLI start-up)
-    from monai_bone.data.dicomweb import DicomwebError
     from monai_bone.data.image_guards import parse_tag_list
+    from monai_bone.data.sources.dicomweb import DicomwebError
 
     if not getattr(args, "verbose", False):  # dicomweb-client logs every request at INFO
         logging.getLogger("dicomweb_client").setLevel(logging.WARNING)

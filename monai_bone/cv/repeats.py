@@ -26,7 +26,8 @@ __all__ = ["repeat_datalist", "write_repeat_summary"]
 
 def repeat_datalist(datalist: Path, out: Path, task: str, seed: int) -> Path:
     """A copy of ``datalist`` at ``out`` with the training records re-folded with ``seed`` (absolute image paths)."""
-    from monai_bone.data.datalist import DATALIST_KEY, assign_folds, bmd_strata
+    from monai_bone.data.fold_assign import assign_folds, bmd_strata
+    from monai_bone.data.folds import DATALIST_KEY
     from monai_bone.data.splits import is_test
 
     doc = json.loads(Path(datalist).read_text(encoding="utf-8"))

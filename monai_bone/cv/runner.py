@@ -301,7 +301,7 @@ def run_cv(
     """
     from tqdm import tqdm
 
-    from monai_bone.engines import datalist_info, load_records
+    from monai_bone.data.folds import datalist_info, load_records
 
     again = {
         "folds": folds,

@@ -32,30 +32,31 @@ PatientSize, PatientWeight). PatientName, PatientBirthDate and other direct iden
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import os
 import re
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import pydicom
-from pydicom.datadict import dictionary_VR, tag_for_keyword
-from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import (
     UID,
     DeflatedExplicitVRLittleEndian,
-    ExplicitVRBigEndian,
-    ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian,
 )
 
 from monai_bone.constants import CATEGORICAL_CODES, DICOM_FIELDS, SYNTHETIC_NOTE
+from monai_bone.data.dicom_elements import (
+    converted_text,
+    int_value,
+    patient_id_value,
+    text_value,
+    transfer_syntax,
+)
+from monai_bone.data.dicom_pixels import check_decodable, deflated_pixel_problem, pixel_data_problem, same_read_hash
 from monai_bone.data.image_guards import GUARD_REASONS
 
 __all__ = [
@@ -111,11 +112,6 @@ XRAY_SOP_CLASSES: dict[str, str] = {
 }
 
 _DX_FOR_PROCESSING = "1.2.840.10008.5.1.4.1.1.1.1.1"
-_PIXEL_DATA_TAGS = {0x7FE00010: "PixelData", 0x7FE00008: "FloatPixelData", 0x7FE00009: "DoubleFloatPixelData"}
-_ITEM_TAG = (0xFFFE, 0xE000)
-_SEQ_DELIM_TAG = (0xFFFE, 0xE0DD)
-_LONG_LENGTH_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
-_UNDEFINED_LENGTH = 0xFFFFFFFF
 _MAGIC = (
     (b"\x89PNG\r\n\x1a\n", "a PNG image"),
     (b"\xff\xd8\xff", "a JPEG image"),
@@ -123,9 +119,6 @@ _MAGIC = (
     (b"PK\x03\x04", "a zip archive"),
     (b"%PDF", "a PDF document"),
 )
-_MAX_FRAGMENTS = 1_000_000
-#: SpecificCharacterSet values whose LO strings decode with one Python codec (no code extensions).
-_SIMPLE_CHARSETS = {"": "latin-1", "ISO_IR 6": "latin-1", "ISO_IR 100": "latin-1", "ISO_IR 192": "utf-8"}
 _AGE_RE = re.compile(r"^\s*(\d{1,3})\s*([DWMY]?)\s*$", re.IGNORECASE)
 _AGE_UNIT_YEARS = {"Y": 1.0, "M": 1.0 / 12.0, "W": 7.0 / 365.25, "D": 1.0 / 365.25}
 _SEX_ALIASES = {
@@ -200,6 +193,7 @@ class DicomHeader:
             "weight": kg | None}`` -- raw header values; unit fixes and plausibility checks are the index's job.
         keys: values of the extra keywords asked for (e.g. the join key), ``None`` when absent.
         warnings: problems found while parsing header fields (unparseable age, unknown sex code, ...).
+        pixel_hash: perceptual hash of the pixels (:mod:`monai_bone.data.duplicates`) when asked for, else ``None``.
     """
 
     path: Path
@@ -221,6 +215,7 @@ class DicomHeader:
     keys: dict[str, str | None] = field(default_factory=dict)
     warnings: list[FieldWarning] = field(default_factory=list)
     view_position: str | None = None
+    pixel_hash: Any = None
 
 
 def parse_age(value: Any) -> float | None:
@@ -316,93 +311,8 @@ def image_size_problem(rows: int, columns: int) -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=64)
-def check_decodable(transfer_syntax: str) -> str | None:
-    """Whether pydicom has an available decoder for a transfer syntax (uses :func:`pydicom.pixels.get_decoder`).
-
-    Args:
-        transfer_syntax: transfer syntax UID.
-
-    Returns:
-        ``None`` when a decoder is available, otherwise a message naming the syntax and the plugins to install.
-    """
-    from pydicom.pixels import get_decoder
-
-    uid = UID(transfer_syntax)
-    label = f"{uid.name} ({uid})" if uid.name != str(uid) else str(uid)
-    try:
-        decoder = get_decoder(uid)
-    except NotImplementedError:
-        return f"transfer syntax {label} has no pixel data decoder in pydicom {pydicom.__version__}"
-    if decoder.is_available:
-        return None
-    missing = decoder.missing_dependencies
-    hint = "; ".join(missing) if missing else "no plugin reported"
-    return (
-        f"transfer syntax {label} needs a decoder plugin that is not installed; install one of: {hint} "
-        f"(e.g. pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg)"
-    )
-
-
-@functools.lru_cache(maxsize=256)
-def _tag(keyword: str) -> int | None:
-    return tag_for_keyword(keyword)
-
-
-def _raw_element(ds: pydicom.Dataset, keyword: str) -> Any:
-    """The stored element of ``keyword`` without value conversion (``RawDataElement`` until first accessed).
-
-    Reads pydicom's element store directly when it is there (``Dataset.get_item`` converts the key to a ``Tag`` on
-    every call, which adds up over ~25 look-ups per file); falls back to the public ``get_item``.
-    """
-    tag = _tag(keyword)
-    if tag is None:
-        return None
-    store = getattr(ds, "_dict", None)
-    if isinstance(store, dict):
-        elem = store.get(tag)
-        if not (isinstance(elem, RawDataElement) and elem.value is None and elem.length):  # deferred read
-            return elem
-    return ds.get_item(tag, keep_deferred=True)
-
-
-def _converted_text(ds: pydicom.Dataset, keyword: str) -> str | None:
-    """A header value converted by pydicom (character-set aware), as stripped text; ``None`` when absent/empty."""
-    elem = ds.get(keyword)
-    if elem is None:
-        return None
-    if isinstance(elem, (list, tuple)) or type(elem).__name__ == "MultiValue":
-        text = "\\".join(str(v) for v in elem)
-    else:
-        text = str(elem)
-    text = text.strip().strip("\x00").strip()
-    return text or None
-
-
-def _text(ds: pydicom.Dataset, keyword: str) -> str | None:
-    """Fast text of an ASCII-valued element (CS, UI, AS, DS, IS, and LT only for substring checks).
-
-    Decodes the raw bytes directly instead of going through pydicom's value conversion, which costs more than
-    reading the header itself; falls back to :func:`_converted_text` for anything but a plain raw element.
-    Not for person-related text in arbitrary character sets (PatientID uses :func:`_converted_text`).
-    """
-    elem = _raw_element(ds, keyword)
-    if elem is None:
-        return None
-    if not isinstance(elem, RawDataElement) or elem.VR in ("SQ", "UN"):
-        value = getattr(elem, "value", None)
-        if isinstance(value, str) and elem.VR not in ("SQ", "UN"):  # already converted (file meta, charset)
-            return value.strip().strip("\x00").strip() or None
-        return _converted_text(ds, keyword)
-    raw = elem.value
-    if not raw:
-        return None
-    text = raw.decode("latin-1").strip(" \x00\t\r\n")
-    return text or None
-
-
 def _number(ds: pydicom.Dataset, keyword: str, warnings: list[FieldWarning], field_name: str) -> float | None:
-    text = _text(ds, keyword)
+    text = text_value(ds, keyword)
     if text is None:
         return None
     try:
@@ -420,171 +330,12 @@ def _number(ds: pydicom.Dataset, keyword: str, warnings: list[FieldWarning], fie
     return value
 
 
-def _int(ds: pydicom.Dataset, keyword: str) -> int | None:
-    """An integer element (US read from its raw bytes, IS from text); ``None`` when absent or malformed."""
-    elem = _raw_element(ds, keyword)
-    if elem is None:
-        return None
-    if isinstance(elem, RawDataElement):
-        raw = elem.value
-        if not raw:
-            return None
-        vr = elem.VR or dictionary_VR(elem.tag)
-        if vr == "US" and len(raw) == 2:
-            return struct.unpack("<H" if elem.is_little_endian else ">H", raw)[0]
-        if vr == "IS":
-            try:
-                return int(raw.decode("latin-1").strip(" \x00"))
-            except ValueError:
-                return None
-    try:
-        return int(ds.get(keyword))
-    except (TypeError, ValueError):
-        return None
+def read_header(path: str | os.PathLike, keys: Sequence[str] = ("PatientID",), pixel_hash: bool = False) -> DicomHeader:
+    """Read one DICOM file's header and check that it is a usable plain radiograph.
 
-
-def _patient_id(ds: pydicom.Dataset) -> str | None:
-    """PatientID (LO): raw bytes decoded directly for ASCII/Latin-1/UTF-8 character sets, else via pydicom."""
-    charset = _text(ds, "SpecificCharacterSet")
-    codec = _SIMPLE_CHARSETS.get(charset or "")
-    elem = _raw_element(ds, "PatientID")
-    if codec is None or not isinstance(elem, RawDataElement):
-        return _converted_text(ds, "PatientID")
-    raw = elem.value
-    if not raw:
-        return None
-    try:
-        text = raw.decode(codec).strip(" \x00")
-    except UnicodeDecodeError:
-        return _converted_text(ds, "PatientID")
-    return text or None
-
-
-def _transfer_syntax(ds: pydicom.Dataset) -> str:
-    meta = getattr(ds, "file_meta", None)
-    uid = _text(meta, "TransferSyntaxUID") if meta is not None else None
-    if uid:
-        return uid
-    implicit, little = getattr(ds, "original_encoding", (False, True))
-    if implicit:
-        return str(ImplicitVRLittleEndian)
-    return str(ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
-
-
-def _walk_fragments(fp: BinaryIO, start: int, size: int) -> str | None:
-    """Check the item headers of encapsulated pixel data by seeking; return a problem message or ``None``."""
-    pos, n_items = start, 0
-    while n_items <= _MAX_FRAGMENTS:
-        if pos + 8 > size:
-            return (
-                f"truncated: encapsulated PixelData item {n_items} starts at byte {pos} but the file has {size} bytes "
-                "(no sequence delimiter)"
-            )
-        fp.seek(pos)
-        group, elem, length = struct.unpack("<HHL", fp.read(8))
-        if (group, elem) == _SEQ_DELIM_TAG:
-            if n_items < 2:  # item 0 is the Basic Offset Table; at least one fragment must follow
-                return "encapsulated PixelData has no fragments"
-            return None
-        if (group, elem) != _ITEM_TAG:
-            return (
-                f"encapsulated PixelData is malformed: expected an item tag at byte {pos}, "
-                f"found ({group:04X},{elem:04X})"
-            )
-        if length == _UNDEFINED_LENGTH:
-            return f"encapsulated PixelData item {n_items} has an undefined length"
-        pos += 8 + length
-        if pos > size:
-            return (
-                f"truncated: encapsulated PixelData fragment {n_items} declares {length} bytes ending at byte {pos} "
-                f"but the file has {size} bytes"
-            )
-        n_items += 1
-    return f"encapsulated PixelData has more than {_MAX_FRAGMENTS} items"
-
-
-def _expected_pixel_bytes(ds: pydicom.Dataset) -> int | None:
-    rows, cols = _int(ds, "Rows"), _int(ds, "Columns")
-    bits = _int(ds, "BitsAllocated")
-    if not rows or not cols or not bits:
-        return None
-    frames = _int(ds, "NumberOfFrames") or 1
-    spp = _int(ds, "SamplesPerPixel") or 1
-    n_bits = rows * cols * frames * spp * bits
-    return (n_bits + 7) // 8
-
-
-def _pixel_data_problem(fp: BinaryIO, ds: pydicom.Dataset, pos: int, size: int) -> tuple[str, str] | None:
-    """Inspect the PixelData element header at ``pos`` (where ``stop_before_pixels`` stopped) without reading pixels.
-
-    Returns:
-        ``(reason, detail)`` for a reject, or ``None`` when the element looks complete.
-    """
-    if pos + 8 > size:
-        return "no_pixel_data", "no PixelData element (7FE0,0010) in the file"
-    implicit, little = getattr(ds, "original_encoding", (False, True))
-    endian = "<" if little is not False else ">"
-    fp.seek(pos)
-    head = fp.read(12)
-    group, elem = struct.unpack(f"{endian}HH", head[:4])
-    tag = (group << 16) | elem
-    if tag in _PIXEL_DATA_TAGS and tag != 0x7FE00010:
-        return "unsupported_image", f"{_PIXEL_DATA_TAGS[tag]} (float pixel data) is not a radiograph the loader reads"
-    if tag != 0x7FE00010:
-        return "no_pixel_data", f"no PixelData element (7FE0,0010); header reading stopped at ({group:04X},{elem:04X})"
-    if implicit:
-        (length,) = struct.unpack(f"{endian}L", head[4:8])
-        header_len = 8
-    else:
-        vr = head[4:6]
-        if vr in _LONG_LENGTH_VRS:
-            if len(head) < 12:
-                return "no_pixel_data", f"truncated: PixelData element header cut off at byte {size}"
-            (length,) = struct.unpack(f"{endian}L", head[8:12])
-            header_len = 12
-        else:
-            (length,) = struct.unpack(f"{endian}H", head[6:8])
-            header_len = 8
-    value_start = pos + header_len
-    if length == _UNDEFINED_LENGTH:
-        problem = _walk_fragments(fp, value_start, size)
-        return ("no_pixel_data", problem) if problem else None
-    if length == 0:
-        return "no_pixel_data", "PixelData element is empty (length 0)"
-    if value_start + length > size:
-        return (
-            "no_pixel_data",
-            f"truncated: PixelData declares {length} bytes but only {max(size - value_start, 0)} remain in the file "
-            f"({size} bytes)",
-        )
-    expected = _expected_pixel_bytes(ds)
-    if expected is not None and length < expected:
-        return (
-            "no_pixel_data",
-            f"PixelData holds {length} bytes but Rows x Columns x Frames x Samples x BitsAllocated needs {expected}",
-        )
-    return None
-
-
-def _deflated_pixel_problem(path: Path) -> tuple[str, str] | None:
-    """Deflated data sets cannot be inspected by file position: read the (inflated) data set, still without decoding."""
-    try:
-        ds = pydicom.dcmread(path)
-    except Exception as err:
-        return "unreadable", f"deflated data set could not be inflated: {type(err).__name__}: {err}"
-    if "PixelData" not in ds:
-        return "no_pixel_data", "no PixelData element (7FE0,0010) in the file"
-    length = len(ds["PixelData"].value or b"")
-    expected = _expected_pixel_bytes(ds)
-    if length == 0:
-        return "no_pixel_data", "PixelData element is empty (length 0)"
-    if expected is not None and not ds.file_meta.get("TransferSyntaxUID", UID("")).is_compressed and length < expected:
-        return "no_pixel_data", f"PixelData holds {length} bytes but the image needs {expected}"
-    return None
-
-
-def read_header(path: str | os.PathLike, keys: Sequence[str] = ("PatientID",)) -> DicomHeader:
-    """Read one DICOM file's header (never its pixels) and check that it is a usable plain radiograph.
+    The pixels are not read, unless ``pixel_hash`` asks for the duplicate hash (:mod:`monai_bone.data.duplicates`):
+    then the pixel bytes that follow the header are read in the same open (native pixel data; compressed data are
+    decoded) and the hash is returned in :attr:`DicomHeader.pixel_hash`.
 
     Checks, in order: readable Part 10 DICOM → modality in :data:`XRAY_MODALITIES` (or a DX/CR SOP class) →
     Rows/Columns within the size rule (:func:`image_size_problem`) → PixelData present, not truncated and long
@@ -593,6 +344,7 @@ def read_header(path: str | os.PathLike, keys: Sequence[str] = ("PatientID",)) -
     Args:
         path: the file (any name, any extension).
         keys: further DICOM keywords whose values to return in :attr:`DicomHeader.keys` (e.g. the CSV join key).
+        pixel_hash: also compute the perceptual hash of the pixels (``None`` in the header when they cannot be read).
 
     Returns:
         The :class:`DicomHeader`.
@@ -600,7 +352,7 @@ def read_header(path: str | os.PathLike, keys: Sequence[str] = ("PatientID",)) -
     Raises:
         RejectError: with a reason from :data:`REJECT_REASONS` and a detail naming the problem.
     """
-    path = Path(path)
+    path = path if isinstance(path, Path) else Path(path)
     try:
         with open(path, "rb") as fp:
             size = os.fstat(fp.fileno()).st_size
@@ -615,19 +367,21 @@ def read_header(path: str | os.PathLike, keys: Sequence[str] = ("PatientID",)) -
                 detail = f"DICOM header could not be parsed: {type(err).__name__}: {err}"
                 raise RejectError("unreadable", detail) from None
             modality, sop_class = _check_modality(ds)
-            rows, cols = _int(ds, "Rows"), _int(ds, "Columns")
+            rows, cols = int_value(ds, "Rows"), int_value(ds, "Columns")
             if rows and cols:  # missing Rows/Columns are reported by the image-type checks below
                 size_problem = image_size_problem(rows, cols)
                 if size_problem:
                     raise RejectError("image_size", size_problem)
-            syntax = _transfer_syntax(ds)
+            syntax = transfer_syntax(ds)
             if syntax == str(DeflatedExplicitVRLittleEndian):
-                problem = _deflated_pixel_problem(path)
+                problem = deflated_pixel_problem(path)
             else:
-                problem = _pixel_data_problem(fp, ds, fp.tell(), size)
-            if problem is not None:
+                problem = pixel_data_problem(fp, ds, fp.tell(), size)
+            if isinstance(problem, tuple):
                 raise RejectError(*problem)
             header = _header_fields(ds, path, keys, modality, sop_class, syntax)
+            if pixel_hash:
+                header.pixel_hash = same_read_hash(fp, ds, header, problem)
     except OSError as err:
         raise RejectError("unreadable", f"cannot read file: {err.strerror or err}") from None
     undecodable = check_decodable(header.transfer_syntax)
@@ -663,8 +417,10 @@ def sniff_file_type(path: str | os.PathLike) -> str:
 def _check_modality(ds: pydicom.Dataset) -> tuple[str, str | None]:
     """Modality (or the one implied by a DX/CR SOP class) and SOP class; raise ``not_xray`` for anything else."""
     meta = getattr(ds, "file_meta", None)
-    sop_class = _text(ds, "SOPClassUID") or (_text(meta, "MediaStorageSOPClassUID") if meta is not None else None)
-    modality = (_text(ds, "Modality") or "").upper()
+    sop_class = text_value(ds, "SOPClassUID") or (
+        text_value(meta, "MediaStorageSOPClassUID") if meta is not None else None
+    )
+    modality = (text_value(ds, "Modality") or "").upper()
     if modality in XRAY_MODALITIES:  # the common case: no UID name look-up (it costs more than the check itself)
         return modality, sop_class
     sop_name = UID(sop_class).name if sop_class else "unknown"
@@ -688,10 +444,10 @@ def _header_fields(
     ds: pydicom.Dataset, path: Path, keys: Sequence[str], modality: str, sop_class: str | None, syntax: str
 ) -> DicomHeader:
     """Check the image type and collect identifiers and clinical fields; raise :class:`RejectError`."""
-    photometric = (_text(ds, "PhotometricInterpretation") or "").upper()
-    spp = _int(ds, "SamplesPerPixel") or 1
-    frames = _int(ds, "NumberOfFrames") or 1
-    rows, cols = _int(ds, "Rows"), _int(ds, "Columns")
+    photometric = (text_value(ds, "PhotometricInterpretation") or "").upper()
+    spp = int_value(ds, "SamplesPerPixel") or 1
+    frames = int_value(ds, "NumberOfFrames") or 1
+    rows, cols = int_value(ds, "Rows"), int_value(ds, "Columns")
     if photometric not in ("MONOCHROME1", "MONOCHROME2") or spp != 1:
         shown = photometric or "missing"
         raise RejectError(
@@ -707,13 +463,13 @@ def _header_fields(
 
     warnings: list[FieldWarning] = []
     clinical: dict[str, Any] = {}
-    age_raw = _text(ds, DICOM_FIELDS["age_xray"])
+    age_raw = text_value(ds, DICOM_FIELDS["age_xray"])
     try:
         clinical["age_xray"] = parse_age(age_raw)
     except ValueError as err:
         clinical["age_xray"] = None
         warnings.append(FieldWarning("age_xray", "unparseable", age_raw, None, f"PatientAge: {err}", "dicom"))
-    sex_raw = _text(ds, DICOM_FIELDS["sex"])
+    sex_raw = text_value(ds, DICOM_FIELDS["sex"])
     try:
         clinical["sex"] = normalise_sex(sex_raw)
     except ValueError as err:
@@ -722,7 +478,7 @@ def _header_fields(
     clinical["height"] = _number(ds, DICOM_FIELDS["height"], warnings, "height")
     clinical["weight"] = _number(ds, DICOM_FIELDS["weight"], warnings, "weight")
 
-    intent = (_text(ds, "PresentationIntentType") or "").upper() or None
+    intent = (text_value(ds, "PresentationIntentType") or "").upper() or None
     if intent is None and sop_class == _DX_FOR_PROCESSING:
         intent = "FOR PROCESSING"
     if intent == "FOR PROCESSING":
@@ -736,26 +492,26 @@ def _header_fields(
                 "dicom",
             )
         )
-    comments = _text(ds, "ImageComments") or ""
-    patient_id = _patient_id(ds)
+    comments = text_value(ds, "ImageComments") or ""
+    patient_id = patient_id_value(ds)
     return DicomHeader(
         path=path,
         patient_id=patient_id,
-        study_instance_uid=_text(ds, "StudyInstanceUID"),
-        series_instance_uid=_text(ds, "SeriesInstanceUID"),
-        sop_instance_uid=_text(ds, "SOPInstanceUID"),
+        study_instance_uid=text_value(ds, "StudyInstanceUID"),
+        series_instance_uid=text_value(ds, "SeriesInstanceUID"),
+        sop_instance_uid=text_value(ds, "SOPInstanceUID"),
         modality=modality,
         sop_class_uid=sop_class,
         presentation_intent=intent,
-        body_part=(_text(ds, "BodyPartExamined") or "").upper() or None,
+        body_part=(text_value(ds, "BodyPartExamined") or "").upper() or None,
         photometric=photometric,
         transfer_syntax=syntax,
         rows=int(rows),
         columns=int(cols),
-        bits_stored=_int(ds, "BitsStored"),
+        bits_stored=int_value(ds, "BitsStored"),
         synthetic=SYNTHETIC_NOTE in comments,
         clinical=clinical,
-        keys={k: patient_id if k == "PatientID" else _converted_text(ds, k) for k in keys},
+        keys={k: patient_id if k == "PatientID" else converted_text(ds, k) for k in keys},
         warnings=warnings,
-        view_position=(_text(ds, "ViewPosition") or "").upper() or None,
+        view_position=(text_value(ds, "ViewPosition") or "").upper() or None,
     )

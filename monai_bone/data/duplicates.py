@@ -4,9 +4,9 @@ The same radiograph can reach a dataset twice: copied into two class folders, re
 resized, exported once as MONOCHROME1 and once as MONOCHROME2, or stored under two patient ids. If the two copies land
 in different folds the model is validated on an image it trained on.
 
-:func:`pixel_hash` decodes the pixels (pydicom for DICOM, PIL for PNG/JPEG), maps them to bone-bright 8-bit grey
-(MONOCHROME1 inverted), shrinks them to a small thumbnail and takes ``imagehash.phash`` (DCT perceptual hash,
-``hash_size`` = 16 → 256 bits): robust to re-encoding, resizing, brightness/contrast (linear modality LUT) and
+:func:`pixel_hash` decodes the pixels (pydicom for DICOM, PIL for PNG/JPEG/TIFF/BMP), shrinks them to a small
+thumbnail, maps that to bone-bright 8-bit grey (MONOCHROME1 inverted) and takes ``imagehash.phash`` (DCT perceptual
+hash, ``hash_size`` = 16 → 256 bits): robust to re-encoding, resizing, brightness/contrast (linear modality LUT) and
 inversion conventions. :func:`duplicate_components` joins images whose hashes differ in at most ``max_distance`` bits
 (union-find over all pairs, vectorised). The index (:func:`monai_bone.data.datalist.build_datalist`) then
 
@@ -14,8 +14,12 @@ inversion conventions. :func:`duplicate_components` joins images whose hashes di
 - rejects all members of a component whose labels disagree (``conflicting_duplicate``, naming the other files),
 - writes a ``near_duplicate`` warning per joined file.
 
-Cost: one pixel decode per file (the header scan does not decode); ``benchmarks/bench_data.py``-style throughput
-with hashing on vs off is reported in the README. ``monai-bone index --no-dedup`` skips it.
+Cost: the index hashes in the same file read as the header (:func:`monai_bone.data.dicom_header.read_header`).
+Native (uncompressed little-endian) DICOM pixel data are not decoded by pydicom: the PixelData bytes that follow the
+header are read and only the pixels of the thumbnail grid are converted (:func:`native_pixel_hash`, the same hash as
+decoding the file). Compressed DICOM (JPEG, JPEG 2000, RLE, deflate) and PNG/JPEG files are decoded (JPEG at reduced
+scale), so their hashing costs a decode. ``benchmarks/bench_dedup.py`` prints throughput with hashing on vs off.
+``monai-bone index --no-dedup`` skips it.
 """
 
 from __future__ import annotations
@@ -33,8 +37,10 @@ __all__ = [
     "THUMBNAIL",
     "duplicate_components",
     "image_folder_patient_id",
+    "grey_hash",
     "labels_conflict",
     "merge_duplicate_groups",
+    "native_pixel_hash",
     "pixel_hash",
 ]
 
@@ -46,35 +52,113 @@ logger = logging.getLogger(__name__)
 #: (1st percentile of all pairs: 58).
 HASH_SIZE: int = 16
 MAX_DISTANCE: int = 12
-#: Side of the thumbnail the pixels are shrunk to before hashing (keeps hashing cost independent of image size).
+#: Side of the thumbnail that is hashed: the pixels are sampled on a grid of at least THUMBNAIL per side, windowed,
+#: then box-averaged to THUMBNAIL² (cost independent of image size; ``imagehash.phash`` then works at 64²).
 THUMBNAIL: int = 128
 
 
-def _to_grey8(arr: np.ndarray, invert: bool) -> np.ndarray:
+def _grid_step(shape: tuple[int, ...]) -> int:
+    """Take every step-th pixel so that the shorter side keeps at least ``THUMBNAIL`` pixels."""
+    return max(1, min(shape[:2]) // THUMBNAIL)
+
+
+def _window(values: np.ndarray, low: float = 0.5, high: float = 99.5) -> tuple[float, float]:
+    """``np.percentile(values, (low, high))`` (linear interpolation) by one partial sort (several times faster)."""
+    flat = values.reshape(-1)
+    pos = np.array([low, high]) / 100.0 * (flat.size - 1)
+    below = np.floor(pos).astype(int)
+    above = np.minimum(below + 1, flat.size - 1)
+    part = np.partition(flat, np.unique(np.concatenate([below, above])))
+    lo, hi = part[below] + (part[above] - part[below]) * (pos - below)
+    return float(lo), float(hi)
+
+
+def _grey_thumbnail(arr: np.ndarray, invert: bool, decimated: bool = False) -> Any:
+    """Bone-bright 8-bit ``THUMBNAIL``² PIL image of a grey (or colour) pixel array.
+
+    Every step-th pixel first (the hash is low-pass; ``decimated``: the caller did it already; the grid keeps at
+    least ``THUMBNAIL`` pixels a side), its 0.5/99.5 percentile window to 0..255 (one partial sort), then a box
+    filter to ``THUMBNAIL``².
+    """
+    from PIL import Image
+
     a = np.asarray(arr)
     if a.ndim == 3:  # colour (H, W, C) or frames (F, H, W): one grey plane
         a = a.mean(axis=-1) if a.shape[-1] in (3, 4) else a[0]
-    step = max(1, min(a.shape) // (2 * THUMBNAIL))  # big images: every step-th pixel first (the hash is low-pass)
-    a = np.asarray(a[::step, ::step], dtype=np.float32)
-    lo, hi = np.percentile(a, (0.5, 99.5)) if a.size else (0.0, 1.0)
-    scaled = np.clip((a - lo) / (hi - lo), 0.0, 1.0) if hi > lo else np.zeros_like(a)
+    step = 1 if decimated else _grid_step(a.shape)
+    grid = np.asarray(a[::step, ::step], dtype=np.float32)
+    lo, hi = _window(grid) if grid.size else (0.0, 1.0)
+    scaled = np.clip((grid - lo) / (hi - lo), 0.0, 1.0) if hi > lo else np.zeros_like(grid)
     if invert:
         scaled = 1.0 - scaled
-    return (scaled * 255.0 + 0.5).astype(np.uint8)
+    grey = Image.fromarray((scaled * 255.0 + 0.5).astype(np.uint8))
+    return grey.resize((THUMBNAIL, THUMBNAIL), Image.Resampling.BOX)
+
+
+def grey_hash(arr: np.ndarray, invert: bool, hash_size: int = HASH_SIZE, decimated: bool = False) -> Any:
+    """``imagehash.phash`` of a decoded pixel array (MONOCHROME1: ``invert=True``), via :func:`_grey_thumbnail`."""
+    import imagehash
+
+    return imagehash.phash(_grey_thumbnail(arr, invert, decimated), hash_size=hash_size)
+
+
+#: numpy dtypes of native (uncompressed, little-endian) DICOM pixel data by (BitsAllocated, PixelRepresentation).
+_NATIVE_DTYPES = {(8, 0): "<u1", (8, 1): "<i1", (16, 0): "<u2", (16, 1): "<i2", (32, 0): "<u4", (32, 1): "<i4"}
+
+
+def native_pixel_hash(
+    data: Any,
+    rows: int,
+    columns: int,
+    bits_allocated: int,
+    bits_stored: int | None,
+    signed: bool,
+    invert: bool,
+    offset: int = 0,
+    hash_size: int = HASH_SIZE,
+) -> Any:
+    """Perceptual hash of native (uncompressed little-endian) single-frame grey DICOM pixel bytes, without pydicom.
+
+    The index calls it on a memory map of the file it is reading the header from
+    (:func:`monai_bone.data.dicom_header.read_header`), so only the pages holding the thumbnail grid's rows are read;
+    it gives the hash that :func:`pixel_hash` gives for the decoded file (unused high bits masked, signed values
+    sign-extended, as pydicom decodes them).
+
+    Args:
+        data: a buffer (bytes, memory map) holding the pixel values at ``offset``.
+        rows, columns, bits_allocated, bits_stored: the image geometry from the header.
+        signed: PixelRepresentation 1.
+        invert: MONOCHROME1.
+        offset: byte offset of the first pixel value in ``data``.
+        hash_size: ``imagehash.phash`` hash size.
+
+    Returns:
+        An ``imagehash.ImageHash``, or ``None`` for a layout it does not handle (the caller decodes the file instead).
+    """
+    dtype = _NATIVE_DTYPES.get((bits_allocated, int(bool(signed))))
+    if dtype is None or len(data) - offset < rows * columns * bits_allocated // 8:
+        return None
+    step = _grid_step((rows, columns))
+    arr = np.frombuffer(data, dtype=dtype, count=rows * columns, offset=offset).reshape(rows, columns)
+    grid = np.array(arr[::step, ::step])  # a copy: only the grid's pages of a memory map are touched
+    del arr  # no view of ``data`` outlives this call (a memory map can then be closed)
+    if bits_stored and bits_stored < bits_allocated:
+        shift = bits_allocated - bits_stored
+        grid = (grid << shift) >> shift if signed else grid & ((1 << bits_stored) - 1)
+    return grey_hash(grid, invert, hash_size, decimated=True)
 
 
 def pixel_hash(path: str | os.PathLike, dicom: bool, hash_size: int = HASH_SIZE) -> Any:
     """Perceptual hash of the decoded pixels of one image (``None`` when the pixels cannot be decoded).
 
     Args:
-        path: DICOM or PNG/JPEG file.
+        path: DICOM or PNG/JPEG/TIFF/BMP file.
         dicom: whether the file is DICOM (decoded with pydicom; MONOCHROME1 inverted) or a PIL image.
         hash_size: ``imagehash.phash`` hash size.
 
     Returns:
         An ``imagehash.ImageHash`` or ``None`` (with a debug log) when decoding fails.
     """
-    import imagehash
     from PIL import Image
 
     try:
@@ -83,13 +167,12 @@ def pixel_hash(path: str | os.PathLike, dicom: bool, hash_size: int = HASH_SIZE)
 
             ds = pydicom.dcmread(os.fspath(path))
             invert = str(getattr(ds, "PhotometricInterpretation", "")).upper() == "MONOCHROME1"
-            grey = _to_grey8(ds.pixel_array, invert)
-        else:
-            with Image.open(path) as img:
-                img.draft("L", (THUMBNAIL * 2, THUMBNAIL * 2))  # JPEG: decode at reduced scale
-                grey = _to_grey8(np.asarray(img.convert("L")), False)
-        thumb = Image.fromarray(grey).resize((THUMBNAIL, THUMBNAIL), Image.Resampling.BOX)
-        return imagehash.phash(thumb, hash_size=hash_size)
+            return grey_hash(ds.pixel_array, invert, hash_size)
+        with Image.open(path) as img:
+            img.draft("L", (THUMBNAIL * 2, THUMBNAIL * 2))  # JPEG: decode at reduced scale
+            # 16-bit / float images keep their values (convert("L") would clip them at 255)
+            wide = img.mode in ("I", "I;16", "I;16B", "I;16L", "F")
+            return grey_hash(np.asarray(img) if wide else np.asarray(img.convert("L")), False, hash_size)
     except Exception as err:  # noqa: BLE001 - a file the hash cannot decode is simply not de-duplicated
         logger.debug("%s: no pixel hash (%s: %s)", path, type(err).__name__, err)
         return None

@@ -6,13 +6,14 @@ MONAI Label app) and ``monai-bone index --bilateral``.
 
 **Body part and view** (:func:`check_body_part_view`, DICOM ``BodyPartExamined`` and ``ViewPosition``, upper-cased):
 
-* a body part in :data:`TASK_BODY_PARTS` of the task (hip: ``HIP``, ``PELVIS``; knee: ``KNEE``) is accepted;
+* a body part of the task (``TaskSpec.body_parts`` in :mod:`monai_bone.tasks`; hip: ``HIP``, ``PELVIS``; knee:
+  ``KNEE``) is accepted;
 * a body part in :data:`AMBIGUOUS_BODY_PARTS` (a wider region that may hold the joint: ``LEG``, ``LOWER LIMB``,
   ``EXTREMITY``, ...) is kept with a warning;
 * any other body part (``CHEST``, ``KNEE`` for the hip model, ``HIP`` for the knee model, ...) is refused as
   ``wrong_body_part``;
-* a view in :data:`TASK_VIEWS` (``AP``, ``PA`` for both tasks) is accepted; any other view (``LL``, ``RL``, ``LAT``,
-  oblique ``LLO``/``RLO``, ...) is refused as ``wrong_view``;
+* a view of the task (``TaskSpec.views``: ``AP``, ``PA`` for both tasks) is accepted; any other view (``LL``,
+  ``RL``, ``LAT``, oblique ``LLO``/``RLO``, ...) is refused as ``wrong_view``;
 * a missing tag (every PNG/JPEG, many DICOM files) is allowed with a warning -- the model cannot tell.
 
 The maps are arguments (``body_parts``, ``views``, ``ambiguous``) everywhere the rule is applied, so a site whose
@@ -50,7 +51,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from monai_bone.tasks import get_task
+
 __all__ = [
+    "checks_bilateral",
     "AMBIGUOUS_BODY_PARTS",
     "BILATERAL_MIN_ASPECT",
     "BILATERAL_MIN_SEPARATION",
@@ -59,8 +63,6 @@ __all__ = [
     "BLANK_MIN_LEVELS",
     "GUARD_REASONS",
     "SATURATED_FRACTION",
-    "TASK_BODY_PARTS",
-    "TASK_VIEWS",
     "BodyPartViewRule",
     "GuardFinding",
     "bilateral_score",
@@ -79,15 +81,11 @@ GUARD_REASONS: dict[str, str] = {
     "blank_image": "blank or degenerate pixels: near-constant, tiny dynamic range or mostly saturated",
 }
 
-#: Body parts accepted per task.
-TASK_BODY_PARTS: dict[str, tuple[str, ...]] = {"hip": ("HIP", "PELVIS"), "knee": ("KNEE",)}
 #: Wider regions that may hold the task's joint: kept with a warning.
 AMBIGUOUS_BODY_PARTS: dict[str, tuple[str, ...]] = {
     "hip": ("FEMUR", "LEG", "LOWER LIMB", "LOWLIMB", "EXTREMITY", "LOWER EXTREMITY"),
     "knee": ("LEG", "LOWER LIMB", "LOWLIMB", "EXTREMITY", "LOWER EXTREMITY", "TIBIA", "FEMUR"),
 }
-#: Views accepted per task (frontal projections).
-TASK_VIEWS: dict[str, tuple[str, ...]] = {"hip": ("AP", "PA"), "knee": ("AP", "PA")}
 
 #: Blank rule: minimum spread (grey levels) of the 1st-99th percentile, absolute and as a fraction of 2**BitsStored.
 BLANK_MIN_LEVELS: int = 16
@@ -121,6 +119,11 @@ class GuardFinding:
     detail: str
 
 
+def checks_bilateral(task: str | None) -> bool:
+    """Whether images of ``task`` may hold both joints side by side (knee tasks: ``KNEE`` among the body parts)."""
+    return task is not None and "KNEE" in get_task(task).body_parts
+
+
 def parse_tag_list(value: str | Sequence[str] | None) -> tuple[str, ...] | None:
     """``"HIP, pelvis"`` or ``["HIP", "PELVIS"]`` → ``("HIP", "PELVIS")``; ``None`` stays ``None`` (task default)."""
     if value is None:
@@ -144,8 +147,8 @@ class BodyPartViewRule:
 
     Args:
         task: ``"hip"`` or ``"knee"``.
-        body_parts: accepted body parts (default :data:`TASK_BODY_PARTS` of the task).
-        views: accepted views (default :data:`TASK_VIEWS` of the task).
+        body_parts: accepted body parts (default: the task's ``TaskSpec.body_parts``).
+        views: accepted views (default: the task's ``TaskSpec.views``).
         ambiguous: body parts kept with a warning (default :data:`AMBIGUOUS_BODY_PARTS` of the task).
 
     Raises:
@@ -159,12 +162,12 @@ class BodyPartViewRule:
         views: Sequence[str] | None = None,
         ambiguous: Sequence[str] | None = None,
     ) -> None:
-        if task not in TASK_BODY_PARTS:
-            raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASK_BODY_PARTS)}")
-        self.task = task
-        self.parts = tuple(p.upper() for p in (TASK_BODY_PARTS[task] if body_parts is None else body_parts))
-        self.wide = frozenset(p.upper() for p in (AMBIGUOUS_BODY_PARTS[task] if ambiguous is None else ambiguous))
-        self.views = tuple(v.upper() for v in (TASK_VIEWS[task] if views is None else views))
+        spec = get_task(task)  # ValueError naming the known tasks for an unknown one
+        self.task = spec.name
+        self.parts = tuple(p.upper() for p in (spec.body_parts if body_parts is None else body_parts))
+        wide = AMBIGUOUS_BODY_PARTS.get(spec.name, ()) if ambiguous is None else ambiguous
+        self.wide = frozenset(p.upper() for p in wide)
+        self.views = tuple(v.upper() for v in (spec.views if views is None else views))
 
     def __call__(self, body_part: str | None, view: str | None) -> list[GuardFinding]:
         """Findings for one image: refusals first (``reason`` set), then warnings; empty when both tags fit."""
@@ -212,8 +215,8 @@ def check_body_part_view(
         task: ``"hip"`` or ``"knee"``.
         body_part: BodyPartExamined (any case; empty/``None`` = missing).
         view: ViewPosition (any case; empty/``None`` = missing).
-        body_parts: accepted body parts (default :data:`TASK_BODY_PARTS` of the task).
-        views: accepted views (default :data:`TASK_VIEWS` of the task).
+        body_parts: accepted body parts (default: the task's ``TaskSpec.body_parts``).
+        views: accepted views (default: the task's ``TaskSpec.views``).
         ambiguous: body parts kept with a warning (default :data:`AMBIGUOUS_BODY_PARTS` of the task).
 
     Returns:

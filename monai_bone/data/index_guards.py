@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from monai_bone.data.dicom_header import FieldWarning
+from monai_bone.data.image_formats import PLAIN_IMAGE_SUFFIXES
 from monai_bone.data.image_guards import BodyPartViewRule, bilateral_score, is_bilateral, split_halves
 from monai_bone.data.sources import SourceImage
 from monai_bone.utils.io import atomic_write_stream
@@ -75,7 +76,7 @@ def read_pixels(path: str | os.PathLike) -> tuple[np.ndarray, bool]:
     through PIL (colour converted to grey).
     """
     path = Path(path)
-    if path.suffix.lower() in (".png", ".jpg", ".jpeg"):
+    if path.suffix.lower() in PLAIN_IMAGE_SUFFIXES:
         from PIL import Image
 
         with Image.open(path) as im:

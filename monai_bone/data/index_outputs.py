@@ -29,6 +29,7 @@ import secrets
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from monai_bone.utils.io import TEMP_SUFFIX
@@ -122,6 +123,28 @@ def _write_temp(path: Path, data: bytes) -> str:
     return tmp
 
 
+def _write_temps(files: Sequence[tuple[Path, bytes]]) -> list[tuple[Path, str]]:
+    """Write and fsync the temporary files of one commit concurrently (fsync releases the GIL: the file system
+    flushes them together, ~half the time of one after the other); every temp is durable when this returns."""
+    if len(files) < 2:
+        return [(p, _write_temp(p, data)) for p, data in files]
+    with ThreadPoolExecutor(len(files)) as pool:
+        futures = [(p, pool.submit(_write_temp, p, data)) for p, data in files]
+        done: list[tuple[Path, str]] = []
+        error: BaseException | None = None
+        for p, future in futures:
+            try:
+                done.append((p, future.result()))
+            except BaseException as err:  # noqa: BLE001 - re-raised below once the other temps are cleaned up
+                error = error or err
+    if error is not None:
+        for _, tmp in done:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        raise error
+    return done
+
+
 def _fsync_dir(folder: Path) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)
@@ -165,7 +188,7 @@ def commit_outputs(files: Sequence[tuple[Path, bytes | None]]) -> list[Path]:
     pause = _pauses()
     with _locked(folder):
         removed = remove_stale_temps(folder, [p.name for p, _ in files])
-        temps = [(p, _write_temp(p, data)) for p, data in files if data is not None]
+        temps = _write_temps([(p, data) for p, data in files if data is not None])
         time.sleep(pause.get("temps", 0.0))
         for p, _ in reversed(files):  # the commit file (last) goes first
             with contextlib.suppress(FileNotFoundError):

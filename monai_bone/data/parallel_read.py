@@ -54,18 +54,19 @@ class ReadOutcome:
         return self.image
 
 
-def _read_one(source: Any, path: Path, keys: Sequence[str]) -> ReadOutcome:
+def _read_one(source: Any, path: Path, keys: Sequence[str], pixel_hash: bool = False) -> ReadOutcome:
     try:
-        return ReadOutcome(image=source.read(path, keys=keys))
+        image = source.read(path, keys=keys, pixel_hash=True) if pixel_hash else source.read(path, keys=keys)
+        return ReadOutcome(image=image)
     except RejectError as err:
         return ReadOutcome(reject=(err.reason, err.detail))
     except Exception as err:  # noqa: BLE001 - reported per file by the index, like in the single-process loop
         return ReadOutcome(error=(type(err).__name__, str(err)))
 
 
-def _read_chunk(args: tuple[list[Path], tuple[str, ...]]) -> list[ReadOutcome]:
-    paths, keys = args
-    return [_read_one(_SOURCE, p, keys) for p in paths]
+def _read_chunk(args: tuple[list[Path], tuple[str, ...], bool]) -> list[ReadOutcome]:
+    paths, keys, pixel_hash = args
+    return [_read_one(_SOURCE, p, keys, pixel_hash) for p in paths]
 
 
 def _set_source(source: Any) -> None:
@@ -83,7 +84,7 @@ def default_workers(n_files: int) -> int:
 
 
 def read_headers(
-    source: Any, files: Sequence[Path], keys: Sequence[str], workers: int | None = None
+    source: Any, files: Sequence[Path], keys: Sequence[str], workers: int | None = None, pixel_hash: bool = False
 ) -> Iterator[tuple[Path, Any]]:
     """Yield ``(path, outcome)`` for every file, in order: an object whose ``get()`` returns the image or raises.
 
@@ -92,15 +93,16 @@ def read_headers(
         files: the files to read.
         keys: extra DICOM keywords to read (the join key).
         workers: worker processes (``None``: :func:`default_workers`; 1: read in this process, lazily).
+        pixel_hash: also hash each image's pixels in the same read (duplicate grouping, ``SourceImage.pixel_hash``).
     """
     keys = tuple(keys)
     workers = default_workers(len(files)) if workers is None else max(1, int(workers))
     if workers == 1 or len(files) < 2 or "fork" not in multiprocessing.get_all_start_methods():
         for path in files:
-            yield path, _read_one(source, path, keys)
+            yield path, _read_one(source, path, keys, pixel_hash)
         return
-    chunks = [(list(files[i : i + CHUNK]), keys) for i in range(0, len(files), CHUNK)]
+    chunks = [(list(files[i : i + CHUNK]), keys, pixel_hash) for i in range(0, len(files), CHUNK)]
     context = multiprocessing.get_context("fork")
     with context.Pool(min(workers, len(chunks)), initializer=_set_source, initargs=(source,)) as pool:
-        for (paths, _), outcomes in zip(chunks, pool.imap(_read_chunk, chunks)):
+        for (paths, _, _), outcomes in zip(chunks, pool.imap(_read_chunk, chunks)):
             yield from zip(paths, outcomes)

@@ -8,8 +8,8 @@ Stratification: each patient gets one stratum (the most common stratum of its st
 class for knee); within each stratum the patients are shuffled with ``seed`` and the first ``round(F * n)`` go to the
 test split (largest-remainder rounding so the total is ``round(F * n_patients)``).
 
-Everything that learns from data reads the training split only: :func:`monai_bone.engines.fold_records` parts
-``train``/``val``/``all``, :func:`monai_bone.engines.split_folds`, the clinical statistics fitted from them,
+Everything that learns from data reads the training split only: :func:`monai_bone.data.fold_records` parts
+``train``/``val``/``all``, :func:`monai_bone.data.split_folds`, the clinical statistics fitted from them,
 ``monai-bone cv`` and the demo's baselines; ``fold_records(..., part="test")`` is the only way to the test records.
 """
 

@@ -1,10 +1,11 @@
-"""Engine glue for the monai-bone bundles: folds, clinical statistics, caching, devices, GPU fast path, DDP,
-determinism, inference input.
+"""Engine glue for the monai-bone bundles: devices, GPU fast path, DDP, determinism.
 
 The bundles run MONAI's ``SupervisedTrainer`` / ``SupervisedEvaluator`` with MONAI handlers; this package holds the
-few pieces their configs call that MONAI does not provide. Ignite handlers (checkpoint save/load, Grad-CAM, field
-attention, epoch seeding) live in :mod:`monai_bone.handlers`; their old ``monai_bone.engines.X`` names still resolve
-for one release (deprecated, see :func:`__getattr__`), so configs of bundles trained before 0.2 keep loading.
+few engine-level pieces their configs call that MONAI does not provide. Ignite handlers (checkpoint save/load,
+Grad-CAM, field attention, epoch seeding) live in :mod:`monai_bone.handlers`; datasets, collation, folds, the datalist
+reader and the inference input in :mod:`monai_bone.data`; the clinical statistics in :mod:`monai_bone.transforms`.
+Their old ``monai_bone.engines.X`` names still resolve for one release (deprecated, see :func:`__getattr__`), so
+configs of bundles trained before 0.2 keep loading.
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ import importlib
 import warnings
 from typing import Any
 
-from .clinical import fit_clinical_stats, load_clinical_stats
-from .collate import collate_records
-from .datasets import CACHE_MODES, make_dataset
+from monai_bone.utils.options import as_bool
+
 from .determinism import epoch_seed, set_deterministic
 from .device import amp_enabled, select_device
 from .distributed import (
@@ -28,56 +28,24 @@ from .distributed import (
     wrap_ddp,
 )
 from .fast_path import AMP_DTYPES, FastPath, PrepareBatchPlainTensor, bf16_supported, select_fast_path
-from .folds import (
-    class_names,
-    datalist_info,
-    default_eval_part,
-    fold_records,
-    has_test_split,
-    has_value,
-    load_records,
-    split_folds,
-    split_summary,
-    target_stats,
-)
-from .inference import IMAGE_SUFFIXES, inference_records, prepare_inference_datalist
-from .options import as_bool
 
 __all__ = [
     "AMP_DTYPES",
-    "CACHE_MODES",
     "FastPath",
-    "IMAGE_SUFFIXES",
     "PrepareBatchPlainTensor",
     "amp_enabled",
     "as_bool",
     "bf16_supported",
-    "class_names",
     "cleanup_distributed",
-    "collate_records",
-    "datalist_info",
-    "default_eval_part",
     "distributed_device",
     "epoch_seed",
-    "fit_clinical_stats",
-    "fold_records",
     "get_rank",
     "get_world_size",
-    "has_test_split",
-    "has_value",
-    "inference_records",
     "init_distributed",
     "is_main_process",
-    "load_clinical_stats",
-    "load_records",
-    "make_dataset",
-    "prepare_inference_datalist",
     "select_device",
     "select_fast_path",
-    "split_summary",
     "set_deterministic",
-    "split_folds",
-    "target_stats",
     "wrap_ddp",
 ]
 
@@ -97,6 +65,25 @@ _MOVED_TO: dict[str, str] = {
     "EpochSeedHandler": "monai_bone.handlers",
     "FieldAttentionHandler": "monai_bone.handlers",
     "GradCamSaver": "monai_bone.handlers",
+    # data concerns moved to monai_bone.data, the clinical statistics to monai_bone.transforms (lane ingest)
+    "CACHE_MODES": "monai_bone.data.datasets",
+    "make_dataset": "monai_bone.data.datasets",
+    "collate_records": "monai_bone.data.collate",
+    "class_names": "monai_bone.data.folds",
+    "datalist_info": "monai_bone.data.folds",
+    "default_eval_part": "monai_bone.data.folds",
+    "fold_records": "monai_bone.data.folds",
+    "has_test_split": "monai_bone.data.folds",
+    "has_value": "monai_bone.data.folds",
+    "load_records": "monai_bone.data.folds",
+    "split_folds": "monai_bone.data.folds",
+    "split_summary": "monai_bone.data.folds",
+    "target_stats": "monai_bone.data.folds",
+    "IMAGE_SUFFIXES": "monai_bone.data.image_formats",
+    "inference_records": "monai_bone.data.inference",
+    "prepare_inference_datalist": "monai_bone.data.inference",
+    "fit_clinical_stats": "monai_bone.transforms.clinical_fit",
+    "load_clinical_stats": "monai_bone.transforms.clinical_fit",
 }
 
 
@@ -110,8 +97,8 @@ def __getattr__(name: str) -> Any:
         DeprecationWarning,
         stacklevel=2,
     )
-    # imported here, not at the top: monai_bone.handlers imports monai_bone.engines (the layer below)
+    # imported here, not at the top: the new homes are not engine-level (handlers import engines)
     return getattr(importlib.import_module(target), name)
 
 
-# --- end of the handlers aliases ----------------------------------------------------------------------------------
+# --- end of the moved-name aliases --------------------------------------------------------------------------------

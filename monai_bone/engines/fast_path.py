@@ -54,8 +54,9 @@ import torch
 from monai.data import MetaTensor
 from monai.engines import PrepareBatch, PrepareBatchDefault
 
+from monai_bone.utils.options import as_bool
+
 from .device import select_device
-from .options import as_bool
 
 __all__ = ["AMP_DTYPES", "FastPath", "PrepareBatchPlainTensor", "bf16_supported", "select_fast_path"]
 

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from monai.utils import IgniteInfo, ImageMetaKey, min_version, optional_import
 
-from monai_bone.engines.options import as_bool
 from monai_bone.utils.io import atomic_write_bytes
+from monai_bone.utils.options import as_bool
 
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 if TYPE_CHECKING:

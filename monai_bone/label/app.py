@@ -46,7 +46,7 @@ from monailabel.datastore.dicom import DICOMWebDatastore
 from monailabel.interfaces.app import MONAILabelApp
 from monailabel.interfaces.datastore import Datastore
 
-import monai_bone
+from monai_bone._version import __version__
 from monai_bone.bundle import BUNDLE_NAMES
 
 from .datastore import ArchiveDatastore, ReadOnlyDICOMwebDatastore
@@ -112,7 +112,7 @@ class BoneLabelApp(MONAILabelApp):
             conf=conf,
             name="monai-bone",
             description="Bone health from plain X-rays: hip BMD / T-score (XAttn-BMD) and knee osteoporosis",
-            version=monai_bone.__version__,
+            version=__version__,
         )
 
     def init_infers(self) -> dict[str, BoneInferTask]:

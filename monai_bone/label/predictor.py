@@ -117,7 +117,7 @@ class BundlePredictor:
     ) -> None:
         from monai.bundle import ConfigParser
 
-        from monai_bone.engines import collate_records
+        from monai_bone.data.collate import collate_records
         from monai_bone.handlers import BonePredictionWriter, CheckpointFileError, load_checkpoint
 
         self.bundle_dir = resolve_bundle(bundle, work_dir)

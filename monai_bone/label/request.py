@@ -8,7 +8,7 @@ retrieved into a folder) and may carry clinical values in its ``params``, either
 
 :func:`study_input` reads the file's header exactly as the index does (so a non-radiograph or a CT is refused with the
 index's reason), merges the request values over the header values with
-:func:`monai_bone.data.datalist.merge_clinical` (the index's own merge: cm heights converted, implausible values
+:func:`monai_bone.data.clinical_records.merge_clinical` (the index's own merge: cm heights converted, implausible values
 dropped with a warning, BMI derived from height and weight) and records where every field came from.
 """
 
@@ -23,8 +23,10 @@ from typing import Any
 
 from monai_bone.constants import CLINICAL_FIELDS, DICOM_FIELDS
 from monai_bone.data.clinical_csv import parse_clinical_value
+from monai_bone.data.clinical_records import merge_clinical
 from monai_bone.data.dicom_header import RejectError, sniff_file_type
-from monai_bone.data.sources import IMAGE_FILE_SUFFIXES, DicomFolderSource, ImageFolderSource
+from monai_bone.data.image_formats import PLAIN_IMAGE_SUFFIXES
+from monai_bone.data.sources import DicomFolderSource, ImageFolderSource
 
 __all__ = ["PredictionError", "StudyInput", "clinical_from_request", "error_reason", "find_study_file", "study_input"]
 
@@ -153,12 +155,10 @@ def study_input(path: str | os.PathLike, params: Mapping[str, Any] | None = None
         PredictionError: 404 for a missing file, 415 for a file that is neither DICOM nor PNG/JPEG, 422 for a file
             the index rejects (not an X-ray, no pixel data, unsupported image, ...), 400 for a bad clinical value.
     """
-    from monai_bone.data.datalist import merge_clinical
-
     file = find_study_file(path)
     row = clinical_from_request(params)
     try:
-        if file.suffix.lower() in IMAGE_FILE_SUFFIXES:
+        if file.suffix.lower() in PLAIN_IMAGE_SUFFIXES:
             img = ImageFolderSource(file.parent).read(file)
         else:
             img = DicomFolderSource(file.parent).read(file)

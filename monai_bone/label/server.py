@@ -158,7 +158,7 @@ def image_id_for(rel: str | os.PathLike) -> str:
     Args:
         rel: path relative to the studies folder.
     """
-    from monai_bone.engines.inference import IMAGE_SUFFIXES
+    from monai_bone.data.image_formats import IMAGE_SUFFIXES
 
     p = Path(rel)
     stem = p.with_suffix("") if p.suffix.lower() in IMAGE_SUFFIXES else p
@@ -186,9 +186,9 @@ def prepare_studies(source: str | os.PathLike, work_dir: str | os.PathLike, prog
         ValueError: when it holds no usable radiograph.
     """
     from monai_bone.data.datalist import build_datalist
-    from monai_bone.data.dicomweb import is_dicomweb_url
-    from monai_bone.engines import load_records
-    from monai_bone.engines.inference import inference_source_kind
+    from monai_bone.data.folds import load_records
+    from monai_bone.data.inference import inference_source_kind
+    from monai_bone.data.sources.dicomweb import is_dicomweb_url
 
     text = os.fspath(source)
     if is_dicomweb_url(text):

@@ -3,7 +3,7 @@
 Credentials never come from the URL (a URL with ``user:password@`` is refused): they are read from the environment
 (``MONAI_BONE_DICOMWEB_USER`` / ``MONAI_BONE_DICOMWEB_PASSWORD``) or a file (``user:password`` on its first line),
 sent as HTTP basic authentication, and never logged. Every failure to reach the server or an HTTP error raises
-:class:`~monai_bone.data.dicomweb.DicomwebError` naming the URL (without credentials) and the reason.
+:class:`~monai_bone.data.sources.dicomweb.DicomwebError` naming the URL (without credentials) and the reason.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from monai_bone.data.dicomweb import DicomwebError, _network_reason, _search_all, split_dicomweb_url
+from monai_bone.data.sources.dicomweb_http import DicomwebError, split_dicomweb_url
+from monai_bone.data.sources.dicomweb_http import network_reason as _network_reason
+from monai_bone.data.sources.dicomweb_http import search_all as _search_all
 
 __all__ = ["ENV_PASSWORD", "ENV_USER", "PacsClient", "load_credentials"]
 

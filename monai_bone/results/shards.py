@@ -60,8 +60,8 @@ def barrier() -> None:
 
 
 def distributed_datalist(input: str | os.PathLike, output_dir: str | os.PathLike, clinical: Any = None) -> Path:
-    """:func:`~monai_bone.engines.prepare_inference_datalist` run by rank 0 only (the others wait, then read it)."""
-    from monai_bone.engines import prepare_inference_datalist
+    """:func:`~monai_bone.data.inference.prepare_inference_datalist` run by rank 0 only (the others wait, then read)."""
+    from monai_bone.data.inference import prepare_inference_datalist
 
     rank, _ = _rank_world()
     path = prepare_inference_datalist(input, output_dir, clinical=clinical) if rank == 0 else None
@@ -97,7 +97,7 @@ def shard_records(datalist: str | os.PathLike, output_dir: str | os.PathLike) ->
         ``pending[rank::world]``, or one pending study when that is empty but others are pending; ``[]`` when
         nothing is pending at all.
     """
-    from monai_bone.engines import load_records
+    from monai_bone.data.folds import load_records
 
     rank, world = _rank_world()
     done = done_sources(output_dir)
@@ -149,7 +149,7 @@ class ShardedPredictionWriter(BonePredictionWriter):
 
     def merge(self, engine: Engine | None = None) -> None:
         """Write ``predictions.csv`` / ``.json`` from every shard row, one per study, in datalist order."""
-        from monai_bone.engines import load_records
+        from monai_bone.data.folds import load_records
 
         order: dict[str, int] = {}
         if self.datalist is not None:

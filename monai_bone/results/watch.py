@@ -16,7 +16,7 @@ One poll (:meth:`Watcher.poll`):
    recorded ``done`` (or ``error`` with the message: a bad study never stops the loop) in the state file, which is
    saved after every instance -- a restart resumes where it stopped.
 
-A server that cannot be reached ends the poll with a :class:`~monai_bone.data.dicomweb.DicomwebError` (the state
+A server that cannot be reached ends the poll with a :class:`~monai_bone.data.sources.dicomweb.DicomwebError` (the state
 keeps what was stored); :meth:`Watcher.run` then retries with exponential backoff, or returns with ``once``.
 Only UIDs, statuses and messages are logged or stored -- never patient names or birth dates.
 """
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from monai_bone.bundle import bundle_workflow, quiet_engines
-from monai_bone.data.dicomweb import DicomwebError
+from monai_bone.data.sources.dicomweb import DicomwebError
 from monai_bone.tasks import REGISTRY
 
 from .pacs import PacsClient

@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
-from monai_bone.transforms.array import (
-    DICOM_PLAIN_TAGS,
-    IMAGE_SUFFIXES,
-    LUMINANCE_WEIGHTS,
-    XRAY_META_KEYS,
-    ClinicalVector,
-    LoadXray,
-    XrayNormalise,
-    XrayPydicomReader,
-    XrayReadError,
-    plain_xray_meta,
-)
+from monai_bone.data.xray_reader import XrayReadError  # what LoadXray raises (the reader is in monai_bone.data)
+from monai_bone.transforms.array import ClinicalVector, LoadXray, XrayNormalise
+from monai_bone.transforms.clinical_fit import fit_clinical_stats, load_clinical_stats
 from monai_bone.transforms.clinical_stats import STATS_FORMAT, ClinicalStats, check_fields, encode_field
 from monai_bone.transforms.dictionary import (
     ClinicalVectorD,
@@ -32,11 +23,7 @@ from monai_bone.transforms.dictionary import (
 from monai_bone.transforms.guards import ImageGuardError, XrayGuard, XrayGuardD, XrayGuardd, XrayGuardDict
 
 __all__ = [
-    "DICOM_PLAIN_TAGS",
-    "IMAGE_SUFFIXES",
-    "LUMINANCE_WEIGHTS",
     "STATS_FORMAT",
-    "XRAY_META_KEYS",
     "ClinicalStats",
     "ClinicalVector",
     "ClinicalVectorD",
@@ -58,9 +45,9 @@ __all__ = [
     "XrayGuardD",
     "XrayGuardDict",
     "XrayGuardd",
-    "XrayPydicomReader",
     "XrayReadError",
     "check_fields",
     "encode_field",
-    "plain_xray_meta",
+    "fit_clinical_stats",
+    "load_clinical_stats",
 ]

@@ -31,7 +31,8 @@ from monai.transforms import Compose
 from monai.transforms.transform import MapTransform
 
 from monai_bone.constants import CLINICAL_FIELDS
-from monai_bone.transforms.array import ClinicalVector, LoadXray, XrayNormalise, plain_xray_meta
+from monai_bone.data.xray_reader import plain_xray_meta
+from monai_bone.transforms.array import ClinicalVector, LoadXray, XrayNormalise
 from monai_bone.transforms.clinical_stats import ClinicalStats
 
 __all__ = [
@@ -193,7 +194,7 @@ class SafeXrayd(MapTransform):
     study (the network runs on the zeros, and its output for that study is discarded).
 
     Use it in inference only: in training a placeholder would be trained on (the training datasets drop unreadable
-    studies instead, see :func:`monai_bone.engines.make_dataset`).
+    studies instead, see :func:`monai_bone.data.make_dataset`).
 
     Args:
         keys: keys holding the image paths (and, after the chain, the images).

@@ -13,7 +13,7 @@ loaded image and its meta (``BodyPartExamined``, ``ViewPosition``, ``BitsStored`
 A refusal raises :class:`ImageGuardError` (an :class:`~monai_bone.transforms.XrayReadError`, so a ``ValueError``)
 whose message starts with the file name and the reason code and whose ``reason`` attribute holds the code. In
 training the memory-cached dataset drops the study and lists it with that reason in its rejects CSV
-(:func:`monai_bone.engines.make_dataset`); in inference :class:`~monai_bone.transforms.SafeXrayd` turns it into an
+(:func:`monai_bone.data.make_dataset`); in inference :class:`~monai_bone.transforms.SafeXrayd` turns it into an
 error row (and the MONAI Label app into a 422 answer naming the reason).
 """
 
@@ -33,10 +33,11 @@ from monai_bone.data.image_guards import (
     bilateral_score,
     blank_image_problem,
     check_body_part_view,
+    checks_bilateral,
     is_bilateral,
     parse_tag_list,
 )
-from monai_bone.transforms.array import XrayReadError
+from monai_bone.data.xray_reader import XrayReadError
 
 __all__ = ["ImageGuardError", "XrayGuard", "XrayGuardD", "XrayGuardDict", "XrayGuardd"]
 
@@ -101,14 +102,14 @@ class XrayGuard(Transform):
                     raise ImageGuardError(name, f.reason, f.detail)
             if findings and meta.get("format") == "dicom":
                 logger.debug("%s: %s", name, "; ".join(f.detail for f in findings))
-        if not self.blank and not (self.bilateral and self.task == "knee"):
+        if not self.blank and not (self.bilateral and checks_bilateral(self.task)):
             return img
         arr = np.asarray(img.detach().cpu().numpy() if hasattr(img, "detach") else img)
         if self.blank:
             problem = blank_image_problem(arr, meta.get("BitsStored"), meta.get("RescaleSlope"))
             if problem:
                 raise ImageGuardError(name, "blank_image", problem)
-        if self.bilateral and self.task == "knee":
+        if self.bilateral and checks_bilateral(self.task):
             mono1 = str(meta.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1"
             if is_bilateral(arr, monochrome1=mono1):
                 logger.warning(

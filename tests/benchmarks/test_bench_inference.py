@@ -77,7 +77,8 @@ def test_bare_pipeline_matches_the_bundle_preprocessing(tmp_path):
     """Same image tensor (MONOCHROME1 and 2) and same clinical vector as inference.json's preprocessing."""
     bench = load("bench_inference")
     common = load("_bench_common")
-    from monai_bone.engines import fit_clinical_stats, load_records
+    from monai_bone.data.folds import load_records
+    from monai_bone.transforms.clinical_fit import fit_clinical_stats
 
     datalist = common.make_cohort(tmp_path, "hip", 12, size=96, folds=2, seed=3)
     records = load_records(datalist)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from _bundle_test_utils import BUNDLES, TINY
 
-import monai_bone.engines
+import monai_bone.data
 from monai_bone.bundle import bundle_workflow, train_and_predict
 from monai_bone.cv import baselines, image_stats, runner
 from monai_bone.data.datalist import DATALIST_KEY, build_datalist
@@ -58,13 +58,13 @@ def test_training_statistics_and_cv_never_see_a_test_record(sentinel_datalist, t
 
     # every dataset the bundle builds during training
     seen: list[dict] = []
-    make_dataset = monai_bone.engines.make_dataset
+    make_dataset = monai_bone.data.make_dataset
 
     def spy(data, *args, **kwargs):
         seen.extend(data)
         return make_dataset(data, *args, **kwargs)
 
-    monkeypatch.setattr(monai_bone.engines, "make_dataset", spy)
+    monkeypatch.setattr(monai_bone.data, "make_dataset", spy)
     run = tmp_path / "fit"
     overrides = {"epochs": 1, **TINY, "spatial_size": 32, "val_interval": 1}
     train_and_predict(BUNDLE, sentinel_datalist, [0], run, overrides, save_checkpoints=True)

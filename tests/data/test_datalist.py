@@ -19,8 +19,11 @@ from monai.data import load_decathlon_datalist
 from PIL import Image
 
 from monai_bone.constants import CLINICAL_FIELDS, KNEE_LABELS_THREE, SYNTHETIC_NOTE
-from monai_bone.data.datalist import DATALIST_KEY, assign_folds, bmd_strata, build_datalist, resolve_label
+from monai_bone.data.clinical_records import resolve_label
+from monai_bone.data.datalist import build_datalist
 from monai_bone.data.dicom_header import check_decodable
+from monai_bone.data.fold_assign import assign_folds, bmd_strata
+from monai_bone.data.folds import DATALIST_KEY
 from monai_bone.synthetic.dicom_writer import write_dx
 from monai_bone.synthetic.synth import synthesize
 
@@ -327,7 +330,7 @@ def test_vectorised_fold_search_matches_sklearn():
 
     from sklearn.model_selection import StratifiedGroupKFold
 
-    from monai_bone.data.datalist import _stratified_group_kfold
+    from monai_bone.data.fold_assign import _stratified_group_kfold
 
     rng = np.random.default_rng(7)
     compared = 0

@@ -98,7 +98,7 @@ def test_index_fold_scorer_gives_sklearn_folds():
 
     from sklearn.model_selection import StratifiedGroupKFold
 
-    from monai_bone.data.datalist import _stratified_group_kfold
+    from monai_bone.data.fold_assign import _stratified_group_kfold
 
     rng = np.random.default_rng(0)
     checked = 0

@@ -78,15 +78,18 @@ def test_kop_folder_classes_and_labels(tmp_path):
 def test_kop_rejects_non_images(tmp_path):
     _png(tmp_path / "normal" / "N1.png")
     (tmp_path / "normal" / "readme.txt").write_text("text")
-    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "normal" / "x.tif", format="TIFF")
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "normal" / "x.gif", format="GIF")
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "normal" / "t.tif", format="TIFF")
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "normal" / "j.jpg", format="JPEG")
     src = open_source(tmp_path, kind="kop")
     with pytest.raises(RejectError) as info:
         src.read(tmp_path / "normal" / "readme.txt")
     assert info.value.reason == "not_image" and "text" in info.value.detail
     with pytest.raises(RejectError) as info:
-        src.read(tmp_path / "normal" / "x.tif")
-    assert info.value.reason == "not_image" and "TIFF" in info.value.detail
+        src.read(tmp_path / "normal" / "x.gif")
+    assert info.value.reason == "not_image" and "GIF" in info.value.detail
+    # TIFF (and BMP) are indexed like PNG/JPEG: the loader reads them (monai_bone.data.image_formats)
+    assert src.read(tmp_path / "normal" / "t.tif").class_name == "normal"
     assert src.read(tmp_path / "normal" / "j.jpg").class_name == "normal"
 
 

@@ -8,8 +8,8 @@ from collections import Counter
 import pytest
 
 from monai_bone.data.datalist import DATALIST_KEY, build_datalist
+from monai_bone.data.folds import default_eval_part, fold_records, split_folds
 from monai_bone.data.splits import assign_test_split, resolve_test_fraction, split_counts, training_split
-from monai_bone.engines import default_eval_part, fold_records, split_folds
 
 
 def test_assign_test_split_is_patient_disjoint_stratified_and_seeded():

@@ -13,7 +13,7 @@ import pytest
 from pydicom.data import get_testdata_file
 
 from monai_bone.bundle import BUNDLE_NAMES, bundle_workflow, default_bundle_dir, quiet_engines, untrained_copy
-from monai_bone.engines import load_records
+from monai_bone.data.folds import load_records
 from monai_bone.synthetic.synth import synthesize
 
 #: Small images keep two CPU cores fast; the same overrides go to the server and to the reference runs.

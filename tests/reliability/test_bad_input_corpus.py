@@ -289,7 +289,8 @@ def test_inference_gives_an_error_row_per_bad_study_and_never_stops(corpus):
 def test_training_dataset_drops_an_undecodable_study(corpus, tmp_path, caplog):
     from monai.transforms import Compose
 
-    from monai_bone.engines import load_records, make_dataset
+    from monai_bone.data.datasets import make_dataset
+    from monai_bone.data.folds import load_records
     from monai_bone.transforms import LoadXrayd, XrayNormalised
 
     records = load_records(corpus["index"] / "datalist.json")

@@ -18,7 +18,7 @@ import pytest
 
 from monai_bone.bundle import bundle_workflow, default_bundle_dir, quiet_engines, untrained_copy
 from monai_bone.bundle.errors import format_argument_error
-from monai_bone.engines import load_records
+from monai_bone.data.folds import load_records
 from monai_bone.synthetic.dicom_writer import write_dx
 from monai_bone.synthetic.phantom import render_phantom
 from monai_bone.synthetic.synth import synthesize

@@ -22,7 +22,7 @@ OVERRIDES = {"spatial_size": 64, "num_workers": 0, "batch_size": 2, "device": "$
 def make_bundles(root: Path, hip_source: Path) -> dict[str, Path]:
     """Untrained copies of both bundles (the hip one with clinical statistics fitted on ``hip_source``)."""
     from monai_bone.data.datalist import build_datalist
-    from monai_bone.engines import load_records
+    from monai_bone.data.folds import load_records
 
     datalist = root / "hip_index" / "datalist.json"
     clinical = [str(hip_source.parent / "clinical.csv")]

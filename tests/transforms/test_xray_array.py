@@ -13,13 +13,8 @@ from monai.data import MetaTensor
 from PIL import Image
 from pydicom.data import get_testdata_file
 
-from monai_bone.transforms import (
-    LUMINANCE_WEIGHTS,
-    XRAY_META_KEYS,
-    LoadXray,
-    XrayNormalise,
-    XrayReadError,
-)
+from monai_bone.data.xray_reader import LUMINANCE_WEIGHTS, XRAY_META_KEYS
+from monai_bone.transforms import LoadXray, XrayNormalise, XrayReadError
 
 LOGGER = "monai_bone.transforms.array"
 

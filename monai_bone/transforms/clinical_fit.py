@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from monai_bone.constants import CLINICAL_FIELDS
-
-from .distributed import is_main_process
+from monai_bone.data.datasets import is_rank_zero
+from monai_bone.transforms.clinical_stats import ClinicalStats
 
 __all__ = ["fit_clinical_stats", "load_clinical_stats"]
 
@@ -41,12 +41,10 @@ def fit_clinical_stats(
     Raises:
         ValueError: when ``records`` is empty.
     """
-    from monai_bone.transforms import ClinicalStats
-
     if not records:
         raise ValueError("cannot fit clinical statistics on an empty training set")
     stats = ClinicalStats.fit(list(records), fields=tuple(fields))
-    if path is not None and save and is_main_process():
+    if path is not None and save and is_rank_zero():
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         stats.save(path)
         logger.info("clinical statistics of %d training records saved to %s", len(records), path)
@@ -65,8 +63,6 @@ def load_clinical_stats(path: str | os.PathLike):
     Raises:
         FileNotFoundError: when ``path`` does not exist (the bundle has not been trained).
     """
-    from monai_bone.transforms import ClinicalStats
-
     if not Path(path).is_file():
         raise FileNotFoundError(
             f"clinical statistics not found: {path}; train the bundle first (training writes them beside model.pt)"

@@ -37,10 +37,18 @@ from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
 
 from monai_bone.data.dicom_header import RejectError
-from monai_bone.data.sources import DicomFolderSource, SourceImage
+from monai_bone.data.sources.dicomweb_http import (
+    DICOMWEB_SCHEMES,
+    DicomwebError,
+    is_dicomweb_url,
+    network_reason,
+    search_all,
+    split_dicomweb_url,
+    strip_query,
+)
+from monai_bone.data.sources.folders import DicomFolderSource, SourceImage
 from monai_bone.utils.io import atomic_write_bytes, atomic_write_json
 
 __all__ = [
@@ -67,73 +75,10 @@ DEFAULT_CACHE_NAME: str = "dicomweb_cache"
 #: File in the cache folder recording the size of every instance written there.
 CACHE_MANIFEST: str = "dicomweb_cache.json"
 
-#: URL schemes taken as DICOMweb, and the HTTP scheme each one means.
-DICOMWEB_SCHEMES: dict[str, str] = {
-    "http": "http",
-    "https": "https",
-    "dicomweb": "http",
-    "dicomweb+http": "http",
-    "dicomweb+https": "https",
-}
-
 _UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
-_ERRNO_RE = re.compile(r"\[Errno -?\d+\] ([^'\")]+)")
 _TAGS = {"StudyInstanceUID": "0020000D", "SeriesInstanceUID": "0020000E", "SOPInstanceUID": "00080018"}
 _MODALITY_TAG = "00080060"
 _MANIFEST_SAVE_EVERY = 50
-
-
-class DicomwebError(RuntimeError):
-    """The DICOMweb server could not be used (unreachable, HTTP error on a search, not a DICOMweb service)."""
-
-
-def is_dicomweb_url(source: str | os.PathLike) -> bool:
-    """Whether ``source`` is a URL with one of :data:`DICOMWEB_SCHEMES` (``http://``, ``https://``, ``dicomweb://``).
-
-    Args:
-        source: a folder path or URL.
-    """
-    text = os.fspath(source)
-    scheme, sep, _ = text.partition("://")
-    return bool(sep) and scheme.lower() in DICOMWEB_SCHEMES
-
-
-def split_dicomweb_url(url: str) -> tuple[str, tuple[str, str] | None]:
-    """The HTTP(S) service URL without credentials (also the form shown in messages), and the credentials if any.
-
-    Args:
-        url: ``http(s)://[user:password@]host[:port]/path`` or a ``dicomweb[+http|+https]://`` form of it.
-
-    Returns:
-        ``(url, (user, password) or None)``; the URL has no trailing slash.
-
-    Raises:
-        ValueError: when the URL has no host or an unknown scheme.
-    """
-    parts = urlsplit(url.strip())
-    scheme = DICOMWEB_SCHEMES.get(parts.scheme.lower())
-    if scheme is None:
-        raise ValueError(f"{url!r} is not a DICOMweb URL (expected http://HOST:PORT/PATH)")
-    if not parts.hostname:
-        raise ValueError(f"DICOMweb URL {_redact(url)!r} has no host (expected http://HOST:PORT/PATH)")
-    try:
-        port = parts.port
-    except ValueError:
-        raise ValueError(f"DICOMweb URL {_redact(url)!r} has an invalid port") from None
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    netloc = f"{host}:{port}" if port else host
-    clean = urlunsplit((scheme, netloc, parts.path.rstrip("/"), parts.query, ""))
-    auth = (unquote(parts.username), unquote(parts.password or "")) if parts.username else None
-    return clean, auth
-
-
-def _redact(url: str) -> str:
-    """``url`` with any ``user:password@`` removed (for messages about URLs that failed to parse)."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    netloc, slash, path = rest.partition("/")
-    return f"{scheme}://{netloc.rpartition('@')[2]}{slash}{path}"
 
 
 @dataclass(frozen=True)
@@ -308,7 +253,7 @@ class DicomwebSource(DicomFolderSource):
             ) from None
         except requests.exceptions.RequestException as err:
             raise DicomwebError(
-                f"cannot reach DICOMweb server {self.url} ({what}): {_network_reason(err)}; is the server running "
+                f"cannot reach DICOMweb server {self.url} ({what}): {network_reason(err)}; is the server running "
                 "and the URL right?"
             ) from None
         except ValueError as err:  # JSON that is not a list of data sets, malformed answers
@@ -326,7 +271,7 @@ class DicomwebSource(DicomFolderSource):
             hint = f"; is {self.url} the DICOMweb root of the server (for Orthanc: http://HOST:8042/dicom-web)?"
         elif response.status_code in (401, 403):
             hint = "; the server refused access (credentials go in the URL: http://USER:PASSWORD@HOST/...)"
-        return f"DICOMweb server {self.url}: {what} failed: {status} for GET {_strip_query(response.url)}{hint}"
+        return f"DICOMweb server {self.url}: {what} failed: {status} for GET {strip_query(response.url)}{hint}"
 
     # -- search -------------------------------------------------------------------------------------------------------
     def search(self) -> list[RemoteInstance]:
@@ -344,7 +289,7 @@ class DicomwebSource(DicomFolderSource):
         studies: list[str] = []
         for modality in self.modalities:
             with self._remote(f"QIDO-RS search for studies with ModalitiesInStudy={modality}"):
-                found = _search_all(client.search_for_studies, search_filters={"ModalitiesInStudy": modality})
+                found = search_all(client.search_for_studies, search_filters={"ModalitiesInStudy": modality})
             studies.extend(uid for uid in (_value(d, "StudyInstanceUID") for d in found) if uid)
         studies = list(dict.fromkeys(studies))
         self.summary.studies = len(studies)
@@ -354,7 +299,7 @@ class DicomwebSource(DicomFolderSource):
         for study in tqdm(studies, desc="query", unit="study", disable=not self.progress, dynamic_ncols=True):
             for modality in self.modalities:
                 with self._remote(f"QIDO-RS search for {modality} series of study {study}"):
-                    found = _search_all(client.search_for_series, study, search_filters={"Modality": modality})
+                    found = search_all(client.search_for_series, study, search_filters={"Modality": modality})
                 for data in found:
                     series, returned = _value(data, "SeriesInstanceUID"), _modality(data)
                     if not series or (study, series) in series_seen:
@@ -364,7 +309,7 @@ class DicomwebSource(DicomFolderSource):
                         continue
                     series_seen.add((study, series))
                     with self._remote(f"QIDO-RS search for instances of series {series}"):
-                        items = _search_all(client.search_for_instances, study, series)
+                        items = search_all(client.search_for_instances, study, series)
                     for item in items:
                         sop = _value(item, "SOPInstanceUID")
                         if sop:
@@ -465,7 +410,7 @@ class DicomwebSource(DicomFolderSource):
             return b"", f"{what} from {self.url} failed: {status} after {self._max_attempts} attempts"
         except requests.exceptions.RequestException as err:
             raise DicomwebError(
-                f"cannot reach DICOMweb server {self.url} ({what}): {_network_reason(err)}; the instances retrieved "
+                f"cannot reach DICOMweb server {self.url} ({what}): {network_reason(err)}; the instances retrieved "
                 f"so far stay in the cache {self.root}"
             ) from None
         except Exception as err:  # unparseable multipart/DICOM answers: pydicom and dicomweb-client raise many types
@@ -508,8 +453,8 @@ class DicomwebSource(DicomFolderSource):
             self.retrieve()
         return list(self._files)
 
-    def read(self, path: Path, keys: Sequence[str] = ("PatientID",)) -> SourceImage:
-        """Header-only read of a retrieved file, exactly as for a DICOM folder.
+    def read(self, path: Path, keys: Sequence[str] = ("PatientID",), pixel_hash: bool = False) -> SourceImage:
+        """Header read of a retrieved file, exactly as for a DICOM folder.
 
         Raises:
             RejectError: ``unreadable`` for an instance the server did not deliver (the detail gives the HTTP
@@ -518,27 +463,7 @@ class DicomwebSource(DicomFolderSource):
         problem = self._failed.get(Path(path))
         if problem is not None:
             raise RejectError("unreadable", problem)
-        return super().read(path, keys=keys)
-
-
-def _search_all(search: Any, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
-    """All results of a QIDO-RS search, paging with ``offset`` while pages bring new results.
-
-    Stops at the first empty page, or at a page with nothing new (a server that ignores ``offset`` would otherwise
-    send the same page forever).
-    """
-    results: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    while True:
-        page = search(*args, offset=len(results), **kwargs) if results else search(*args, **kwargs)
-        if not isinstance(page, list) or not all(isinstance(d, dict) for d in page):
-            kinds = sorted({type(d).__name__ for d in page}) if isinstance(page, list) else [type(page).__name__]
-            raise ValueError(f"the answer is not a JSON array of DICOM data sets (found {', '.join(kinds)})")
-        fresh = [d for d in page if json.dumps(d, sort_keys=True) not in seen]
-        if not fresh:
-            return results
-        seen.update(json.dumps(d, sort_keys=True) for d in fresh)
-        results.extend(fresh)
+        return super().read(path, keys=keys, pixel_hash=pixel_hash)
 
 
 def _value(data: dict[str, Any], keyword: str) -> str | None:
@@ -559,22 +484,3 @@ def _file_size(path: Path) -> int | None:
         return path.stat().st_size
     except OSError:
         return None
-
-
-def _strip_query(url: str | None) -> str:
-    return (url or "").split("?", 1)[0]
-
-
-def _network_reason(err: Exception) -> str:
-    """A short reason for a requests network error (``Connection refused``, ``timed out``, ...)."""
-    import requests
-
-    if isinstance(err, requests.exceptions.Timeout):
-        return "timed out"
-    match = _ERRNO_RE.search(str(err))
-    if match:
-        return match.group(1).strip()
-    text = str(err)
-    if "Failed to resolve" in text or "NameResolutionError" in text:
-        return "host name cannot be resolved"
-    return type(err).__name__

@@ -1,4 +1,11 @@
-"""Cross-validation folds of a monai-bone datalist: which records train and which validate.
+"""The datalist format (written by ``monai-bone index``, read by the bundles) and its cross-validation folds.
+
+Written by :func:`dump_datalist` (:func:`monai_bone.data.datalist.build_datalist` commits the text with its
+``rejects.csv`` and ``warnings.csv``): ``{"task", "synthetic", "num_folds", "seed", "test_fraction", "test_seed",
+"clinical_fields", "run_id", "labels", "source", "source_kind", "key", ..., "training": [records]}`` (see
+``docs/interfaces.md``), loadable by ``monai.data.load_decathlon_datalist(path, data_list_key="training")``; ``image``
+paths are relative to the datalist's folder and every record has the same keys. Read by :func:`datalist_info` and
+:func:`load_records`; folds are assigned by :mod:`monai_bone.data.fold_assign`.
 
 A datalist written by ``monai-bone index`` stores a ``fold`` number in every record. Training on fold ``k`` means
 validating on the records whose ``fold`` is ``k`` and training on all others; the split never mixes a patient between
@@ -18,14 +25,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from monai.data import load_decathlon_datalist
-
+from monai_bone.constants import KNEE_LABELS_BINARY, KNEE_LABELS_THREE
 from monai_bone.data.splits import TEST, is_test, split_counts, training_split
 
 __all__ = [
+    "DATALIST_KEY",
     "class_names",
     "datalist_info",
     "default_eval_part",
+    "dump_datalist",
     "fold_records",
     "has_test_split",
     "has_value",
@@ -38,6 +46,11 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _PARTS = ("train", "val", "all", "test")
+
+_STRICT_JSON = json.JSONEncoder(allow_nan=False)
+
+#: Key of the record list in the datalist JSON (``load_decathlon_datalist(..., data_list_key=DATALIST_KEY)``).
+DATALIST_KEY: str = "training"
 
 
 def datalist_info(datalist: str | os.PathLike) -> dict[str, Any]:
@@ -62,10 +75,23 @@ def datalist_info(datalist: str | os.PathLike) -> dict[str, Any]:
         raise ValueError(f"{path}: not a valid JSON datalist ({err})") from err
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a datalist must be a JSON object with a 'training' list")
-    return {k: v for k, v in data.items() if k not in ("training", "validation", "test")}
+    return {k: v for k, v in data.items() if k not in (DATALIST_KEY, "validation", "test")}
 
 
-def load_records(datalist: str | os.PathLike, key: str = "training") -> list[dict]:
+def dump_datalist(doc: dict[str, Any]) -> str:
+    """JSON text with the top-level keys indented and one record per line.
+
+    Readable and diff-friendly like an indented file, but each record goes through the C JSON encoder (an indented
+    dump runs the pure-Python encoder, which costs as much as reading the DICOM headers of a large cohort).
+    """
+    encode = _STRICT_JSON.encode  # one encoder (json.dumps with allow_nan=False builds a new one per call)
+    parts = [f"  {json.dumps(k)}: {encode(v)}" for k, v in doc.items() if k != DATALIST_KEY]
+    rows = ",\n".join(f"    {encode(r)}" for r in doc[DATALIST_KEY])
+    parts.append(f"  {json.dumps(DATALIST_KEY)}: [\n{rows}\n  ]" if rows else f"  {json.dumps(DATALIST_KEY)}: []")
+    return "{\n" + ",\n".join(parts) + "\n}\n"
+
+
+def load_records(datalist: str | os.PathLike, key: str = DATALIST_KEY) -> list[dict]:
     """Load the records of a datalist with absolute ``image`` paths.
 
     Args:
@@ -79,6 +105,9 @@ def load_records(datalist: str | os.PathLike, key: str = "training") -> list[dic
         FileNotFoundError: when ``datalist`` does not exist.
         ValueError: when the file is not a datalist, has no ``key`` list, or a record has no ``image``.
     """
+    # costly import (monai loads torch): here, so that `monai-bone index`, which only writes datalists, does not pay it
+    from monai.data import load_decathlon_datalist
+
     path = Path(datalist)
     datalist_info(path)  # clear errors for a missing or malformed file
     try:
@@ -234,8 +263,6 @@ def class_names(datalist: str | os.PathLike, num_classes: int) -> list[str]:
         ValueError: when ``num_classes`` is not 2 or 3 (without datalist names) or differs from the datalist's
             number of labels.
     """
-    from monai_bone.constants import KNEE_LABELS_BINARY, KNEE_LABELS_THREE
-
     labels = datalist_info(datalist).get("labels")
     if labels:
         if len(labels) != int(num_classes):

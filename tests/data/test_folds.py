@@ -1,4 +1,4 @@
-"""Fold split, record loading, target statistics and class names of monai_bone.engines.folds."""
+"""Fold split, record loading, target statistics and class names of monai_bone.data.folds."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import math
 import pytest
 
 from monai_bone.constants import KNEE_LABELS_THREE
-from monai_bone.engines import (
+from monai_bone.data.folds import (
     class_names,
     datalist_info,
     fold_records,
@@ -60,7 +60,7 @@ def test_fold_records_absolute_paths_and_required_target(tmp_path, caplog):
     recs[0]["bmd"] = None  # fold 0, training part when val_fold=1
     recs[3]["bmd"] = float("nan")  # fold 0
     path = _write(tmp_path / "datalist.json", recs)
-    with caplog.at_level(logging.WARNING, logger="monai_bone.engines.folds"):
+    with caplog.at_level(logging.WARNING, logger="monai_bone.data.folds"):
         train = fold_records(path, val_fold=1, part="train", require="bmd")
     assert len(train) == 6 - 2
     assert "2 of 6 train records have no 'bmd'" in caplog.text

@@ -8,10 +8,11 @@ A source lists candidate files (:meth:`ImageSource.files`) and reads one file's 
   :func:`~monai_bone.data.dicom_header.read_header`.
 * ``"kop"`` -- :class:`ImageFolderSource`: the layout of the Knee Osteoporosis (KOP) image dataset and of
   ``synthesize(..., fmt="kop")``: class folders named after :data:`~monai_bone.constants.KNEE_LABELS_THREE`
-  (``normal/``, ``osteopenia/``, ``osteoporosis/``, any case, possibly below e.g. ``train/``) holding PNG/JPEG files.
+  (``normal/``, ``osteopenia/``, ``osteoporosis/``, any case, possibly below e.g. ``train/``) holding plain
+  image files (PNG/JPEG/TIFF/BMP, :mod:`monai_bone.data.image_formats`).
   The class of a file is its nearest ancestor folder with a class name; the patient/key value is the file stem.
 
-* ``"dicomweb"`` -- :class:`~monai_bone.data.dicomweb.DicomwebSource` (for a URL such as
+* ``"dicomweb"`` -- :class:`~monai_bone.data.sources.dicomweb.DicomwebSource` (for a URL such as
   ``http://HOST:PORT/dicom-web``): DX/CR instances found with QIDO-RS are retrieved with WADO-RS into a cache folder
   and then read exactly like a DICOM folder.
 
@@ -29,28 +30,22 @@ from typing import Any
 
 from monai_bone.constants import KNEE_LABELS_BINARY, KNEE_LABELS_THREE, SYNTHETIC_NOTE
 from monai_bone.data.dicom_header import FieldWarning, RejectError, read_header, sniff_file_type
+from monai_bone.data.duplicates import pixel_hash as decoded_pixel_hash
+from monai_bone.data.image_formats import PIL_FORMATS, PLAIN_IMAGE_SUFFIXES
 
 __all__ = [
-    "IMAGE_FILE_SUFFIXES",
-    "IMAGE_FORMATS",
     "SOURCE_KINDS",
     "DicomFolderSource",
     "ImageFolderSource",
     "ImageSource",
     "SourceImage",
     "detect_source_kind",
-    "open_source",
 ]
 
 logger = logging.getLogger(__name__)
 
 #: Source kinds :func:`open_source` knows (``"dicomweb"`` for URLs, the others for folders).
 SOURCE_KINDS: tuple[str, ...] = ("dicom", "kop", "dicomweb")
-
-#: PIL formats accepted in image-folder sources.
-IMAGE_FORMATS: tuple[str, ...] = ("PNG", "JPEG")
-#: Suffixes of the image files (PNG/JPEG) an image folder holds.
-IMAGE_FILE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg")
 
 
 @dataclass
@@ -70,6 +65,7 @@ class SourceImage:
         clinical: clinical fields the file itself carries (DICOM header; empty for image folders).
         class_name: class folder name (lower case) for image folders, else ``None``.
         warnings: field-level problems found while reading the header.
+        pixel_hash: perceptual hash of the pixels (:mod:`monai_bone.data.duplicates`) when the read asked for it.
     """
 
     path: Path
@@ -85,6 +81,7 @@ class SourceImage:
     class_name: str | None = None
     warnings: list[FieldWarning] = field(default_factory=list)
     view_position: str | None = None
+    pixel_hash: Any = None
 
 
 class ImageSource:
@@ -145,8 +142,9 @@ class ImageSource:
         visit(os.fspath(self.root))
         return found
 
-    def read(self, path: Path, keys: Sequence[str] = ("PatientID",)) -> SourceImage:
-        """Read one file's header; raise :class:`~monai_bone.data.dicom_header.RejectError` when it is unusable."""
+    def read(self, path: Path, keys: Sequence[str] = ("PatientID",), pixel_hash: bool = False) -> SourceImage:
+        """Read one file's header (and, with ``pixel_hash``, the duplicate hash of its pixels in the same read);
+        raise :class:`~monai_bone.data.dicom_header.RejectError` when it is unusable."""
         raise NotImplementedError
 
     @property
@@ -168,13 +166,13 @@ class DicomFolderSource(ImageSource):
 
     kind = "dicom"
 
-    def read(self, path: Path, keys: Sequence[str] = ("PatientID",)) -> SourceImage:
-        """Header-only read through :func:`~monai_bone.data.dicom_header.read_header`.
+    def read(self, path: Path, keys: Sequence[str] = ("PatientID",), pixel_hash: bool = False) -> SourceImage:
+        """Header read through :func:`~monai_bone.data.dicom_header.read_header` (pixels only for ``pixel_hash``).
 
         Raises:
             RejectError: when the file is not a usable radiograph.
         """
-        header = read_header(path, keys=keys)
+        header = read_header(path, keys=keys, pixel_hash=pixel_hash)
         return SourceImage(
             path=header.path,
             key_values=header.keys,
@@ -188,11 +186,12 @@ class DicomFolderSource(ImageSource):
             clinical=header.clinical,
             warnings=header.warnings,
             view_position=header.view_position,
+            pixel_hash=header.pixel_hash,
         )
 
 
 class ImageFolderSource(ImageSource):
-    """A KOP-style image folder: class folders (``normal``, ``osteopenia``, ``osteoporosis``) of PNG/JPEG files.
+    """A KOP-style image folder: class folders (``normal``, ``osteopenia``, ``osteoporosis``) of image files.
 
     The label set is :data:`~monai_bone.constants.KNEE_LABELS_THREE` when an ``osteopenia`` folder exists, else
     :data:`~monai_bone.constants.KNEE_LABELS_BINARY`. The key value of a file (for the clinical CSV join) and its
@@ -225,14 +224,14 @@ class ImageFolderSource(ImageSource):
                 return part.lower()
         return None
 
-    def read(self, path: Path, keys: Sequence[str] = ("PatientID",)) -> SourceImage:
-        """Open the image header with PIL (no pixel decoding) and attach its class folder.
+    def read(self, path: Path, keys: Sequence[str] = ("PatientID",), pixel_hash: bool = False) -> SourceImage:
+        """Open the image header with PIL (no pixel decoding unless ``pixel_hash``) and attach its class folder.
 
         The class (or its absence) is not checked here: whether a missing class is a reject depends on the task.
 
         Raises:
-            RejectError: ``not_image`` for files PIL cannot identify or formats other than PNG/JPEG, ``unreadable`` for
-                I/O errors.
+            RejectError: ``not_image`` for files PIL cannot identify or formats other than PNG/JPEG/TIFF/BMP,
+                ``unreadable`` for I/O errors.
         """
         from PIL import Image, UnidentifiedImageError
 
@@ -243,11 +242,12 @@ class ImageFolderSource(ImageSource):
                 if isinstance(img.info.get("comment"), bytes):  # JPEG COM marker
                     info_text += " " + img.info["comment"].decode("utf-8", "replace")
         except UnidentifiedImageError:
-            raise RejectError("not_image", f"not a PNG/JPEG image ({sniff_file_type(path)})") from None
+            raise RejectError("not_image", f"not a PNG/JPEG/TIFF/BMP image ({sniff_file_type(path)})") from None
         except OSError as err:
             raise RejectError("unreadable", f"cannot read image: {err}") from None
-        if fmt not in IMAGE_FORMATS:
-            raise RejectError("not_image", f"image format {fmt} is not accepted (PNG or JPEG)")
+        if fmt not in PIL_FORMATS:
+            accepted = ", ".join(sorted(PIL_FORMATS))
+            raise RejectError("not_image", f"image format {fmt} is not accepted ({accepted})")
         if min(size) < 1:
             raise RejectError("unsupported_image", f"image has no pixels ({size[0]}x{size[1]})")
         stem = path.stem
@@ -259,17 +259,15 @@ class ImageFolderSource(ImageSource):
             photometric="MONOCHROME2" if grayscale else "RGB",
             synthetic=SYNTHETIC_NOTE in info_text,
             class_name=self.class_of(path),
+            pixel_hash=decoded_pixel_hash(path, dicom=False) if pixel_hash else None,
         )
-
-
-_SOURCES: dict[str, type[ImageSource]] = {"dicom": DicomFolderSource, "kop": ImageFolderSource}
 
 
 _MAX_SPLIT_FOLDERS = 32
 
 
 def _class_folders(root: Path) -> set[str]:
-    """Class names (lower case) of folders at depth 1 or 2 under ``root`` that directly hold a PNG/JPEG file.
+    """Class names (lower case) of folders at depth 1 or 2 under ``root`` that directly hold a PNG/JPEG/TIFF/BMP file.
 
     Only folder names are listed below depth 1 (no per-file work in DICOM trees), and only when the root has at most
     32 sub-folders or a class folder of its own (a KOP layout; not an archive of patient folders); a class folder is
@@ -286,7 +284,7 @@ def _class_folders(root: Path) -> set[str]:
     def has_image(path: str) -> bool:
         try:
             with os.scandir(path) as it:
-                return any(e.name.lower().endswith(IMAGE_FILE_SUFFIXES) and e.is_file() for e in it)
+                return any(e.name.lower().endswith(PLAIN_IMAGE_SUFFIXES) and e.is_file() for e in it)
         except OSError:
             return False
 
@@ -305,7 +303,7 @@ def _class_folders(root: Path) -> set[str]:
 
 
 def detect_source_kind(root: str | os.PathLike) -> str:
-    """``"kop"`` when class folders (``normal/``, ``osteoporosis/``, ...) of PNG/JPEG files exist within two levels,
+    """``"kop"`` when class folders (``normal/``, ``osteoporosis/``, ...) of plain image files exist within two levels,
     else ``"dicom"``.
 
     Args:
@@ -315,52 +313,3 @@ def detect_source_kind(root: str | os.PathLike) -> str:
         One of :data:`SOURCE_KINDS`.
     """
     return "kop" if _class_folders(Path(root)) else "dicom"
-
-
-def open_source(
-    source: str | os.PathLike,
-    kind: str | None = None,
-    exclude: Collection[str | os.PathLike] = (),
-    cache: str | os.PathLike | None = None,
-    progress: bool = True,
-) -> ImageSource:
-    """Open a source folder as a :class:`DicomFolderSource` or :class:`ImageFolderSource`, or a DICOMweb URL as a
-    :class:`~monai_bone.data.dicomweb.DicomwebSource` (which contacts the server only when its files are listed).
-
-    Args:
-        source: folder path, or DICOMweb URL (``http(s)://HOST:PORT/PATH``).
-        kind: ``"dicom"``, ``"kop"``, ``"dicomweb"`` or ``None`` to auto-detect (:func:`detect_source_kind` for
-            folders; a URL is always DICOMweb).
-        exclude: files to leave out of the listing.
-        cache: DICOMweb only: folder receiving the retrieved instances (default ``dicomweb_cache`` in the current
-            folder; ``monai-bone index`` puts it beside the datalist).
-        progress: DICOMweb only: tqdm bars for the search and retrieval.
-
-    Returns:
-        The source.
-
-    Raises:
-        ValueError: for an unknown kind, a kind that does not fit the source, or a path that is not a folder.
-        FileNotFoundError: when the folder does not exist.
-    """
-    from monai_bone.data.dicomweb import DEFAULT_CACHE_NAME, DicomwebSource, is_dicomweb_url
-
-    text = os.fspath(source)
-    if kind is not None and kind not in SOURCE_KINDS:
-        raise ValueError(f"unknown source kind {kind!r}; expected one of {SOURCE_KINDS} or None (auto-detect)")
-    if is_dicomweb_url(text):
-        if kind not in (None, "dicomweb"):
-            raise ValueError(f"source {text!r} is a URL: source kind {kind!r} applies to folders only")
-        cache = Path(DEFAULT_CACHE_NAME) if cache is None else Path(cache)
-        logger.debug("source %s opened as dicomweb (cache %s)", text, cache)
-        return DicomwebSource(text, cache, exclude=exclude, progress=progress)
-    if kind == "dicomweb":
-        raise ValueError(f"source kind 'dicomweb' needs a URL (http://HOST:PORT/dicom-web), got {text!r}")
-    path = Path(text)
-    if not path.exists():
-        raise FileNotFoundError(f"source {path} does not exist")
-    if not path.is_dir():
-        raise ValueError(f"source {path} is not a folder (give the folder that holds the images)")
-    kind = kind or detect_source_kind(path)
-    logger.debug("source %s opened as %s", path, kind)
-    return _SOURCES[kind](path, exclude=exclude)

@@ -21,16 +21,14 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from monai_bone.data.sources import IMAGE_FILE_SUFFIXES
-
-from .folds import load_records
+from monai_bone.data.datalist import build_datalist
+from monai_bone.data.folds import datalist_info, load_records
+from monai_bone.data.image_formats import IMAGE_SUFFIXES, PLAIN_IMAGE_SUFFIXES
+from monai_bone.utils.options import as_bool
 
 __all__ = ["IMAGE_SUFFIXES", "inference_records", "inference_source_kind", "prepare_inference_datalist"]
 
 logger = logging.getLogger(__name__)
-
-#: Single files accepted as ``input`` (a folder may hold DICOM files without a suffix).
-IMAGE_SUFFIXES: tuple[str, ...] = (".dcm", ".dicom", ".png", ".jpg", ".jpeg")
 
 
 def prepare_inference_datalist(
@@ -61,7 +59,6 @@ def prepare_inference_datalist(
         ValueError: when ``input`` is neither a datalist, a folder nor an image, or holds no usable image; with
             ``pseudonymise``, when there is no salt or a datalist input is not pseudonymised.
     """
-    from .options import as_bool
 
     pseudonymise = as_bool(pseudonymise, "pseudonymise")
     if input is None or str(input).strip() == "":
@@ -76,8 +73,6 @@ def prepare_inference_datalist(
                 "images with `monai-bone index --pseudonymise` or give the image folder as input"
             )
         return src
-
-    from monai_bone.data.datalist import build_datalist
 
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
@@ -113,8 +108,6 @@ def prepare_inference_datalist(
 
 
 def _is_pseudonymised(datalist: Path) -> bool:
-    from .folds import datalist_info
-
     try:
         return bool(datalist_info(datalist).get("pseudonymised"))
     except (OSError, ValueError):
@@ -131,9 +124,9 @@ def inference_source_kind(src: str | os.PathLike, limit: int = 5000) -> str | No
     """
     src = Path(src)
     if src.is_file():
-        return "kop" if src.suffix.lower() in IMAGE_FILE_SUFFIXES else "dicom"
+        return "kop" if src.suffix.lower() in PLAIN_IMAGE_SUFFIXES else "dicom"
     files = [p for p in itertools.islice(src.rglob("*"), limit) if p.is_file() and not p.name.startswith(".")]
-    if files and all(p.suffix.lower() in IMAGE_FILE_SUFFIXES for p in files):
+    if files and all(p.suffix.lower() in PLAIN_IMAGE_SUFFIXES for p in files):
         return "kop"
     return None
 

@@ -24,16 +24,25 @@ import pickle
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import torch.distributed as dist
 from monai.data import CacheDataset, Dataset, PersistentDataset
 from monai.data.utils import pickle_hashing
 
 from monai_bone.utils.io import atomic_write_csv
 
-__all__ = ["CACHE_MODES", "SkippingCacheDataset", "make_dataset"]
+__all__ = ["CACHE_MODES", "SkippingCacheDataset", "is_rank_zero", "make_dataset"]
 
 logger = logging.getLogger(__name__)
 
 CACHE_MODES: tuple[str, ...] = ("memory", "disk", "none")
+
+
+def is_rank_zero() -> bool:
+    """True on rank 0 or outside a distributed run: the process that writes shared files (rejects, statistics).
+
+    ``torch.distributed`` directly: ``monai_bone.engines.is_main_process`` sits above data/ in the layers.
+    """
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
 def _transform_hash(transforms: Sequence) -> bytes:
@@ -149,15 +158,12 @@ def make_dataset(
         dataset = SkippingCacheDataset(
             data=data, transform=transform, cache_rate=cache_rate, num_workers=num_workers, progress=progress
         )
-        if rejects_path:
-            from .distributed import is_main_process
-
-            if is_main_process():
-                rows = [
-                    {"path": str(record.get("image", "")), "reason": reason, "detail": message}
-                    for (record, message), reason in zip(dataset.skipped, dataset.skipped_reasons)
-                ]
-                atomic_write_csv(rejects_path, rows, ("path", "reason", "detail"))
+        if rejects_path and is_rank_zero():
+            rows = [
+                {"path": str(record.get("image", "")), "reason": reason, "detail": message}
+                for (record, message), reason in zip(dataset.skipped, dataset.skipped_reasons)
+            ]
+            atomic_write_csv(rejects_path, rows, ("path", "reason", "detail"))
         if not len(dataset):
             raise ValueError(
                 f"none of the {len(data)} studies could be loaded (first: {dataset.skipped[0][1]})"

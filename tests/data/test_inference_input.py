@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from monai_bone.engines import inference_records, prepare_inference_datalist
+from monai_bone.data.inference import inference_records, prepare_inference_datalist
 from monai_bone.synthetic.synth import synthesize
 
 
