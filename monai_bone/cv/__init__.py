@@ -16,7 +16,8 @@ from .runner import (
     resolve_datalist,
     run_cv,
 )
-from .table import FoldPrediction, VariantResult, summarise_variant, write_ablation_table
+from .table import write_ablation_table
+from .variant_summary import FoldPrediction, VariantResult, summarise_variant
 
 __all__ = [
     "BASELINE_MODELS",

@@ -51,7 +51,8 @@ from .image_stats import ImageStatsBaseline
 from .repeats import repeat_datalist, write_repeat_summary
 from .screening_table import clinical_screening_rows, write_operating_points
 from .subgroups import write_subgroups
-from .table import FoldPrediction, VariantResult, summarise_variant, write_ablation_table
+from .table import write_ablation_table
+from .variant_summary import FoldPrediction, VariantResult, summarise_variant
 
 __all__ = [
     "HIP_BASELINES",
