@@ -29,14 +29,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from monai_bone.bundle import bundle_workflow, default_bundle_dir, no_checkpoint_overrides, quiet_engines
+from monai_bone.bundle.metadata import pin_settings, sync_metadata
 from monai_bone.constants import SYNTHETIC_NOTE
+from monai_bone.cv.split_baselines import TRIVIAL_LABEL, score_baselines
 from monai_bone.tasks import get_task, task_names
 from monai_bone.utils.io import atomic_write_json, atomic_write_text
 from monai_bone.utils.jsonsafe import json_safe
-
-from .bundle import bundle_workflow, default_bundle_dir, no_checkpoint_overrides, quiet_engines
-from .bundle.metadata import pin_settings, sync_metadata
-from .cv.split_baselines import TRIVIAL_LABEL, score_baselines
 
 __all__ = ["DEMO_DEFAULTS", "QUICK_SETTINGS", "DemoResult", "format_summary", "run_demo"]
 
