@@ -176,15 +176,8 @@ def run_cv(
         raise ValueError(f"unknown {task} variant(s) {unknown}; choose from {list(allowed)}")
     datalist = resolve_datalist(data).resolve()
     info = datalist_info(datalist)
-    if info.get("task") not in (None, task):
-        raise ValueError(f"{datalist}: datalist is for task {info.get('task')!r}, not {task!r}")
     target = spec.label_key
-    # the locked test split (monai_bone.data.splits) never enters a CV fit
-    records = [r for r in training_split(load_records(datalist)) if has_finite(r, target)]
-    if not records:
-        raise ValueError(f"{datalist}: no record has a '{target}' value; index with the ground truth CSV")
-    if any(not has_finite(r, "fold") for r in records):
-        raise ValueError(f"{datalist}: records without 'fold'; re-index with `monai-bone index --folds K`")
+    records = _training_records(datalist, info, task, target)
     splits = cv_splits([int(r["fold"]) for r in records], folds)
     k = len(splits)
     bundle = Path(bundle_dir) if bundle_dir is not None else default_bundle_dir(task)
@@ -192,14 +185,8 @@ def run_cv(
     cohort = find_cohort_info(datalist, info)
     oracle_r2 = float(cohort["oracle_r2"]) if cohort and cohort.get("oracle_r2") is not None else None
 
-    ov: dict[str, Any] = {"seed": seed}
     settings = {"epochs": epochs, "spatial_size": size, "batch_size": batch_size, "num_workers": num_workers}
-    for key, value in settings.items():
-        if value is not None:
-            ov[key] = int(value)
-    if device is not None:
-        ov["device"] = f"$torch.device({str(device)!r})"
-    ov.update(overrides or {})
+    ov = _bundle_overrides(seed, settings, device, overrides)
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -293,22 +280,7 @@ def run_cv(
     finally:
         bar.close()
 
-    notes += [
-        f"{k}-fold CV over the datalist's patient-disjoint folds {splits}; bundle {bundle.name}; "
-        f"overrides {json.dumps(ov, default=str)}.",
-        "Networks: out-of-fold predictions of the final-epoch network (validation runs once, after the last epoch, so "
-        "no model selection sees the held-out fold).",
-    ]
-    if spec.is_regression:
-        notes.append(
-            "OST = 0.2 × (weight kg − age years), age at the radiograph (else at DXA), mapped to BMD by a line "
-            "fitted on the training folds; records without weight or age get the training mean BMD."
-        )
-        if cohort and cohort.get("clinical_r2") is not None:
-            ceiling = float(cohort["clinical_r2"])
-            notes.append(f"Synthetic clinical-only ceiling (R² of the clinical part of the formula): {ceiling:.3f}.")
-    if synthetic:
-        notes.append(SYNTHETIC_NOTE + ".")
+    notes += _run_notes(spec.is_regression, splits, bundle, ov, cohort, synthetic)
     pooled_mse = {r.name: summarise_variant(task, r, n_boot=1)[0].get("mse_pooled", math.nan) for r in results}
     comparisons, comparison_paths = write_comparisons(
         task, results, out, synthetic, n_boot=n_boot, seed=seed, pooled_mse=pooled_mse if spec.is_regression else None
@@ -349,3 +321,58 @@ def run_cv(
             every.append(run_cv(task, copy, out / f"repeat{r}", **{**again, "folds": k}).rows)
         paths.update(write_repeat_summary(task, every, out, synthetic))
     return CVResult(task, out, paths, rows, synthetic, oracle_r2 if spec.is_regression else None, notes)
+
+
+def _bundle_overrides(
+    seed: int, settings: Mapping[str, int | None], device: str | None, overrides: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The bundle config overrides of every fit: seed, the given settings (ints), the device, then ``overrides``."""
+    ov: dict[str, Any] = {"seed": seed}
+    for key, value in settings.items():
+        if value is not None:
+            ov[key] = int(value)
+    if device is not None:
+        ov["device"] = f"$torch.device({str(device)!r})"
+    ov.update(overrides or {})
+    return ov
+
+
+def _run_notes(
+    regression: bool,
+    splits: Sequence[Sequence[int]],
+    bundle: Path,
+    ov: Mapping[str, Any],
+    cohort: Mapping[str, Any] | None,
+    synthetic: bool,
+) -> list[str]:
+    """The table notes that say how the run was made (folds, bundle, overrides, OST, ceilings, SYNTHETIC)."""
+    notes = [
+        f"{len(splits)}-fold CV over the datalist's patient-disjoint folds {splits}; bundle {bundle.name}; "
+        f"overrides {json.dumps(ov, default=str)}.",
+        "Networks: out-of-fold predictions of the final-epoch network (validation runs once, after the last epoch, so "
+        "no model selection sees the held-out fold).",
+    ]
+    if regression:
+        notes.append(
+            "OST = 0.2 × (weight kg − age years), age at the radiograph (else at DXA), mapped to BMD by a line "
+            "fitted on the training folds; records without weight or age get the training mean BMD."
+        )
+        if cohort and cohort.get("clinical_r2") is not None:
+            ceiling = float(cohort["clinical_r2"])
+            notes.append(f"Synthetic clinical-only ceiling (R² of the clinical part of the formula): {ceiling:.3f}.")
+    if synthetic:
+        notes.append(SYNTHETIC_NOTE + ".")
+    return notes
+
+
+def _training_records(datalist: Path, info: Mapping[str, Any], task: str, target: str) -> list[dict[str, Any]]:
+    """The datalist's training-split records with a ``target`` value and a fold (``ValueError`` naming the file)."""
+    if info.get("task") not in (None, task):
+        raise ValueError(f"{datalist}: datalist is for task {info.get('task')!r}, not {task!r}")
+    # the locked test split (monai_bone.data.splits) never enters a CV fit
+    records = [r for r in training_split(load_records(datalist)) if has_finite(r, target)]
+    if not records:
+        raise ValueError(f"{datalist}: no record has a '{target}' value; index with the ground truth CSV")
+    if any(not has_finite(r, "fold") for r in records):
+        raise ValueError(f"{datalist}: records without 'fold'; re-index with `monai-bone index --folds K`")
+    return records
