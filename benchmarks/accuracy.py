@@ -155,7 +155,7 @@ def run_hip(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 def run_knee(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """Knee CV (binary); returns the ``knee`` section of the report."""
     from monai_bone.cv import run_cv
-    from monai_bone.cv.table import PAPER_REPORTED
+    from monai_bone.cv.table_render import PAPER_REPORTED
 
     datalist = common.make_cohort(work, "knee", args.knee_n, size=args.image_size, folds=args.folds, seed=args.seed)
     res = run_cv("knee", datalist, work / "cv_knee", variants=list(args.knee_variants), **_cv_common(args))

@@ -42,7 +42,7 @@ def parse_set(items: list[str] | None) -> dict:
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``cv`` and its arguments; sets ``func=run``."""
     # the row names live beside the CV code, which imports torch: loaded only when `cv` is the command (CLI start-up)
-    from monai_bone.cv.runner import HIP_BASELINES, HIP_FUSIONS, KNEE_VARIANTS
+    from monai_bone.cv.rows import HIP_BASELINES, HIP_FUSIONS, KNEE_VARIANTS
 
     p = subparsers.add_parser(
         "cv",

@@ -6,17 +6,11 @@ The networks are trained by the bundles' own workflows (:mod:`monai_bone.bundle.
 from __future__ import annotations
 
 from .baselines import BASELINE_MODELS, ClinicalBaseline, OSTBaseline, clinical_matrix, ost_index
-from .runner import (
-    HIP_BASELINES,
-    HIP_FUSIONS,
-    KNEE_VARIANTS,
-    CVResult,
-    cv_splits,
-    find_cohort_info,
-    resolve_datalist,
-    run_cv,
-)
-from .table import FoldPrediction, VariantResult, summarise_variant, write_ablation_table
+from .folds import cv_splits, find_cohort_info, resolve_datalist
+from .rows import HIP_BASELINES, HIP_FUSIONS, KNEE_VARIANTS
+from .runner import CVResult, run_cv
+from .table import write_ablation_table
+from .variant_summary import FoldPrediction, VariantResult, summarise_variant
 
 __all__ = [
     "BASELINE_MODELS",

@@ -26,8 +26,10 @@ from monai_bone.constants import SCREENING_THRESHOLD, SYNTHETIC_NOTE
 from monai_bone.metrics import delong_test, paired_bootstrap, screening_positive
 from monai_bone.tasks import get_task
 from monai_bone.utils.io import atomic_write_csv, atomic_write_text
+from monai_bone.utils.numbers import format_number
 
-from .table import PAPER_REPORTED, VariantResult, format_number
+from .table_render import PAPER_REPORTED
+from .variant_summary import VariantResult
 
 __all__ = [
     "COMPARISON_COLUMNS",

@@ -24,9 +24,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
 from monai_bone.constants import CATEGORICAL_CODES, CLINICAL_FIELDS
 from monai_bone.tasks import get_task
+from monai_bone.transforms import LoadXray, XrayNormalise
 
 from .baselines import _targets, clinical_matrix
 
@@ -43,10 +45,6 @@ N_FEATURES: int = 2 * GRID * GRID + len(PERCENTILES) + 2
 
 @functools.lru_cache(maxsize=8192)
 def _cached_statistics(path: str, mtime_ns: int, size: int) -> tuple[float, ...]:
-    import torch
-
-    from monai_bone.transforms import LoadXray, XrayNormalise
-
     img = XrayNormalise()(LoadXray()(path))
     x = torch.as_tensor(np.asarray(img), dtype=torch.float32)
     x = x.reshape(-1, *x.shape[-2:]).mean(dim=0)[None, None]  # channels averaged (RGB JPEGs)
@@ -105,6 +103,7 @@ class ImageStatsBaseline:
         return np.hstack([img, clinical_matrix(records, self.fields)])
 
     def _build(self, min_class: int = 3) -> Any:
+        # scikit-learn is costly to import and only fitting needs it
         from sklearn.compose import ColumnTransformer
         from sklearn.impute import SimpleImputer
         from sklearn.linear_model import LogisticRegression, LogisticRegressionCV, RidgeCV

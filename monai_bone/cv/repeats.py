@@ -18,6 +18,9 @@ from typing import Any
 import numpy as np
 
 from monai_bone.constants import SYNTHETIC_NOTE
+from monai_bone.data.fold_assign import assign_folds, bmd_strata
+from monai_bone.data.folds import DATALIST_KEY
+from monai_bone.data.splits import is_test
 from monai_bone.tasks import get_task
 from monai_bone.utils.io import atomic_write_csv, atomic_write_json, atomic_write_text
 
@@ -26,10 +29,6 @@ __all__ = ["repeat_datalist", "write_repeat_summary"]
 
 def repeat_datalist(datalist: Path, out: Path, task: str, seed: int) -> Path:
     """A copy of ``datalist`` at ``out`` with the training records re-folded with ``seed`` (absolute image paths)."""
-    from monai_bone.data.fold_assign import assign_folds, bmd_strata
-    from monai_bone.data.folds import DATALIST_KEY
-    from monai_bone.data.splits import is_test
-
     doc = json.loads(Path(datalist).read_text(encoding="utf-8"))
     base = Path(datalist).parent
     records = doc[DATALIST_KEY]

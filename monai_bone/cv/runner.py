@@ -22,76 +22,55 @@ CV fold ``j`` of ``K`` validates on the datalist folds ``f`` with ``f % K == j``
 patient-disjoint and BMD/label-stratified by ``monai-bone index``, so merged folds are too). Every fit's out-of-fold
 predictions are kept in ``<out>/runs/<row>/fold<j>/oof.json`` with the settings that made them; rerunning the same
 command reuses finished fits (a killed run resumes), and any changed setting retrains.
+
+The rows and their bundle overrides live in :mod:`.rows`, fold grouping and the fit cache in :mod:`.folds`; this
+module runs them.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
 import os
-import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from monai_bone.bundle import default_bundle_dir, quiet_engines, train_and_predict
 from monai_bone.constants import SYNTHETIC_NOTE
+from monai_bone.data.folds import datalist_info, load_records
 from monai_bone.data.splits import training_split
 from monai_bone.tasks import get_task
-from monai_bone.utils.io import atomic_write_json
 
 from .baselines import ClinicalBaseline, OSTBaseline
 from .comparisons import TRIVIAL, trivial_flags, write_comparisons
+from .folds import FoldCache, cv_splits, file_sha256, find_cohort_info, has_finite, resolve_datalist
 from .image_stats import ImageStatsBaseline
 from .repeats import repeat_datalist, write_repeat_summary
+from .rows import (
+    ALT_HIP_LOSS,
+    CV_ROWS,
+    DEFAULT_HIP_LOSS,
+    ROW_LABELS,
+    densenet_def,
+    hip_loss_beta,
+    knee_probability,
+    param_count,
+    row_overrides,
+)
 from .screening_table import clinical_screening_rows, write_operating_points
 from .subgroups import write_subgroups
-from .table import FoldPrediction, VariantResult, summarise_variant, write_ablation_table
+from .table import write_ablation_table
+from .variant_summary import FoldPrediction, VariantResult, summarise_variant
 
-__all__ = [
-    "HIP_BASELINES",
-    "HIP_FUSIONS",
-    "KNEE_BASELINES",
-    "KNEE_VARIANTS",
-    "CV_ROWS",
-    "CVResult",
-    "cv_splits",
-    "find_cohort_info",
-    "resolve_datalist",
-    "run_cv",
-]
+__all__ = ["CVResult", "run_cv"]
 
 logger = logging.getLogger(__name__)
-
-HIP_BASELINES: tuple[str, ...] = ("ost", "clinical_ridge", "clinical_gbm", "image_stats")
-HIP_FUSIONS: tuple[str, ...] = ("image", "clinical", "concat", "xattn")
-KNEE_BASELINES: tuple[str, ...] = ("image_stats",)
-KNEE_VARIANTS: tuple[str, ...] = ("hybrid", "densenet169")
-#: CV rows per task: (baselines, networks). A task of the registry without an entry here has no CV ablation yet.
-CV_ROWS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "hip": (HIP_BASELINES, HIP_FUSIONS),
-    "knee": (KNEE_BASELINES, KNEE_VARIANTS),
-}
-
-_LABELS = {
-    "ost": "OST index (linear fit)",
-    "clinical_ridge": "Clinical-only ridge (sklearn)",
-    "clinical_gbm": "Clinical-only gradient boosting (sklearn)",
-    "image_stats": "Trivial image statistics + clinical, ridge (sklearn)",
-    "image": "Image only (ResNet34)",
-    "clinical": "Clinical-only net (MLP tokens)",
-    "concat": "Concatenation fusion",
-    "xattn": "Cross-attention (XAttn-BMD)",
-    "hybrid": "HybridAttentionNet (DenseNet169 + AM)",
-    "densenet169": "DenseNet169 (paper's strongest baseline)",
-}
-_DEFAULT_HIP_LOSS = "WeightedSmoothL1"
-_ALT_HIP_LOSS = "SmoothL1"
 
 
 @dataclass
@@ -114,137 +93,6 @@ class CVResult:
     synthetic: bool
     oracle_r2: float | None = None
     notes: list[str] = field(default_factory=list)
-
-
-def resolve_datalist(data: str | os.PathLike) -> Path:
-    """The datalist JSON given as a file or as a folder holding ``datalist.json``.
-
-    Raises:
-        FileNotFoundError: when neither exists.
-    """
-    path = Path(data)
-    if path.is_dir():
-        path = path / "datalist.json"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path}: datalist not found (give a datalist JSON or a folder holding datalist.json; "
-            "make one with `monai-bone index`)"
-        )
-    return path
-
-
-def cv_splits(folds: Sequence[int], k: int | None = None) -> list[list[int]]:
-    """Group the datalist's fold numbers into ``k`` CV folds (``f % k``).
-
-    Args:
-        folds: the fold number of every record.
-        k: number of CV folds; None uses the datalist's folds as they are.
-
-    Returns:
-        For each CV fold, the datalist fold numbers it validates on.
-
-    Raises:
-        ValueError: when ``k < 2``, or ``k`` exceeds the number of distinct datalist folds.
-    """
-    present = sorted({int(f) for f in folds})
-    k = len(present) if k is None else int(k)
-    if k < 2:
-        raise ValueError(f"cross-validation needs at least 2 folds, got {k} (re-index with `--folds K`, K >= 2)")
-    if k > len(present):
-        raise ValueError(f"--folds {k} asked for, but the datalist has only {len(present)} folds {present}")
-    splits = [[f for f in present if f % k == j] for j in range(k)]
-    if any(not s for s in splits):
-        raise ValueError(f"datalist folds {present} cannot be grouped into {k} non-empty CV folds")
-    return splits
-
-
-def find_cohort_info(datalist: Path, info: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The synthetic generator's ``cohort.json`` next to a synthetic datalist (or its source folder), if any."""
-    if not info.get("synthetic"):
-        return None
-    base = datalist.parent
-    candidates = [base / "cohort.json", base.parent / "cohort.json"]
-    src = info.get("source")
-    if isinstance(src, str) and src:
-        s = Path(src) if Path(src).is_absolute() else base / src
-        candidates += [s / "cohort.json", s.parent / "cohort.json"]
-    for c in candidates:
-        if c.is_file():
-            try:
-                cohort = json.loads(c.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
-            if cohort.get("synthetic") and cohort.get("task") in (None, info.get("task")):
-                return cohort
-    return None
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _finite(record: Mapping[str, Any], key: str) -> bool:
-    v = record.get(key)
-    try:
-        return v is not None and math.isfinite(float(v))
-    except (TypeError, ValueError):
-        return False
-
-
-class _FoldCache:
-    """Out-of-fold predictions on disk, valid only for identical settings."""
-
-    def __init__(self, root: Path, settings: Mapping[str, Any]) -> None:
-        self.root = root
-        self.settings = json.loads(json.dumps(settings, default=str))
-
-    def path(self, row: str, fold: int) -> Path:
-        return self.root / row / f"fold{fold}"
-
-    def load(self, row: str, fold: int, extra: Mapping[str, Any]) -> FoldPrediction | None:
-        f = self.path(row, fold) / "oof.json"
-        if not f.is_file():
-            return None
-        try:
-            data = json.loads(f.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        if data.get("settings") != {**self.settings, **json.loads(json.dumps(extra, default=str))}:
-            return None
-        pred, true = np.asarray(data["pred"], dtype=float), np.asarray(data["true"], dtype=float)
-        return FoldPrediction(fold, pred, true, list(data["ids"]))
-
-    def save(self, row: str, pred: FoldPrediction, extra: Mapping[str, Any]) -> None:
-        atomic_write_json(
-            self.path(row, pred.fold) / "oof.json",
-            {
-                "settings": {**self.settings, **json.loads(json.dumps(extra, default=str))},
-                "fold": pred.fold,
-                "ids": list(pred.ids),
-                "pred": [float(v) for v in np.reshape(pred.pred, -1)],
-                "true": [float(v) for v in np.reshape(pred.true, -1)],
-            },
-        )
-
-    def clear(self, row: str, fold: int) -> Path:
-        d = self.path(row, fold)
-        if d.exists():
-            shutil.rmtree(d)
-        d.mkdir(parents=True)
-        return d
-
-
-def _knee_probability(pred: np.ndarray, true: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Knee network logits → (probability of osteoporosis, 1 for osteoporosis else 0).
-
-    One output: sigmoid of the logit. ``C`` outputs: softmax, probability of the last class ("osteoporosis" in
-    both label sets); the reference becomes "osteoporosis vs rest" (the Table I screening decision).
-    """
-    if pred.ndim == 1:
-        return 1.0 / (1.0 + np.exp(-pred)), true
-    z = pred - pred.max(axis=1, keepdims=True)
-    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
-    return p[:, -1], (true == pred.shape[1] - 1).astype(float)
 
 
 def run_cv(
@@ -299,10 +147,6 @@ def run_cv(
         ValueError: bad task, variants, folds, or a datalist without targets for the task.
         FileNotFoundError: missing datalist or bundle.
     """
-    from tqdm import tqdm
-
-    from monai_bone.data.folds import datalist_info, load_records
-
     again = {
         "folds": folds,
         "epochs": epochs,
@@ -332,15 +176,8 @@ def run_cv(
         raise ValueError(f"unknown {task} variant(s) {unknown}; choose from {list(allowed)}")
     datalist = resolve_datalist(data).resolve()
     info = datalist_info(datalist)
-    if info.get("task") not in (None, task):
-        raise ValueError(f"{datalist}: datalist is for task {info.get('task')!r}, not {task!r}")
     target = spec.label_key
-    # the locked test split (monai_bone.data.splits) never enters a CV fit
-    records = [r for r in training_split(load_records(datalist)) if _finite(r, target)]
-    if not records:
-        raise ValueError(f"{datalist}: no record has a '{target}' value; index with the ground truth CSV")
-    if any(not _finite(r, "fold") for r in records):
-        raise ValueError(f"{datalist}: records without 'fold'; re-index with `monai-bone index --folds K`")
+    records = _training_records(datalist, info, task, target)
     splits = cv_splits([int(r["fold"]) for r in records], folds)
     k = len(splits)
     bundle = Path(bundle_dir) if bundle_dir is not None else default_bundle_dir(task)
@@ -348,23 +185,17 @@ def run_cv(
     cohort = find_cohort_info(datalist, info)
     oracle_r2 = float(cohort["oracle_r2"]) if cohort and cohort.get("oracle_r2") is not None else None
 
-    ov: dict[str, Any] = {"seed": seed}
     settings = {"epochs": epochs, "spatial_size": size, "batch_size": batch_size, "num_workers": num_workers}
-    for key, value in settings.items():
-        if value is not None:
-            ov[key] = int(value)
-    if device is not None:
-        ov["device"] = f"$torch.device({str(device)!r})"
-    ov.update(overrides or {})
+    ov = _bundle_overrides(seed, settings, device, overrides)
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    cache = _FoldCache(
+    cache = FoldCache(
         out / "runs",
         {
             "task": task,
-            "datalist_sha256": _sha256(datalist),
-            "train_json_sha256": _sha256(bundle / "configs" / "train.json"),
+            "datalist_sha256": file_sha256(datalist),
+            "train_json_sha256": file_sha256(bundle / "configs" / "train.json"),
             "overrides": ov,
         },
     )
@@ -386,7 +217,7 @@ def run_cv(
         return np.array([float(int(r[target]) == n_classes - 1) for r in recs])  # osteoporosis vs rest
 
     def baseline(name: str) -> VariantResult:
-        label = _LABELS[name] if spec.is_regression else "Trivial image statistics, logistic (sklearn)"
+        label = ROW_LABELS[name] if spec.is_regression else "Trivial image statistics, logistic (sklearn)"
         res = VariantResult(name, label, "baseline", "-")
         for j in range(k):
             bar.set_postfix_str(f"{name} fold {j + 1}/{k}")
@@ -425,15 +256,15 @@ def run_cv(
     try:
         if spec.is_regression:
             results += [baseline(v) for v in chosen if v in baseline_rows]
-            nets = [network(v, _LABELS[v], _DEFAULT_HIP_LOSS, {"fusion": v}, None) for v in net_rows]
+            nets = [network(v, ROW_LABELS[v], DEFAULT_HIP_LOSS, {"fusion": v}, None) for v in net_rows]
             results += nets
             if n_alt:
                 ranked = sorted(nets, key=lambda r: summarise_variant(task, r, n_boot=1)[0]["mse_pooled"])
-                beta = _hip_loss_beta(bundle, ov)
+                beta = hip_loss_beta(bundle, ov)
                 for best in ranked[:n_alt]:
                     alt = {"fusion": best.name, "loss": {"_target_": "torch.nn.SmoothL1Loss", "beta": beta}}
                     results.append(
-                        network(f"{best.name}_smoothl1", f"{_LABELS[best.name]}, Smooth L1", _ALT_HIP_LOSS, alt, None)
+                        network(f"{best.name}_smoothl1", f"{ROW_LABELS[best.name]}, Smooth L1", ALT_HIP_LOSS, alt, None)
                     )
                 notes.append(
                     f"Loss ablation: the two networks with the lowest pooled out-of-fold MSE "
@@ -444,27 +275,12 @@ def run_cv(
             knee_loss = "BCEWithLogits" if n_classes <= 2 else "CrossEntropy"
             results += [baseline(v) for v in chosen if v in baseline_rows]
             for v in net_rows:
-                extra = {} if v == "hybrid" else {"network_def": _densenet_def(bundle)}
-                results.append(network(v, _LABELS[v], knee_loss, extra, _knee_probability))
+                extra = {} if v == "hybrid" else {"network_def": densenet_def(bundle)}
+                results.append(network(v, ROW_LABELS[v], knee_loss, extra, knee_probability))
     finally:
         bar.close()
 
-    notes += [
-        f"{k}-fold CV over the datalist's patient-disjoint folds {splits}; bundle {bundle.name}; "
-        f"overrides {json.dumps(ov, default=str)}.",
-        "Networks: out-of-fold predictions of the final-epoch network (validation runs once, after the last epoch, so "
-        "no model selection sees the held-out fold).",
-    ]
-    if spec.is_regression:
-        notes.append(
-            "OST = 0.2 × (weight kg − age years), age at the radiograph (else at DXA), mapped to BMD by a line "
-            "fitted on the training folds; records without weight or age get the training mean BMD."
-        )
-        if cohort and cohort.get("clinical_r2") is not None:
-            ceiling = float(cohort["clinical_r2"])
-            notes.append(f"Synthetic clinical-only ceiling (R² of the clinical part of the formula): {ceiling:.3f}.")
-    if synthetic:
-        notes.append(SYNTHETIC_NOTE + ".")
+    notes += _run_notes(spec.is_regression, splits, bundle, ov, cohort, synthetic)
     pooled_mse = {r.name: summarise_variant(task, r, n_boot=1)[0].get("mse_pooled", math.nan) for r in results}
     comparisons, comparison_paths = write_comparisons(
         task, results, out, synthetic, n_boot=n_boot, seed=seed, pooled_mse=pooled_mse if spec.is_regression else None
@@ -473,7 +289,7 @@ def run_cv(
     row_info = {r.name: {"flag": flags.get(r.name, "")} for r in results}
     for r in results:
         if r.kind == "network":
-            row_info[r.name]["params"] = _param_count(bundle, datalist, {**ov, **_row_overrides(r.name, bundle)})
+            row_info[r.name]["params"] = param_count(bundle, datalist, {**ov, **row_overrides(r.name, bundle)})
     if TRIVIAL in {r.name for r in results}:
         notes.append(
             "Trivial image baseline: scikit-learn on 4×4 block means/SDs and percentiles of the normalised image"
@@ -507,75 +323,56 @@ def run_cv(
     return CVResult(task, out, paths, rows, synthetic, oracle_r2 if spec.is_regression else None, notes)
 
 
-def _hip_loss_beta(bundle: Path, ov: Mapping[str, Any]) -> float:
-    """``beta`` of the bundle's loss (as configured), so Smooth L1 differs from it only in the weights."""
-    from monai.bundle import ConfigParser
-
-    parser = ConfigParser()
-    parser.read_config(str(bundle / "configs" / "train.json"))
-    for key in ("screening_threshold", "loss_low_weight", "loss_weights", "loss_beta", "ref_sd", "ref_mean"):
-        if key in ov:
-            parser[key] = ov[key]
-    parser.get_parsed_content("imports")
-    loss = parser.get_parsed_content("loss", instantiate=True)
-    return float(getattr(loss, "beta", 1.0))
-
-
-def _densenet_def(bundle: Path) -> dict[str, Any]:
-    """MONAI ``DenseNet169`` with the bundle network's input/output channels and initialisation (the bundle's
-    ``pretrained`` setting, as the hybrid row), replacing ``network_def``."""
-    from monai.bundle import ConfigParser
-
-    parser = ConfigParser()
-    parser.read_config(str(bundle / "configs" / "train.json"))
-    net = parser.get("network_def")
-    return {
-        "_target_": "monai_bone.networks.DenseNet169Baseline",
-        "spatial_dims": 2,
-        "in_channels": net.get("in_channels", 1),
-        "out_channels": net.get("out_channels", 1),
-        "pretrained": net.get("pretrained"),
-    }
+def _bundle_overrides(
+    seed: int, settings: Mapping[str, int | None], device: str | None, overrides: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The bundle config overrides of every fit: seed, the given settings (ints), the device, then ``overrides``."""
+    ov: dict[str, Any] = {"seed": seed}
+    for key, value in settings.items():
+        if value is not None:
+            ov[key] = int(value)
+    if device is not None:
+        ov["device"] = f"$torch.device({str(device)!r})"
+    ov.update(overrides or {})
+    return ov
 
 
-def _row_overrides(name: str, bundle: Path) -> dict[str, Any]:
-    """The network overrides of a table row (fusion of a hip row, DenseNet169 for the knee baseline row)."""
-    base = name.removesuffix("_smoothl1")
-    if base in HIP_FUSIONS:
-        return {"fusion": base}
-    return {"network_def": _densenet_def(bundle)} if base == "densenet169" else {}
+def _run_notes(
+    regression: bool,
+    splits: Sequence[Sequence[int]],
+    bundle: Path,
+    ov: Mapping[str, Any],
+    cohort: Mapping[str, Any] | None,
+    synthetic: bool,
+) -> list[str]:
+    """The table notes that say how the run was made (folds, bundle, overrides, OST, ceilings, SYNTHETIC)."""
+    notes = [
+        f"{len(splits)}-fold CV over the datalist's patient-disjoint folds {splits}; bundle {bundle.name}; "
+        f"overrides {json.dumps(ov, default=str)}.",
+        "Networks: out-of-fold predictions of the final-epoch network (validation runs once, after the last epoch, so "
+        "no model selection sees the held-out fold).",
+    ]
+    if regression:
+        notes.append(
+            "OST = 0.2 × (weight kg − age years), age at the radiograph (else at DXA), mapped to BMD by a line "
+            "fitted on the training folds; records without weight or age get the training mean BMD."
+        )
+        if cohort and cohort.get("clinical_r2") is not None:
+            ceiling = float(cohort["clinical_r2"])
+            notes.append(f"Synthetic clinical-only ceiling (R² of the clinical part of the formula): {ceiling:.3f}.")
+    if synthetic:
+        notes.append(SYNTHETIC_NOTE + ".")
+    return notes
 
 
-_NETWORK_KEYS: tuple[str, ...] = (
-    "fusion",
-    "network_def",
-    "spatial_size",
-    "in_channels",
-    "num_classes",
-    "image_encoder",
-    "image_encoder_config",
-    "pretrained",
-    "pretrained_path",
-    "pretrained_registry",
-)
-"""Overrides that shape (or initialise) a row's network, so its parameter count is that of the trained network
-(``pretrained*`` as trained: the weights are already cached by then, and ``pretrained: null`` downloads nothing)."""
-
-
-def _param_count(bundle: Path, datalist: Path, ov: Mapping[str, Any]) -> int | None:
-    """Trainable parameters of the bundle's ``network_def`` under ``ov`` (None when it cannot be built)."""
-    from monai.bundle import ConfigParser
-
-    try:
-        parser = ConfigParser()
-        parser.read_config(str(bundle / "configs" / "train.json"))
-        parser["datalist"] = str(datalist)
-        for key, value in ov.items():
-            if key in _NETWORK_KEYS:
-                parser[key] = value
-        parser.get_parsed_content("imports")
-        net = parser.get_parsed_content("network_def", instantiate=True)
-        return int(sum(p.numel() for p in net.parameters() if p.requires_grad))
-    except Exception as err:  # noqa: BLE001 - the count is informative only
-        logger.warning("parameter count of %s unavailable: %s", ov.get("fusion", "network"), err)
-        return None
+def _training_records(datalist: Path, info: Mapping[str, Any], task: str, target: str) -> list[dict[str, Any]]:
+    """The datalist's training-split records with a ``target`` value and a fold (``ValueError`` naming the file)."""
+    if info.get("task") not in (None, task):
+        raise ValueError(f"{datalist}: datalist is for task {info.get('task')!r}, not {task!r}")
+    # the locked test split (monai_bone.data.splits) never enters a CV fit
+    records = [r for r in training_split(load_records(datalist)) if has_finite(r, target)]
+    if not records:
+        raise ValueError(f"{datalist}: no record has a '{target}' value; index with the ground truth CSV")
+    if any(not has_finite(r, "fold") for r in records):
+        raise ValueError(f"{datalist}: records without 'fold'; re-index with `monai-bone index --folds K`")
+    return records

@@ -32,9 +32,10 @@ from monai_bone.metrics.operating_points import (
 from monai_bone.metrics.screening import screening_positive
 from monai_bone.tasks import get_task
 from monai_bone.utils.io import atomic_write_csv, atomic_write_text
+from monai_bone.utils.numbers import format_number
 
 from .baselines import ClinicalBaseline, OSTBaseline, clinical_matrix
-from .table import VariantResult, format_number
+from .variant_summary import VariantResult
 
 __all__ = ["OSTA_CUTS", "clinical_screening_rows", "operating_point_rows", "write_operating_points"]
 

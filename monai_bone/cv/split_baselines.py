@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from monai_bone.data.folds import default_eval_part, fold_records, split_summary
+from monai_bone.metrics import classification_table, regression_metrics, screening_metrics
 from monai_bone.tasks import get_task
 
 from .baselines import ClinicalBaseline, OSTBaseline
@@ -42,9 +44,6 @@ def score_baselines(task: str, datalist: str | os.PathLike, val_fold: int = 0, s
         ``{"split", "n_studies", "n_patients", "rows": {name: metrics}}`` where hip metrics are ``mae``, ``r2``,
         ``auc`` (screening at 0.899 g/cm²) and knee metrics the Table I set with ``auc``.
     """
-    from monai_bone.data.folds import default_eval_part, fold_records, split_summary
-    from monai_bone.metrics import classification_table, regression_metrics, screening_metrics
-
     spec = get_task(task)
     target = spec.label_key
     part = default_eval_part(datalist)

@@ -19,7 +19,7 @@ from monai_bone.metrics.subgroups import subgroup_metric_names, subgroup_of, sub
 from monai_bone.tasks import get_task
 from monai_bone.utils.io import atomic_write_csv
 
-from .table import VariantResult
+from .variant_summary import VariantResult
 
 __all__ = ["subgroup_of", "subgroup_rows", "write_subgroups"]
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from monai_bone import demo as demo_mod
 from monai_bone.bundle import default_bundle_dir
 from monai_bone.cli import demo as demo_cli
 from monai_bone.constants import SYNTHETIC_NOTE
+from monai_bone.demo import pipeline as demo_mod
 
 
 def _args(argv: list[str]) -> argparse.Namespace:

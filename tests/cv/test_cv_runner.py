@@ -11,7 +11,8 @@ import pytest
 
 from monai_bone.constants import SYNTHETIC_NOTE
 from monai_bone.cv import runner
-from monai_bone.cv.runner import cv_splits, find_cohort_info, resolve_datalist, run_cv
+from monai_bone.cv.folds import cv_splits, find_cohort_info, resolve_datalist
+from monai_bone.cv.runner import run_cv
 
 
 def test_cv_splits() -> None:
@@ -26,13 +27,13 @@ def test_cv_splits() -> None:
 def test_knee_probability() -> None:
     import numpy as np
 
-    from monai_bone.cv.runner import _knee_probability
+    from monai_bone.cv.rows import knee_probability
 
-    prob, true = _knee_probability(np.array([0.0, 2.0]), np.array([0.0, 1.0]))
+    prob, true = knee_probability(np.array([0.0, 2.0]), np.array([0.0, 1.0]))
     np.testing.assert_allclose(prob, [0.5, 1 / (1 + np.exp(-2.0))])
     np.testing.assert_array_equal(true, [0.0, 1.0])
     # three classes: probability of "osteoporosis" (last) vs rest
-    prob, true = _knee_probability(np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 10.0]]), np.array([1.0, 2.0]))
+    prob, true = knee_probability(np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 10.0]]), np.array([1.0, 2.0]))
     np.testing.assert_allclose(prob, [1 / 3, np.exp(10) / (2 + np.exp(10))])
     np.testing.assert_array_equal(true, [0.0, 1.0])
 

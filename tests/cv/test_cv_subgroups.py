@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from monai_bone.cv import FoldPrediction, VariantResult
 from monai_bone.cv.subgroups import subgroup_of, subgroup_rows
-from monai_bone.cv.table import FoldPrediction, VariantResult
 
 
 def test_bands_and_missing_fields():

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from monai_bone.constants import SYNTHETIC_NOTE
-from monai_bone.cv.table import FoldPrediction, VariantResult, summarise_variant, write_ablation_table
+from monai_bone.cv import FoldPrediction, VariantResult, summarise_variant, write_ablation_table
 
 
 def _variant(name: str, noise: float, folds: int = 3, n: int = 12, seed: int = 0) -> VariantResult:

@@ -1,0 +1,118 @@
+"""The demo's steps: its output folder, trained copies of the bundles, step progress, and each bundle's
+``train.json`` / ``evaluate.json`` / ``inference.json`` run through ``monai.bundle.ConfigWorkflow``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ignite.engine import Events
+from tqdm import tqdm
+
+from monai_bone.bundle import bundle_workflow, no_checkpoint_overrides, quiet_engines
+
+__all__ = ["Steps", "copy_bundle", "evaluate_bundle", "infer_bundle", "prepare_out_dir", "train_bundle"]
+
+logger = logging.getLogger(__name__)
+
+_OUR_DIRS = ("data", "bundles", "hip", "knee")
+_OUR_FILES = ("report.md", "summary.json")
+
+
+def prepare_out_dir(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: exists and is not a folder")
+    if out.is_dir():
+        ours = [p for p in out.iterdir() if p.name in _OUR_DIRS or p.name in _OUR_FILES]
+        others = [p for p in out.iterdir() if p not in ours]
+        if others and not ours and not overwrite:
+            raise ValueError(f"{out}: not empty and not a demo folder; choose another --out")
+        if ours and not overwrite:
+            raise ValueError(f"{out}: holds an earlier demo; pass --overwrite to replace it")
+        for p in ours:
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def copy_bundle(src: Path, dst: Path) -> Path:
+    """Copy configs, docs and licence (never models or outputs) so training writes into the demo folder."""
+    dst.mkdir(parents=True)
+    shutil.copytree(src / "configs", dst / "configs")
+    if (src / "docs").is_dir():
+        shutil.copytree(src / "docs", dst / "docs")
+    for name in ("LICENSE", "large_files.yml"):
+        if (src / name).is_file():
+            shutil.copy2(src / name, dst / name)
+    (dst / "models").mkdir()
+    return dst
+
+
+class Steps:
+    """Step-level progress: a tqdm bar over the pipeline steps plus timings."""
+
+    def __init__(self, names: list[str], progress: bool) -> None:
+        self.bar = tqdm(total=len(names), desc="demo (SYNTHETIC)", unit="step", disable=not progress)
+        self.times: dict[str, float] = {}
+        self._t0 = time.perf_counter()
+
+    def start(self, name: str) -> None:
+        self.current, self._t = name, time.perf_counter()
+        self.bar.set_postfix_str(name)
+        logger.info("demo: %s", name)
+
+    def note(self, text: str) -> None:
+        self.bar.set_postfix_str(f"{self.current}: {text}")
+
+    def done(self) -> None:
+        self.times[self.current] = round(time.perf_counter() - self._t, 1)
+        self.bar.update(1)
+
+    def close(self) -> float:
+        self.bar.close()
+        return round(time.perf_counter() - self._t0, 1)
+
+
+def train_bundle(bundle: Path, task: str, ov: Mapping[str, Any], steps: Steps, quiet: bool) -> None:
+    # the per-epoch resume state (~300 MB for the hip network) is not needed by a demo; the best model.pt is
+    params = {**ov, "resume": False, **no_checkpoint_overrides(bundle, keep_best=True)}
+    with quiet_engines(quiet):
+        wf = bundle_workflow(bundle, ("train.json",), "train", **params)
+        wf.initialize()
+        trainer = wf.parser.get_parsed_content("train#trainer")
+        trainer.add_event_handler(
+            Events.EPOCH_COMPLETED, lambda e: steps.note(f"epoch {e.state.epoch}/{e.state.max_epochs}")
+        )
+        wf.run()
+        wf.finalize()
+    if not (bundle / "models" / "model.pt").is_file():
+        raise RuntimeError(f"{bundle}: training finished without writing models/model.pt")
+
+
+def evaluate_bundle(bundle: Path, ov: Mapping[str, Any], out: Path, quiet: bool) -> dict[str, Any]:
+    with quiet_engines(quiet):
+        wf = bundle_workflow(bundle, ("train.json", "evaluate.json"), "train", **ov, output_dir=str(out))
+        wf.initialize()
+        wf.run()
+        wf.finalize()
+    return json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+
+
+def infer_bundle(
+    bundle: Path, ov: Mapping[str, Any], src: Path, out: Path, clinical: Path | None, quiet: bool
+) -> list[dict]:
+    params = {k: v for k, v in ov.items() if k in ("spatial_size", "batch_size", "num_workers", "device")}
+    params.update({"input": str(src), "output_dir": str(out)})
+    if clinical is not None:
+        params["clinical_csv"] = str(clinical)
+    with quiet_engines(quiet):
+        wf = bundle_workflow(bundle, ("inference.json",), "infer", **params)
+        wf.initialize()
+        wf.run()
+        wf.finalize()
+    written = json.loads((out / "predictions.json").read_text(encoding="utf-8"))
+    return list(written.get("predictions", []))
