@@ -24,7 +24,7 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import RLELossless, generate_uid
 
 from monai_bone.cli import main
-from monai_bone.data.dicom_header import RejectError
+from monai_bone.data.dicom_records import RejectError
 from monai_bone.data.sources import open_source
 from monai_bone.data.sources.dicomweb import (
     CACHE_MANIFEST,

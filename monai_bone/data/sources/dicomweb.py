@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from monai_bone.data.dicom_header import RejectError
+from monai_bone.data.dicom_records import RejectError
 from monai_bone.data.sources.dicomweb_http import (
     DICOMWEB_SCHEMES,
     DicomwebError,
