@@ -201,54 +201,10 @@ def _header_fields(
     ds: pydicom.Dataset, path: Path, keys: Sequence[str], modality: str, sop_class: str | None, syntax: str
 ) -> DicomHeader:
     """Check the image type and collect identifiers and clinical fields; raise :class:`RejectError`."""
-    photometric = (text_value(ds, "PhotometricInterpretation") or "").upper()
-    spp = int_value(ds, "SamplesPerPixel") or 1
-    frames = int_value(ds, "NumberOfFrames") or 1
-    rows, cols = int_value(ds, "Rows"), int_value(ds, "Columns")
-    if photometric not in ("MONOCHROME1", "MONOCHROME2") or spp != 1:
-        shown = photometric or "missing"
-        raise RejectError(
-            "unsupported_image",
-            f"PhotometricInterpretation {shown} with {spp} sample(s) per pixel; "
-            "a grayscale MONOCHROME1/2 image is needed",
-        )
-    if frames != 1:
-        detail = f"multi-frame image ({frames} frames); a single-frame radiograph is needed"
-        raise RejectError("unsupported_image", detail)
-    if not rows or not cols:
-        raise RejectError("unsupported_image", "Rows/Columns missing or zero")
-
+    photometric, rows, cols = _check_image_type(ds)
     warnings: list[FieldWarning] = []
-    clinical: dict[str, Any] = {}
-    age_raw = text_value(ds, DICOM_FIELDS["age_xray"])
-    try:
-        clinical["age_xray"] = parse_age(age_raw)
-    except ValueError as err:
-        clinical["age_xray"] = None
-        warnings.append(FieldWarning("age_xray", "unparseable", age_raw, None, f"PatientAge: {err}", "dicom"))
-    sex_raw = text_value(ds, DICOM_FIELDS["sex"])
-    try:
-        clinical["sex"] = normalise_sex(sex_raw)
-    except ValueError as err:
-        clinical["sex"] = None
-        warnings.append(FieldWarning("sex", "unknown_code", sex_raw, None, f"PatientSex: {err}; set to null", "dicom"))
-    clinical["height"] = _number(ds, DICOM_FIELDS["height"], warnings, "height")
-    clinical["weight"] = _number(ds, DICOM_FIELDS["weight"], warnings, "weight")
-
-    intent = (text_value(ds, "PresentationIntentType") or "").upper() or None
-    if intent is None and sop_class == _DX_FOR_PROCESSING:
-        intent = "FOR PROCESSING"
-    if intent == "FOR PROCESSING":
-        warnings.append(
-            FieldWarning(
-                "presentation_intent",
-                "note",
-                intent,
-                intent,
-                "DX 'For Processing' image (raw detector data): kept, but its grey levels are not display-ready",
-                "dicom",
-            )
-        )
+    clinical = _clinical_fields(ds, warnings)
+    intent = _presentation_intent(ds, sop_class, warnings)
     comments = text_value(ds, "ImageComments") or ""
     patient_id = patient_id_value(ds)
     return DicomHeader(
@@ -272,3 +228,63 @@ def _header_fields(
         warnings=warnings,
         view_position=(text_value(ds, "ViewPosition") or "").upper() or None,
     )
+
+
+def _check_image_type(ds: pydicom.Dataset) -> tuple[str, int, int]:
+    """Photometric interpretation, Rows and Columns of a single-frame grayscale image; raise ``unsupported_image``."""
+    photometric = (text_value(ds, "PhotometricInterpretation") or "").upper()
+    spp = int_value(ds, "SamplesPerPixel") or 1
+    frames = int_value(ds, "NumberOfFrames") or 1
+    rows, cols = int_value(ds, "Rows"), int_value(ds, "Columns")
+    if photometric not in ("MONOCHROME1", "MONOCHROME2") or spp != 1:
+        shown = photometric or "missing"
+        raise RejectError(
+            "unsupported_image",
+            f"PhotometricInterpretation {shown} with {spp} sample(s) per pixel; "
+            "a grayscale MONOCHROME1/2 image is needed",
+        )
+    if frames != 1:
+        detail = f"multi-frame image ({frames} frames); a single-frame radiograph is needed"
+        raise RejectError("unsupported_image", detail)
+    if not rows or not cols:
+        raise RejectError("unsupported_image", "Rows/Columns missing or zero")
+    return photometric, rows, cols
+
+
+def _clinical_fields(ds: pydicom.Dataset, warnings: list[FieldWarning]) -> dict[str, Any]:
+    """Age, sex, height and weight as stored in the header (``None`` with a warning when unparseable)."""
+    clinical: dict[str, Any] = {}
+    age_raw = text_value(ds, DICOM_FIELDS["age_xray"])
+    try:
+        clinical["age_xray"] = parse_age(age_raw)
+    except ValueError as err:
+        clinical["age_xray"] = None
+        warnings.append(FieldWarning("age_xray", "unparseable", age_raw, None, f"PatientAge: {err}", "dicom"))
+    sex_raw = text_value(ds, DICOM_FIELDS["sex"])
+    try:
+        clinical["sex"] = normalise_sex(sex_raw)
+    except ValueError as err:
+        clinical["sex"] = None
+        warnings.append(FieldWarning("sex", "unknown_code", sex_raw, None, f"PatientSex: {err}; set to null", "dicom"))
+    clinical["height"] = _number(ds, DICOM_FIELDS["height"], warnings, "height")
+    clinical["weight"] = _number(ds, DICOM_FIELDS["weight"], warnings, "weight")
+    return clinical
+
+
+def _presentation_intent(ds: pydicom.Dataset, sop_class: str | None, warnings: list[FieldWarning]) -> str | None:
+    """PresentationIntentType (implied by the DX For Processing SOP class); a note for 'For Processing' images."""
+    intent = (text_value(ds, "PresentationIntentType") or "").upper() or None
+    if intent is None and sop_class == _DX_FOR_PROCESSING:
+        intent = "FOR PROCESSING"
+    if intent == "FOR PROCESSING":
+        warnings.append(
+            FieldWarning(
+                "presentation_intent",
+                "note",
+                intent,
+                intent,
+                "DX 'For Processing' image (raw detector data): kept, but its grey levels are not display-ready",
+                "dicom",
+            )
+        )
+    return intent
