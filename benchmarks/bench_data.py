@@ -76,7 +76,7 @@ def _bare_loop(root: Path) -> int:
 
 def _scan_loop(root: Path) -> int:
     """The index's per-file work only: source listing + header read/checks (no CSV join, folds or outputs)."""
-    from monai_bone.data.dicom_header import RejectError
+    from monai_bone.data.dicom_records import RejectError
     from monai_bone.data.sources import open_source
 
     source = open_source(root, kind="dicom")

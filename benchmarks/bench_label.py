@@ -58,7 +58,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from monai_bone.constants import SYNTHETIC_NOTE
     from monai_bone.data.folds import load_records
     from monai_bone.label import BundlePredictor
-    from monai_bone.label.server import LabelServer, free_port, image_id_for, port_is_free
+    from monai_bone.label.process import free_port, port_is_free
+    from monai_bone.label.server import LabelServer
+    from monai_bone.label.studies import image_id_for
 
     args = parse_args(argv)
     if args.threads:

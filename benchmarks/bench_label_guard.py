@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from monai_bone.bundle import untrained_copy
     from monai_bone.constants import SYNTHETIC_NOTE
     from monai_bone.data.folds import load_records
-    from monai_bone.label.server import LabelServer, free_port
+    from monai_bone.label.process import free_port
+    from monai_bone.label.server import LabelServer
 
     args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench_label_guard_") as tmp:

@@ -391,7 +391,7 @@ def untrained_copy(
     """
     from monai.bundle import ConfigParser
 
-    from monai_bone.handlers import atomic_torch_save
+    from monai_bone.handlers import atomic_torch_save  # costly (MONAI, Ignite): export and import need torch only
 
     src, out = Path(bundle_dir), Path(out_dir)
     if out.exists():
@@ -405,7 +405,7 @@ def untrained_copy(
     torch.manual_seed(seed)
     atomic_torch_save(parser.get_parsed_content("network_def").state_dict(), out / "models" / "model.pt")
     if clinical_records is not None:
-        from monai_bone.transforms.clinical_fit import fit_clinical_stats
+        from monai_bone.transforms.clinical_fit import fit_clinical_stats  # costly (MONAI transforms), optional
 
         fit_clinical_stats(list(clinical_records), out / "models" / "clinical_stats.json")
     return out

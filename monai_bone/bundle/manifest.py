@@ -14,6 +14,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from monai_bone._version import __version__
+
 __all__ = [
     "ARCHIVE_FORMAT",
     "ARCHIVE_FORMAT_VERSION",
@@ -58,8 +60,6 @@ def build_manifest(
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The manifest dict: format, bundle name/version, monai-bone version and ``files`` (path, size, sha256)."""
-    from monai_bone._version import __version__
-
     return {
         "format": ARCHIVE_FORMAT,
         "format_version": ARCHIVE_FORMAT_VERSION,

@@ -17,8 +17,8 @@ One or more CSV files are merged on the key. Reading is forgiving about format a
   ``dob``, ``address``, ...) are ignored entirely -- their values are not even kept in memory -- with one logged note
   naming the column;
 * numeric fields are parsed to float (``""``, ``NA``, ``nan``, ``null``, ``-``, ``?`` = missing); ``sex`` is normalised
-  by :func:`~monai_bone.data.dicom_header.normalise_sex`, ``smoking`` by :func:`normalise_smoking`; values that do not
-  parse become ``None`` with a :class:`~monai_bone.data.dicom_header.FieldWarning`;
+  by :func:`~monai_bone.data.dicom_values.normalise_sex`, ``smoking`` by :func:`normalise_smoking`; values that do not
+  parse become ``None`` with a :class:`~monai_bone.data.dicom_records.FieldWarning`;
 * one record per line (quoted cells must not contain line breaks); a line whose cell count differs from the header's
   is skipped;
 * a key that appears more than once (in one file or across files) is merged: missing values are filled from the other
@@ -44,7 +44,8 @@ from pathlib import Path
 from typing import Any
 
 from monai_bone.constants import CATEGORICAL_CODES, CLINICAL_FIELDS, NUMERIC_FIELDS, SYNTHETIC_NOTE
-from monai_bone.data.dicom_header import FieldWarning, normalise_sex
+from monai_bone.data.dicom_records import FieldWarning
+from monai_bone.data.dicom_values import normalise_sex
 
 __all__ = [
     "IDENTIFIER_COLUMNS",

@@ -18,7 +18,7 @@ from typing import Any
 
 from monai_bone.constants import CLINICAL_FIELDS, DICOM_FIELDS, KNEE_LABELS_BINARY, KNEE_LABELS_THREE, PLAUSIBLE_RANGES
 from monai_bone.data.clinical_csv import ClinicalTable
-from monai_bone.data.dicom_header import FieldWarning
+from monai_bone.data.dicom_records import FieldWarning
 from monai_bone.data.sources import ImageSource, SourceImage
 
 __all__ = [

@@ -6,7 +6,7 @@
   ``monai.data.load_decathlon_datalist(path, data_list_key="training")``; ``image`` paths are relative to the
   datalist's folder and every record has the same keys (clinical fields are ``null`` when missing);
 * ``rejects.csv`` beside it: ``path, reason, detail`` -- one row per file seen but not used (reasons:
-  :data:`~monai_bone.data.dicom_header.REJECT_REASONS`);
+  :data:`~monai_bone.data.dicom_records.REJECT_REASONS`);
 * ``warnings.csv`` beside it: ``path, patient_id, field, code, source, original, corrected, detail`` -- field-level
   corrections and disagreements of the *used* files.
 
@@ -49,7 +49,7 @@ import numpy as np
 from monai_bone.constants import CLINICAL_FIELDS, SYNTHETIC_NOTE
 from monai_bone.data.clinical_csv import ClinicalTable, read_clinical_csv
 from monai_bone.data.clinical_records import PLAUSIBLE_BMD, label_set
-from monai_bone.data.dicom_header import REJECT_REASONS
+from monai_bone.data.dicom_records import REJECT_REASONS
 from monai_bone.data.fold_assign import assign_folds, fold_strata
 from monai_bone.data.folds import DATALIST_KEY, dump_datalist
 from monai_bone.data.image_guards import checks_bilateral

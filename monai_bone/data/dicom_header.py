@@ -11,15 +11,10 @@ at the file position where pydicom stopped. That is enough to tell
 * whether pydicom has an *available* decoder for the transfer syntax (:func:`check_decodable`, through
   :func:`pydicom.pixels.get_decoder`) -- the reject detail names the syntax and the plugins to install.
 
-Files that cannot be used raise :class:`RejectError` with one of :data:`REJECT_REASONS` and a human-readable detail
-naming the problem; the index turns it into a row of ``rejects.csv``.
-
-Image size rule (checked from Rows/Columns before anything else about the pixels, so an absurd image is never
-decoded): each side must lie in ``[MIN_IMAGE_SIDE, MAX_IMAGE_SIDE]`` = [8, 16384] pixels and Rows x Columns must not
-exceed :data:`MAX_IMAGE_PIXELS` (50 megapixels). The largest flat-panel detectors are about 4300 x 4300 pixels
-(18.5 MP) and stitched long-leg images about 2500 x 8000 (20 MP); a side below 8 pixels is an icon or a corrupt
-header, not a radiograph. Violations are rejected as ``image_size``; :func:`image_size_problem` is shared with
-the loader (:class:`monai_bone.transforms.LoadXray`), which applies the same rule before decoding.
+Files that cannot be used raise :class:`~monai_bone.data.dicom_records.RejectError` with one of
+:data:`~monai_bone.data.dicom_records.REJECT_REASONS` and a human-readable detail naming the problem; the index turns
+it into a row of ``rejects.csv``. The image size rule and the age/sex parsing are in
+:mod:`monai_bone.data.dicom_values`.
 
 Accepted modalities are :data:`XRAY_MODALITIES`: DX (digital radiography, "For Presentation" and "For Processing"),
 CR (computed radiography) and RG (radiographic imaging, e.g. digitised film). MG (mammography), IO/PX (dental),
@@ -35,71 +30,23 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pydicom
 from pydicom.errors import InvalidDicomError
-from pydicom.uid import (
-    UID,
-    DeflatedExplicitVRLittleEndian,
-)
+from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
-from monai_bone.constants import CATEGORICAL_CODES, DICOM_FIELDS, SYNTHETIC_NOTE
-from monai_bone.data.dicom_elements import (
-    converted_text,
-    int_value,
-    patient_id_value,
-    text_value,
-    transfer_syntax,
-)
+from monai_bone.constants import DICOM_FIELDS, SYNTHETIC_NOTE
+from monai_bone.data.dicom_elements import converted_text, int_value, patient_id_value, text_value, transfer_syntax
 from monai_bone.data.dicom_pixels import check_decodable, deflated_pixel_problem, pixel_data_problem, same_read_hash
-from monai_bone.data.image_guards import GUARD_REASONS
+from monai_bone.data.dicom_records import DicomHeader, FieldWarning, RejectError
+from monai_bone.data.dicom_values import image_size_problem, normalise_sex, parse_age
 
-__all__ = [
-    "MAX_IMAGE_PIXELS",
-    "MAX_IMAGE_SIDE",
-    "MIN_IMAGE_SIDE",
-    "REJECT_REASONS",
-    "XRAY_MODALITIES",
-    "XRAY_SOP_CLASSES",
-    "DicomHeader",
-    "FieldWarning",
-    "RejectError",
-    "check_decodable",
-    "image_size_problem",
-    "normalise_sex",
-    "parse_age",
-    "read_header",
-    "sniff_file_type",
-]
+__all__ = ["XRAY_MODALITIES", "XRAY_SOP_CLASSES", "read_header", "sniff_file_type"]
 
 logger = logging.getLogger(__name__)
-
-#: Reject reason codes written to ``rejects.csv`` and what each one means.
-REJECT_REASONS: dict[str, str] = {
-    "unreadable": "the file exists but could not be read or parsed (I/O error, corrupt header)",
-    "not_dicom": "not a DICOM Part 10 file (text, PNG, DICOM without the 'DICM' file meta header, empty file)",
-    "not_image": "not a PNG/JPEG image (image-folder sources)",
-    "not_xray": "a DICOM object that is not a plain radiograph (CT, MR, SR, RT, DICOMDIR, ...); the detail names it",
-    "unsupported_image": "a radiograph the loader cannot use (colour, multi-frame, float pixel data, no Rows/Columns)",
-    "image_size": "Rows/Columns outside the size rule (each side 8..16384 px, at most 50 megapixels); never decoded",
-    "no_pixel_data": "no PixelData element, or PixelData declared longer than the file (truncated) or too short",
-    "undecodable": "compressed transfer syntax without an available pydicom decoder; the detail names the plugin",
-    "duplicate_sop_uid": "same SOPInstanceUID as a file already indexed (the first one is used)",
-    "no_clinical_row": "clinical CSV(s) given but no row for this file's key (default PatientID)",
-    "missing_label": "labelled source (bmd/label column or class folders) but no usable label for this file",
-    **GUARD_REASONS,
-    "conflicting_duplicate": "the same (or a near-duplicate) image as another file but with a different label",
-}
-
-#: Smallest and largest accepted image side (pixels) and largest accepted image area (Rows x Columns).
-MIN_IMAGE_SIDE: int = 8
-MAX_IMAGE_SIDE: int = 16384
-MAX_IMAGE_PIXELS: int = 50_000_000
 
 #: Modalities of plain radiographs that the index keeps.
 XRAY_MODALITIES: tuple[str, ...] = ("DX", "CR", "RG")
@@ -119,196 +66,6 @@ _MAGIC = (
     (b"PK\x03\x04", "a zip archive"),
     (b"%PDF", "a PDF document"),
 )
-_AGE_RE = re.compile(r"^\s*(\d{1,3})\s*([DWMY]?)\s*$", re.IGNORECASE)
-_AGE_UNIT_YEARS = {"Y": 1.0, "M": 1.0 / 12.0, "W": 7.0 / 365.25, "D": 1.0 / 365.25}
-_SEX_ALIASES = {
-    "F": "F",
-    "FEMALE": "F",
-    "W": "F",
-    "WOMAN": "F",
-    "M": "M",
-    "MALE": "M",
-    "MAN": "M",
-}
-
-
-class RejectError(ValueError):
-    """A file that the index cannot use.
-
-    Args:
-        reason: one of :data:`REJECT_REASONS`.
-        detail: human-readable explanation naming the problem (never a patient name or birth date).
-
-    Raises:
-        ValueError: when ``reason`` is not a known reason code.
-    """
-
-    def __init__(self, reason: str, detail: str) -> None:
-        if reason not in REJECT_REASONS:
-            raise ValueError(f"unknown reject reason {reason!r}; expected one of {sorted(REJECT_REASONS)}")
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
-
-
-@dataclass(frozen=True)
-class FieldWarning:
-    """A field-level correction or disagreement, one row of ``warnings.csv``.
-
-    Attributes:
-        field: clinical field (``age_xray``, ``height``, ``bmd``, ``label``, ...) or a header attribute.
-        code: ``unparseable``, ``implausible``, ``unit_converted``, ``conflict``, ``disagreement``, ``derived``,
-            ``unknown_code``, ``skipped`` (a clinical CSV line) or ``note``.
-        original: the value as found (string or number).
-        corrected: the value used instead (``None`` = set to null).
-        detail: human-readable explanation.
-        source: where the value came from (``"dicom"``, ``"csv:<file>:<line>"``, ``"folder"``, ``"derived"``).
-    """
-
-    field: str
-    code: str
-    original: Any
-    corrected: Any
-    detail: str
-    source: str = ""
-
-
-@dataclass
-class DicomHeader:
-    """What the index needs from one DICOM header (no pixel data, no patient names or birth dates).
-
-    Attributes:
-        path: the file.
-        patient_id, study_instance_uid, series_instance_uid, sop_instance_uid: identifiers (``None`` when absent).
-        modality: ``DX``, ``CR`` or ``RG``.
-        sop_class_uid: SOP class UID (``None`` when absent).
-        presentation_intent: ``FOR PRESENTATION``, ``FOR PROCESSING`` or ``None``.
-        body_part: BodyPartExamined (upper case) or ``None``.
-        view_position: ViewPosition (upper case, e.g. ``AP``, ``LL``) or ``None``.
-        photometric: ``MONOCHROME1`` or ``MONOCHROME2``.
-        transfer_syntax: transfer syntax UID.
-        rows, columns, bits_stored: image geometry.
-        synthetic: ImageComments contains :data:`~monai_bone.constants.SYNTHETIC_NOTE`.
-        clinical: ``{"age_xray": years | None, "sex": "F"/"M" | None, "height": as stored (m) | None,
-            "weight": kg | None}`` -- raw header values; unit fixes and plausibility checks are the index's job.
-        keys: values of the extra keywords asked for (e.g. the join key), ``None`` when absent.
-        warnings: problems found while parsing header fields (unparseable age, unknown sex code, ...).
-        pixel_hash: perceptual hash of the pixels (:mod:`monai_bone.data.duplicates`) when asked for, else ``None``.
-    """
-
-    path: Path
-    patient_id: str | None
-    study_instance_uid: str | None
-    series_instance_uid: str | None
-    sop_instance_uid: str | None
-    modality: str
-    sop_class_uid: str | None
-    presentation_intent: str | None
-    body_part: str | None
-    photometric: str
-    transfer_syntax: str
-    rows: int
-    columns: int
-    bits_stored: int | None
-    synthetic: bool
-    clinical: dict[str, Any] = field(default_factory=dict)
-    keys: dict[str, str | None] = field(default_factory=dict)
-    warnings: list[FieldWarning] = field(default_factory=list)
-    view_position: str | None = None
-    pixel_hash: Any = None
-
-
-def parse_age(value: Any) -> float | None:
-    """Parse a DICOM Age String (``"075Y"``, ``"900M"``, ``"052W"``, ``"010D"``) or a plain number into years.
-
-    Args:
-        value: AS string (``nnnD/W/M/Y``), a bare number (taken as years), or empty/``None``.
-
-    Returns:
-        Age in years (months / 12, weeks * 7 / 365.25, days / 365.25), or ``None`` when the value is empty.
-
-    Raises:
-        ValueError: when the value is not empty and not a valid age string.
-    """
-    if value is None:
-        return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if not math.isfinite(float(value)) or value < 0:
-            raise ValueError(f"age {value!r} is not a finite non-negative number")
-        return float(value)
-    text = str(value).strip()
-    if not text:
-        return None
-    match = _AGE_RE.match(text)
-    if match is None:
-        try:
-            years = float(text)
-        except ValueError:
-            raise ValueError(f"age {text!r} is not a DICOM age string (nnnD, nnnW, nnnM or nnnY)") from None
-        if not math.isfinite(years) or years < 0:
-            raise ValueError(f"age {text!r} is not a finite non-negative number")
-        return years
-    number, unit = int(match.group(1)), (match.group(2) or "Y").upper()
-    return number * _AGE_UNIT_YEARS[unit]
-
-
-def normalise_sex(value: Any) -> str | None:
-    """Normalise a sex code to ``"F"`` / ``"M"`` (the codes of :data:`~monai_bone.constants.CATEGORICAL_CODES`).
-
-    Accepts DICOM ``F``/``M``, words (``female``, ``male``, ``woman``, ``man``, ``w``), any case, and the numeric
-    codes of ``CATEGORICAL_CODES["sex"]`` (``0`` = F, ``1`` = M).
-
-    Args:
-        value: the code, or empty/``None``.
-
-    Returns:
-        ``"F"``, ``"M"`` or ``None`` when empty.
-
-    Raises:
-        ValueError: when the value is not empty and not a known code (this includes DICOM ``O`` = other, which has no
-            code in the clinical vector).
-    """
-    if value is None:
-        return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        for code, number in CATEGORICAL_CODES["sex"].items():
-            if float(value) == number:
-                return code
-        raise ValueError(f"sex code {value!r} is not one of {CATEGORICAL_CODES['sex']}")
-    text = str(value).strip()
-    if not text:
-        return None
-    upper = text.upper()
-    if upper in _SEX_ALIASES:
-        return _SEX_ALIASES[upper]
-    try:
-        return normalise_sex(float(text))
-    except ValueError:
-        pass
-    raise ValueError(f"sex code {text!r} is not F/M (or female/male, 0/1)")
-
-
-def image_size_problem(rows: int, columns: int) -> str | None:
-    """Check an image size against the documented rule (see the module docstring).
-
-    Args:
-        rows: image height in pixels (DICOM Rows).
-        columns: image width in pixels (DICOM Columns).
-
-    Returns:
-        ``None`` when the size is acceptable, otherwise a message naming the size and the rule.
-    """
-    rows, columns = int(rows), int(columns)
-    if min(rows, columns) < MIN_IMAGE_SIDE:
-        return f"image is {rows} x {columns} pixels; each side must be at least {MIN_IMAGE_SIDE} pixels"
-    if max(rows, columns) > MAX_IMAGE_SIDE:
-        return f"image is {rows} x {columns} pixels; each side must be at most {MAX_IMAGE_SIDE} pixels"
-    if rows * columns > MAX_IMAGE_PIXELS:
-        return (
-            f"image is {rows} x {columns} pixels ({rows * columns / 1e6:.0f} megapixels); at most "
-            f"{MAX_IMAGE_PIXELS / 1e6:.0f} megapixels are accepted"
-        )
-    return None
 
 
 def _number(ds: pydicom.Dataset, keyword: str, warnings: list[FieldWarning], field_name: str) -> float | None:
@@ -444,54 +201,10 @@ def _header_fields(
     ds: pydicom.Dataset, path: Path, keys: Sequence[str], modality: str, sop_class: str | None, syntax: str
 ) -> DicomHeader:
     """Check the image type and collect identifiers and clinical fields; raise :class:`RejectError`."""
-    photometric = (text_value(ds, "PhotometricInterpretation") or "").upper()
-    spp = int_value(ds, "SamplesPerPixel") or 1
-    frames = int_value(ds, "NumberOfFrames") or 1
-    rows, cols = int_value(ds, "Rows"), int_value(ds, "Columns")
-    if photometric not in ("MONOCHROME1", "MONOCHROME2") or spp != 1:
-        shown = photometric or "missing"
-        raise RejectError(
-            "unsupported_image",
-            f"PhotometricInterpretation {shown} with {spp} sample(s) per pixel; "
-            "a grayscale MONOCHROME1/2 image is needed",
-        )
-    if frames != 1:
-        detail = f"multi-frame image ({frames} frames); a single-frame radiograph is needed"
-        raise RejectError("unsupported_image", detail)
-    if not rows or not cols:
-        raise RejectError("unsupported_image", "Rows/Columns missing or zero")
-
+    photometric, rows, cols = _check_image_type(ds)
     warnings: list[FieldWarning] = []
-    clinical: dict[str, Any] = {}
-    age_raw = text_value(ds, DICOM_FIELDS["age_xray"])
-    try:
-        clinical["age_xray"] = parse_age(age_raw)
-    except ValueError as err:
-        clinical["age_xray"] = None
-        warnings.append(FieldWarning("age_xray", "unparseable", age_raw, None, f"PatientAge: {err}", "dicom"))
-    sex_raw = text_value(ds, DICOM_FIELDS["sex"])
-    try:
-        clinical["sex"] = normalise_sex(sex_raw)
-    except ValueError as err:
-        clinical["sex"] = None
-        warnings.append(FieldWarning("sex", "unknown_code", sex_raw, None, f"PatientSex: {err}; set to null", "dicom"))
-    clinical["height"] = _number(ds, DICOM_FIELDS["height"], warnings, "height")
-    clinical["weight"] = _number(ds, DICOM_FIELDS["weight"], warnings, "weight")
-
-    intent = (text_value(ds, "PresentationIntentType") or "").upper() or None
-    if intent is None and sop_class == _DX_FOR_PROCESSING:
-        intent = "FOR PROCESSING"
-    if intent == "FOR PROCESSING":
-        warnings.append(
-            FieldWarning(
-                "presentation_intent",
-                "note",
-                intent,
-                intent,
-                "DX 'For Processing' image (raw detector data): kept, but its grey levels are not display-ready",
-                "dicom",
-            )
-        )
+    clinical = _clinical_fields(ds, warnings)
+    intent = _presentation_intent(ds, sop_class, warnings)
     comments = text_value(ds, "ImageComments") or ""
     patient_id = patient_id_value(ds)
     return DicomHeader(
@@ -515,3 +228,63 @@ def _header_fields(
         warnings=warnings,
         view_position=(text_value(ds, "ViewPosition") or "").upper() or None,
     )
+
+
+def _check_image_type(ds: pydicom.Dataset) -> tuple[str, int, int]:
+    """Photometric interpretation, Rows and Columns of a single-frame grayscale image; raise ``unsupported_image``."""
+    photometric = (text_value(ds, "PhotometricInterpretation") or "").upper()
+    spp = int_value(ds, "SamplesPerPixel") or 1
+    frames = int_value(ds, "NumberOfFrames") or 1
+    rows, cols = int_value(ds, "Rows"), int_value(ds, "Columns")
+    if photometric not in ("MONOCHROME1", "MONOCHROME2") or spp != 1:
+        shown = photometric or "missing"
+        raise RejectError(
+            "unsupported_image",
+            f"PhotometricInterpretation {shown} with {spp} sample(s) per pixel; "
+            "a grayscale MONOCHROME1/2 image is needed",
+        )
+    if frames != 1:
+        detail = f"multi-frame image ({frames} frames); a single-frame radiograph is needed"
+        raise RejectError("unsupported_image", detail)
+    if not rows or not cols:
+        raise RejectError("unsupported_image", "Rows/Columns missing or zero")
+    return photometric, rows, cols
+
+
+def _clinical_fields(ds: pydicom.Dataset, warnings: list[FieldWarning]) -> dict[str, Any]:
+    """Age, sex, height and weight as stored in the header (``None`` with a warning when unparseable)."""
+    clinical: dict[str, Any] = {}
+    age_raw = text_value(ds, DICOM_FIELDS["age_xray"])
+    try:
+        clinical["age_xray"] = parse_age(age_raw)
+    except ValueError as err:
+        clinical["age_xray"] = None
+        warnings.append(FieldWarning("age_xray", "unparseable", age_raw, None, f"PatientAge: {err}", "dicom"))
+    sex_raw = text_value(ds, DICOM_FIELDS["sex"])
+    try:
+        clinical["sex"] = normalise_sex(sex_raw)
+    except ValueError as err:
+        clinical["sex"] = None
+        warnings.append(FieldWarning("sex", "unknown_code", sex_raw, None, f"PatientSex: {err}; set to null", "dicom"))
+    clinical["height"] = _number(ds, DICOM_FIELDS["height"], warnings, "height")
+    clinical["weight"] = _number(ds, DICOM_FIELDS["weight"], warnings, "weight")
+    return clinical
+
+
+def _presentation_intent(ds: pydicom.Dataset, sop_class: str | None, warnings: list[FieldWarning]) -> str | None:
+    """PresentationIntentType (implied by the DX For Processing SOP class); a note for 'For Processing' images."""
+    intent = (text_value(ds, "PresentationIntentType") or "").upper() or None
+    if intent is None and sop_class == _DX_FOR_PROCESSING:
+        intent = "FOR PROCESSING"
+    if intent == "FOR PROCESSING":
+        warnings.append(
+            FieldWarning(
+                "presentation_intent",
+                "note",
+                intent,
+                intent,
+                "DX 'For Processing' image (raw detector data): kept, but its grey levels are not display-ready",
+                "dicom",
+            )
+        )
+    return intent

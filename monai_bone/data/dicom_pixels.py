@@ -12,17 +12,15 @@ import functools
 import mmap
 import struct
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO
 
 import pydicom
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from monai_bone.data.dicom_elements import int_value
+from monai_bone.data.dicom_records import DicomHeader
 from monai_bone.data.duplicates import native_pixel_hash
 from monai_bone.data.duplicates import pixel_hash as decoded_pixel_hash
-
-if TYPE_CHECKING:  # a type only: dicom_header imports this module
-    from monai_bone.data.dicom_header import DicomHeader
 
 __all__ = ["check_decodable", "deflated_pixel_problem", "pixel_data_problem", "same_read_hash"]
 

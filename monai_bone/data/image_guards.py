@@ -73,7 +73,7 @@ __all__ = [
     "split_halves",
 ]
 
-#: Reject reasons of the image guards (also listed in :data:`monai_bone.data.dicom_header.REJECT_REASONS`).
+#: Reject reasons of the image guards (also listed in :data:`monai_bone.data.dicom_records.REJECT_REASONS`).
 GUARD_REASONS: dict[str, str] = {
     "wrong_body_part": "BodyPartExamined is not a body part the task's model was made for (hip: HIP/PELVIS, knee: "
     "KNEE)",

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from monai_bone.data.dicom_header import FieldWarning
+from monai_bone.data.dicom_records import FieldWarning
 from monai_bone.data.image_formats import PLAIN_IMAGE_SUFFIXES
 from monai_bone.data.image_guards import BodyPartViewRule, bilateral_score, is_bilateral, split_halves
 from monai_bone.data.sources import SourceImage

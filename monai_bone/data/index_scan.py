@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from monai_bone.data.clinical_csv import ClinicalTable
 from monai_bone.data.clinical_records import bmd_label, find_label, merge_clinical
-from monai_bone.data.dicom_header import FieldWarning, RejectError
+from monai_bone.data.dicom_records import FieldWarning, RejectError
 from monai_bone.data.duplicates import image_folder_patient_id, merge_duplicate_groups
 from monai_bone.data.image_guards import checks_bilateral
 from monai_bone.data.index_guards import BILATERAL_FOLDER, BilateralCheck, guard_header, split_record

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from monai_bone.data.dicom_header import RejectError
+from monai_bone.data.dicom_records import RejectError
 
 __all__ = ["CHUNK", "MIN_PARALLEL_FILES", "ReadOutcome", "default_workers", "read_headers"]
 

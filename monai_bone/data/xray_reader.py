@@ -32,7 +32,7 @@ from monai.utils.enums import SpaceKeys
 from PIL import Image, ImageOps, UnidentifiedImageError
 from pydicom.errors import InvalidDicomError
 
-from monai_bone.data.dicom_header import image_size_problem
+from monai_bone.data.dicom_values import image_size_problem
 
 __all__ = [
     "DICOM_PLAIN_TAGS",
@@ -280,7 +280,7 @@ class XrayPydicomReader(PydicomReader):
         if math.isfinite(rows) and math.isfinite(cols):
             problem = image_size_problem(int(rows), int(cols))
             if problem:
-                raise XrayReadError(f"{name}: {problem} (size rule of monai_bone.data.dicom_header; not decoded)")
+                raise XrayReadError(f"{name}: {problem} (size rule of monai_bone.data.dicom_values; not decoded)")
         photometric = str(_get_tag(ds, "PhotometricInterpretation") or "").upper()
         if photometric == "PALETTE COLOR":
             raise XrayReadError(f"{name}: PhotometricInterpretation PALETTE COLOR is not a radiograph")
@@ -369,7 +369,7 @@ def read_plain_image(path: Path) -> tuple[np.ndarray, str, int]:
 
     Raises:
         XrayReadError: naming the file, for unidentifiable, truncated or corrupt images, decompression bombs and
-            images outside the size rule of :func:`monai_bone.data.dicom_header.image_size_problem` (not decoded).
+            images outside the size rule of :func:`monai_bone.data.dicom_values.image_size_problem` (not decoded).
     """
     name = f"{path}"
     try:
@@ -377,7 +377,7 @@ def read_plain_image(path: Path) -> tuple[np.ndarray, str, int]:
             fmt = str(opened.format or path.suffix.lstrip(".")).lower()
             problem = image_size_problem(opened.size[1], opened.size[0])
             if problem:
-                raise XrayReadError(f"{name}: {problem} (size rule of monai_bone.data.dicom_header; not decoded)")
+                raise XrayReadError(f"{name}: {problem} (size rule of monai_bone.data.dicom_values; not decoded)")
             im = ImageOps.exif_transpose(opened)
             im.load()
     except XrayReadError:

@@ -115,6 +115,8 @@ class BundlePredictor:
         work_dir: str | os.PathLike | None = None,
         name: str | None = None,
     ) -> None:
+        # Costly (MONAI, Ignite: ~1.7 s -> ~10 s for `import monai_bone.label`, measured on a loaded machine): loaded
+        # when a predictor is built, so the server launcher and label.process users import torch and bundle/ only.
         from monai.bundle import ConfigParser
 
         from monai_bone.data.collate import collate_records

@@ -24,7 +24,8 @@ from typing import Any
 from monai_bone.constants import CLINICAL_FIELDS, DICOM_FIELDS
 from monai_bone.data.clinical_csv import parse_clinical_value
 from monai_bone.data.clinical_records import merge_clinical
-from monai_bone.data.dicom_header import RejectError, sniff_file_type
+from monai_bone.data.dicom_header import sniff_file_type
+from monai_bone.data.dicom_records import RejectError
 from monai_bone.data.image_formats import PLAIN_IMAGE_SUFFIXES
 from monai_bone.data.sources import DicomFolderSource, ImageFolderSource
 

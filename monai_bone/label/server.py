@@ -13,9 +13,9 @@
 A local folder (any depth, any file names) is indexed first with the same header rules as ``monai-bone index``;
 MONAI Label's datastore then sees one link per accepted radiograph (its own bookkeeping files go into the work
 folder, never into the archive; the archive is read-only to the server, see :mod:`monai_bone.label.datastore`). The
-image id of a file is its path relative to the folder, without the suffix,
-with ``/`` written ``__`` (``patient1/hip/IM0001.dcm`` -> ``patient1__hip__IM0001``). A DICOMweb URL is passed to
-MONAI Label as is; its image ids are SeriesInstanceUIDs of DX and CR series.
+image id of a file (:func:`monai_bone.label.studies.image_id_for`) is its path relative to the folder, without the
+suffix, with ``/`` written ``__`` (``patient1/hip/IM0001.dcm`` -> ``patient1__hip__IM0001``). A DICOMweb URL is passed
+to MONAI Label as is; its image ids are SeriesInstanceUIDs of DX and CR series.
 
 The server runs offline: MONAI Label's training, scoring, experiment tracking, sessions and downloads are switched off
 (no SAM2 or DICOM-SEG tools; this app registers no model that would fetch weights). It runs MONAI Label's FastAPI app
@@ -29,9 +29,7 @@ import contextlib
 import json
 import logging
 import os
-import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -42,6 +40,8 @@ from pathlib import Path
 from typing import Any
 
 from monai_bone.bundle import BUNDLE_NAMES, default_bundle_dir
+from monai_bone.label.process import die_with_parent, port_is_free
+from monai_bone.label.studies import prepare_studies
 
 __all__ = [
     "APP_MAIN",
@@ -50,12 +50,7 @@ __all__ = [
     "DEFAULT_SEARCH_FILTER",
     "LabelServer",
     "bundle_paths",
-    "die_with_parent",
-    "free_port",
     "parse_models",
-    "image_id_for",
-    "port_is_free",
-    "prepare_studies",
     "server_environment",
 ]
 
@@ -76,7 +71,6 @@ DEFAULT_SEARCH_FILTER: dict[str, str] = {"Modality": "DX,CR"}
 
 #: File patterns of the local datastore (the links are named with these suffixes).
 DATASTORE_EXTENSIONS: tuple[str, ...] = ("*.dcm", "*.png", "*.jpg", "*.jpeg")
-_UNSAFE = re.compile(r"[^A-Za-z0-9._\-]")
 
 
 def parse_models(text: str | None) -> list[str]:
@@ -126,120 +120,6 @@ def bundle_paths(tasks: Sequence[str], given: Mapping[str, str | os.PathLike] | 
                     )
         out[task] = path.resolve()
     return out
-
-
-def die_with_parent() -> None:
-    """``preexec_fn`` of a server child process (Linux): SIGTERM when the parent dies, even from SIGKILL.
-
-    A test run or benchmark killed by a timeout then leaves no MONAI Label (or Orthanc) process holding its port.
-    """
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free on ``host`` right now (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    """Whether nothing listens on ``host:port``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        return s.connect_ex((host, int(port))) != 0
-
-
-def image_id_for(rel: str | os.PathLike) -> str:
-    """Datastore image id of a file: relative path without suffix, ``/`` -> ``__``, other unsafe characters -> ``_``.
-
-    Args:
-        rel: path relative to the studies folder.
-    """
-    from monai_bone.data.image_formats import IMAGE_SUFFIXES
-
-    p = Path(rel)
-    stem = p.with_suffix("") if p.suffix.lower() in IMAGE_SUFFIXES else p
-    return _UNSAFE.sub("_", "__".join(stem.parts))
-
-
-def _link_suffix(path: Path) -> str:
-    suffix = path.suffix.lower()
-    return ".jpg" if suffix == ".jpeg" else suffix if suffix in (".png", ".jpg") else ".dcm"
-
-
-def prepare_studies(source: str | os.PathLike, work_dir: str | os.PathLike, progress: bool = True) -> dict[str, Any]:
-    """Index a local studies folder and build MONAI Label's datastore folder of links (DICOMweb URLs pass through).
-
-    Args:
-        source: local folder or DICOMweb URL.
-        work_dir: the server's work folder.
-        progress: tqdm bar while indexing.
-
-    Returns:
-        ``{"studies": <folder or URL for --studies>, "images": n, "rejected": n, "rejects": <rejects.json or None>}``.
-
-    Raises:
-        FileNotFoundError: when the folder does not exist.
-        ValueError: when it holds no usable radiograph.
-    """
-    from monai_bone.data.datalist import build_datalist
-    from monai_bone.data.folds import load_records
-    from monai_bone.data.inference import inference_source_kind
-    from monai_bone.data.sources.dicomweb import is_dicomweb_url
-
-    text = os.fspath(source)
-    if is_dicomweb_url(text):
-        return {"studies": text.rstrip("/"), "images": None, "rejected": None, "rejects": None}
-    root = Path(text).expanduser().resolve()
-    if not root.is_dir():
-        raise FileNotFoundError(f"studies folder not found: {root}")
-    work = Path(work_dir).resolve()
-    index = work / "index"
-    index.mkdir(parents=True, exist_ok=True)
-    datalist = index / "datalist.json"
-    kind = inference_source_kind(root)  # a flat folder of PNG/JPEG knee images is an image folder, not DICOM
-    build_datalist(str(root), str(datalist), task=None, folds=1, progress=progress, source_kind=kind)
-    studies = work / "studies"
-    if studies.exists():
-        for p in studies.iterdir():  # our links only; MONAI Label's own files (labels/, datastore json) are kept
-            if p.is_symlink():
-                p.unlink()
-    studies.mkdir(parents=True, exist_ok=True)
-    used: set[str] = set()
-
-    def unique(image_id: str) -> str:
-        n, candidate = 1, image_id
-        while candidate in used:
-            n += 1
-            candidate = f"{image_id}-{n}"
-        used.add(candidate)
-        return candidate
-
-    records = load_records(datalist)
-    for rec in records:
-        path = Path(rec["image"])
-        path = path if path.is_absolute() else (index / path).resolve()
-        image_id = unique(image_id_for(path.relative_to(root)))
-        (studies / f"{image_id}{_link_suffix(path)}").symlink_to(path)
-    rejected: dict[str, str] = {}
-    rejects_csv = index / "rejects.csv"
-    if rejects_csv.is_file():
-        import csv
-
-        with open(rejects_csv, newline="", encoding="utf-8") as f:
-            for row in csv.DictReader(line for line in f if not line.startswith("#")):
-                path = (index / (row.get("path") or "")).resolve()
-                with contextlib.suppress(ValueError):
-                    rejected[image_id_for(path.relative_to(root))] = f"{row.get('reason')}: {row.get('detail')}"
-    rejects_json = index / "rejects.json"
-    rejects_json.write_text(json.dumps(rejected, indent=1) + "\n", encoding="utf-8")
-    if not records:
-        raise ValueError(f"{root}: no usable radiograph found (see {rejects_csv})")
-    logger.info("datastore: %d radiographs linked, %d files rejected (%s)", len(records), len(rejected), rejects_csv)
-    return {"studies": str(studies), "images": len(records), "rejected": len(rejected), "rejects": str(rejects_json)}
 
 
 def server_environment(work_dir: str | os.PathLike, base: Mapping[str, str] | None = None) -> dict[str, str]:

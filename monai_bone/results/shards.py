@@ -21,6 +21,9 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from monai_bone.data.folds import load_records
+from monai_bone.data.inference import prepare_inference_datalist
+from monai_bone.engines import get_rank, get_world_size, init_distributed
 from monai_bone.handlers.prediction_writer import BonePredictionWriter
 
 if TYPE_CHECKING:
@@ -44,8 +47,6 @@ _SOURCE = "_source"
 
 def _rank_world() -> tuple[int, int]:
     """Join torchrun's process group when launched by it (``monai_bone.engines.init_distributed``)."""
-    from monai_bone.engines import get_rank, get_world_size, init_distributed
-
     if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
         init_distributed()
     return get_rank(), get_world_size()
@@ -61,8 +62,6 @@ def barrier() -> None:
 
 def distributed_datalist(input: str | os.PathLike, output_dir: str | os.PathLike, clinical: Any = None) -> Path:
     """:func:`~monai_bone.data.inference.prepare_inference_datalist` run by rank 0 only (the others wait, then read)."""
-    from monai_bone.data.inference import prepare_inference_datalist
-
     rank, _ = _rank_world()
     path = prepare_inference_datalist(input, output_dir, clinical=clinical) if rank == 0 else None
     barrier()
@@ -97,8 +96,6 @@ def shard_records(datalist: str | os.PathLike, output_dir: str | os.PathLike) ->
         ``pending[rank::world]``, or one pending study when that is empty but others are pending; ``[]`` when
         nothing is pending at all.
     """
-    from monai_bone.data.folds import load_records
-
     rank, world = _rank_world()
     done = done_sources(output_dir)
     records = load_records(datalist)
@@ -149,8 +146,6 @@ class ShardedPredictionWriter(BonePredictionWriter):
 
     def merge(self, engine: Engine | None = None) -> None:
         """Write ``predictions.csv`` / ``.json`` from every shard row, one per study, in datalist order."""
-        from monai_bone.data.folds import load_records
-
         order: dict[str, int] = {}
         if self.datalist is not None:
             order = {os.path.abspath(str(r["image"])): i for i, r in enumerate(load_records(self.datalist))}

@@ -36,8 +36,10 @@ from typing import Any
 from monai_bone.bundle import bundle_workflow, quiet_engines
 from monai_bone.data.sources.dicomweb import DicomwebError
 from monai_bone.tasks import REGISTRY
+from monai_bone.utils.io import atomic_write_bytes
 
 from .pacs import PacsClient
+from .shards import torchrun_inference
 from .state import WatchState
 
 __all__ = ["DEFAULT_BODY_PARTS", "WATCH_MODALITIES", "WatchConfig", "Watcher", "qido_since"]
@@ -188,8 +190,6 @@ class Watcher:
         """Retrieve one instance; decide its task from its header when the series search did not say."""
         import pydicom
 
-        from monai_bone.utils.io import atomic_write_bytes
-
         data = self.client.retrieve(item.study, item.series, item.sop)
         if item.task is None:
             import io
@@ -210,8 +210,6 @@ class Watcher:
 
         overrides = {"write_sr": True, "save_gradcam": bool(self.config.heatmap), **self.config.overrides.get(task, {})}
         if self.config.nproc > 1 and n >= self.config.backlog:
-            from .shards import torchrun_inference
-
             logger.info("%s: %d new instances -> torchrun with %d processes", task, n, self.config.nproc)
             torchrun_inference(self.config.bundles[task], source, out, self.config.nproc, overrides)
         else:

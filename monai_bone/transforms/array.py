@@ -102,7 +102,7 @@ class LoadXray(Transform):
         FileNotFoundError: when the path does not exist.
         XrayReadError: (a ``ValueError``) naming the file, for zero-byte, non-image, garbage, truncated, no-pixel-data,
             multi-frame and undecodable files (the missing decoder plugin is named), and for images outside the size
-            rule of :func:`monai_bone.data.dicom_header.image_size_problem` (checked from the header, before decoding).
+            rule of :func:`monai_bone.data.dicom_values.image_size_problem` (checked from the header, before decoding).
     """
 
     backend = [TransformBackends.TORCH, TransformBackends.NUMPY]

@@ -31,7 +31,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from monai_bone.label.server import die_with_parent, free_port
+from monai_bone.label.process import die_with_parent, free_port
 
 __all__ = ["OrthancServer", "find_dicomweb_plugin", "find_orthanc", "free_port", "port_is_free"]
 

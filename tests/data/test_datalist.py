@@ -21,7 +21,7 @@ from PIL import Image
 from monai_bone.constants import CLINICAL_FIELDS, KNEE_LABELS_THREE, SYNTHETIC_NOTE
 from monai_bone.data.clinical_records import resolve_label
 from monai_bone.data.datalist import build_datalist
-from monai_bone.data.dicom_header import check_decodable
+from monai_bone.data.dicom_pixels import check_decodable
 from monai_bone.data.fold_assign import assign_folds, bmd_strata
 from monai_bone.data.folds import DATALIST_KEY
 from monai_bone.synthetic.dicom_writer import write_dx

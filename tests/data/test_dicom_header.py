@@ -17,15 +17,10 @@ from pydicom.uid import (
     RLELossless,
 )
 
-from monai_bone.data.dicom_header import (
-    REJECT_REASONS,
-    RejectError,
-    check_decodable,
-    normalise_sex,
-    parse_age,
-    read_header,
-    sniff_file_type,
-)
+from monai_bone.data.dicom_header import read_header, sniff_file_type
+from monai_bone.data.dicom_pixels import check_decodable
+from monai_bone.data.dicom_records import REJECT_REASONS, RejectError
+from monai_bone.data.dicom_values import normalise_sex, parse_age
 from monai_bone.synthetic.dicom_writer import write_dx
 
 

@@ -24,17 +24,12 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import RLELossless, generate_uid
 
 from monai_bone.cli import main
-from monai_bone.data.dicom_header import RejectError
+from monai_bone.data.dicom_records import RejectError
 from monai_bone.data.sources import open_source
-from monai_bone.data.sources.dicomweb import (
-    CACHE_MANIFEST,
-    DicomwebError,
-    DicomwebSource,
-    RemoteInstance,
-    is_dicomweb_url,
-    split_dicomweb_url,
-)
+from monai_bone.data.sources.dicomweb import DicomwebError, DicomwebSource, is_dicomweb_url, split_dicomweb_url
+from monai_bone.data.sources.dicomweb_cache import CACHE_MANIFEST
 from monai_bone.data.sources.dicomweb_http import search_all as _search_all
+from monai_bone.data.sources.dicomweb_instances import RemoteInstance
 from monai_bone.synthetic.synth import synthesize
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from monai_bone.constants import KNEE_LABELS_BINARY, KNEE_LABELS_THREE, SYNTHETIC_NOTE
-from monai_bone.data.dicom_header import RejectError
+from monai_bone.data.dicom_records import RejectError
 from monai_bone.data.sources import (
     DicomFolderSource,
     ImageFolderSource,

@@ -71,7 +71,8 @@ def _hip_datalist(root: Path) -> Path:
 
 def label_server(served: dict, studies, work: Path, **kwargs):
     """A :class:`LabelServer` over ``studies`` with the test bundles, small images, CPU and a free port."""
-    from monai_bone.label.server import LabelServer, free_port
+    from monai_bone.label.process import free_port
+    from monai_bone.label.server import LabelServer
 
     return LabelServer(
         studies,

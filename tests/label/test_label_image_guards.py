@@ -14,7 +14,8 @@ from _label_test_utils import SERVE_OVERRIDES, require_monailabel
 
 from monai_bone.bundle import BUNDLE_NAMES, default_bundle_dir, untrained_copy
 from monai_bone.data.folds import load_records
-from monai_bone.label.server import LabelServer, image_id_for
+from monai_bone.label.server import LabelServer
+from monai_bone.label.studies import image_id_for
 from monai_bone.synthetic.dicom_writer import write_dx
 from monai_bone.synthetic.phantom import render_phantom
 from monai_bone.synthetic.synth import synthesize

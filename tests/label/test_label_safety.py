@@ -17,7 +17,8 @@ import pytest
 from _label_test_utils import label_server, require_monailabel
 
 from monai_bone.bundle import BUNDLE_NAMES
-from monai_bone.label.server import image_id_for, port_is_free
+from monai_bone.label.process import port_is_free
+from monai_bone.label.studies import image_id_for
 
 HIP, KNEE = BUNDLE_NAMES["hip"], BUNDLE_NAMES["knee"]
 CAP_MB = 0.25  # a small cap keeps the oversize case small

@@ -17,7 +17,9 @@ import pytest
 from _label_test_utils import label_server, require_monailabel
 
 from monai_bone.bundle import BUNDLE_NAMES
-from monai_bone.label.server import LabelServer, image_id_for, port_is_free
+from monai_bone.label.process import port_is_free
+from monai_bone.label.server import LabelServer
+from monai_bone.label.studies import image_id_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
 from orthanc_server import OrthancServer, find_dicomweb_plugin, find_orthanc  # noqa: E402

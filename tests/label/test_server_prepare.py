@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from monai_bone.label.compat import install_pydicom2_uid_alias
-from monai_bone.label.server import bundle_paths, image_id_for, parse_models, prepare_studies, server_environment
+from monai_bone.label.server import bundle_paths, parse_models, server_environment
+from monai_bone.label.studies import image_id_for, prepare_studies
 
 
 def test_image_ids() -> None:
@@ -98,7 +99,7 @@ def test_server_children_die_with_their_parent() -> None:
 
     script = (
         "import subprocess, sys, time\n"
-        "from monai_bone.label.server import die_with_parent\n"
+        "from monai_bone.label.process import die_with_parent\n"
         "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'], preexec_fn=die_with_parent)\n"
         "print(p.pid, flush=True)\n"
         "time.sleep(120)\n"

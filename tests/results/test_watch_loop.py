@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from monai_bone.label.server import free_port
+from monai_bone.label.process import free_port
 from monai_bone.results.pacs import PacsClient, load_credentials
 from monai_bone.results.state import WatchState
 from monai_bone.results.watch import WatchConfig, Watcher, qido_since

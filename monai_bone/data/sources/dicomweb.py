@@ -22,125 +22,56 @@ Errors that stop the whole run (the server cannot be reached, a search answers w
 DICOMweb service) raise :class:`DicomwebError` naming the URL and the status. Credentials given in the URL
 (``http://user:password@host/dicom-web``) are sent as HTTP basic authentication and never shown. Patient names and
 birth dates are neither requested in searches nor logged.
+
+The search results and run summary are in :mod:`.dicomweb_instances`, the cache manifest in :mod:`.dicomweb_cache`,
+URL/error handling in :mod:`.dicomweb_http`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import io
-import json
 import logging
 import os
-import re
-from collections.abc import Collection, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
-from monai_bone.data.dicom_header import RejectError
+from monai_bone.data.dicom_records import RejectError
+from monai_bone.data.sources.dicomweb_cache import file_size, load_manifest, save_manifest
 from monai_bone.data.sources.dicomweb_http import (
     DICOMWEB_SCHEMES,
     DicomwebError,
     is_dicomweb_url,
     network_reason,
+    remote_errors,
     search_all,
     split_dicomweb_url,
-    strip_query,
+)
+from monai_bone.data.sources.dicomweb_instances import (
+    DICOMWEB_MODALITIES,
+    RemoteInstance,
+    RetrievalSummary,
+    modality_value,
+    uid_value,
 )
 from monai_bone.data.sources.folders import DicomFolderSource, SourceImage
-from monai_bone.utils.io import atomic_write_bytes, atomic_write_json
+from monai_bone.utils.io import atomic_write_bytes
 
 __all__ = [
-    "CACHE_MANIFEST",
     "DEFAULT_CACHE_NAME",
-    "DICOMWEB_MODALITIES",
     "DICOMWEB_SCHEMES",
     "DicomwebError",
     "DicomwebSource",
-    "RemoteInstance",
-    "RetrievalSummary",
     "is_dicomweb_url",
     "split_dicomweb_url",
 ]
 
 logger = logging.getLogger(__name__)
 
-#: Modalities searched for (QIDO-RS ``ModalitiesInStudy`` / ``Modality`` filters).
-DICOMWEB_MODALITIES: tuple[str, ...] = ("DX", "CR")
-
 #: Default cache folder name (``monai-bone index`` puts it beside the datalist).
 DEFAULT_CACHE_NAME: str = "dicomweb_cache"
 
-#: File in the cache folder recording the size of every instance written there.
-CACHE_MANIFEST: str = "dicomweb_cache.json"
-
-_UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
-_TAGS = {"StudyInstanceUID": "0020000D", "SeriesInstanceUID": "0020000E", "SOPInstanceUID": "00080018"}
-_MODALITY_TAG = "00080060"
 _MANIFEST_SAVE_EVERY = 50
-
-
-@dataclass(frozen=True)
-class RemoteInstance:
-    """One instance found by QIDO-RS.
-
-    Attributes:
-        study_instance_uid, series_instance_uid, sop_instance_uid: its UIDs.
-        modality: the Modality of its series.
-    """
-
-    study_instance_uid: str
-    series_instance_uid: str
-    sop_instance_uid: str
-    modality: str
-
-    @property
-    def valid(self) -> bool:
-        """All three UIDs are well-formed DICOM UIDs (digits and dots, at most 64 characters)."""
-        uids = (self.study_instance_uid, self.series_instance_uid, self.sop_instance_uid)
-        return all(len(u) <= 64 and _UID_RE.match(u) for u in uids)
-
-    @property
-    def relpath(self) -> str:
-        """Cache path ``<study>/<series>/<sop>.dcm`` (an ``_invalid_uid/<hash>.dcm`` name when a UID is malformed,
-        so a server can never make the cache write outside its folder)."""
-        if self.valid:
-            return f"{self.study_instance_uid}/{self.series_instance_uid}/{self.sop_instance_uid}.dcm"
-        key = "\\".join((self.study_instance_uid, self.series_instance_uid, self.sop_instance_uid))
-        return f"_invalid_uid/{hashlib.sha1(key.encode('utf-8', 'replace')).hexdigest()}.dcm"
-
-
-@dataclass
-class RetrievalSummary:
-    """What :meth:`DicomwebSource.retrieve` did.
-
-    Attributes:
-        url: the service URL (no credentials); modalities: the modalities searched for.
-        studies, series, instances: counts found by QIDO-RS (DX/CR only).
-        downloaded: instances retrieved with WADO-RS in this run; cached: instances reused from the cache;
-        failed: instances the server did not deliver (listed as rejects by the index).
-        bytes_downloaded: size of the files written in this run.
-        requests: HTTP requests sent (searches and retrievals, retries included).
-    """
-
-    url: str
-    modalities: tuple[str, ...] = DICOMWEB_MODALITIES
-    studies: int = 0
-    series: int = 0
-    instances: int = 0
-    downloaded: int = 0
-    cached: int = 0
-    failed: int = 0
-    bytes_downloaded: int = 0
-    requests: int = 0
-
-    def __str__(self) -> str:
-        return (
-            f"DICOMweb {self.url}: {self.studies} stud(ies), {self.series} series, {self.instances} instance(s) "
-            f"of {'/'.join(self.modalities)}; downloaded {self.downloaded} ({self.bytes_downloaded / 1e6:.1f} MB), "
-            f"from cache {self.cached}, failed {self.failed}; {self.requests} HTTP request(s)"
-        )
 
 
 class DicomwebSource(DicomFolderSource):
@@ -227,51 +158,9 @@ class DicomwebSource(DicomFolderSource):
             self._client = client
         return self._client
 
-    @contextlib.contextmanager
-    def _remote(self, what: str) -> Iterator[None]:
-        """Turn requests/dicomweb-client failures of a search into :class:`DicomwebError` naming URL and status."""
-        import requests
-        from retrying import RetryError
-
-        try:
-            yield
-        except requests.exceptions.JSONDecodeError as err:
-            raise DicomwebError(
-                f"DICOMweb server {self.url}: {what} did not answer with DICOM JSON ({err.msg}); is {self.url} the "
-                "DICOMweb root of the server (for Orthanc: http://HOST:8042/dicom-web)?"
-            ) from None
-        except requests.exceptions.HTTPError as err:
-            raise DicomwebError(self._http_message(what, err.response)) from None
-        except RetryError as err:
-            response = getattr(err.last_attempt, "value", None)
-            if isinstance(response, requests.Response):
-                raise DicomwebError(
-                    self._http_message(what, response) + f" (after {self._max_attempts} attempts)"
-                ) from None
-            raise DicomwebError(
-                f"DICOMweb server {self.url}: {what} failed after {self._max_attempts} attempts"
-            ) from None
-        except requests.exceptions.RequestException as err:
-            raise DicomwebError(
-                f"cannot reach DICOMweb server {self.url} ({what}): {network_reason(err)}; is the server running "
-                "and the URL right?"
-            ) from None
-        except ValueError as err:  # JSON that is not a list of data sets, malformed answers
-            raise DicomwebError(
-                f"DICOMweb server {self.url}: {what} gave an unusable answer: {err}; is {self.url} the DICOMweb root "
-                "of the server (for Orthanc: http://HOST:8042/dicom-web)?"
-            ) from None
-
-    def _http_message(self, what: str, response: Any) -> str:
-        if response is None:
-            return f"DICOMweb server {self.url}: {what} failed with an HTTP error"
-        status = f"HTTP {response.status_code} {response.reason or ''}".rstrip()
-        hint = ""
-        if response.status_code in (404, 405):
-            hint = f"; is {self.url} the DICOMweb root of the server (for Orthanc: http://HOST:8042/dicom-web)?"
-        elif response.status_code in (401, 403):
-            hint = "; the server refused access (credentials go in the URL: http://USER:PASSWORD@HOST/...)"
-        return f"DICOMweb server {self.url}: {what} failed: {status} for GET {strip_query(response.url)}{hint}"
+    def _remote(self, what: str):
+        """Context turning a failed search into :class:`DicomwebError` (:func:`~.dicomweb_http.remote_errors`)."""
+        return remote_errors(self.url, what, self._max_attempts)
 
     # -- search -------------------------------------------------------------------------------------------------------
     def search(self) -> list[RemoteInstance]:
@@ -290,7 +179,7 @@ class DicomwebSource(DicomFolderSource):
         for modality in self.modalities:
             with self._remote(f"QIDO-RS search for studies with ModalitiesInStudy={modality}"):
                 found = search_all(client.search_for_studies, search_filters={"ModalitiesInStudy": modality})
-            studies.extend(uid for uid in (_value(d, "StudyInstanceUID") for d in found) if uid)
+            studies.extend(uid for uid in (uid_value(d, "StudyInstanceUID") for d in found) if uid)
         studies = list(dict.fromkeys(studies))
         self.summary.studies = len(studies)
 
@@ -301,7 +190,7 @@ class DicomwebSource(DicomFolderSource):
                 with self._remote(f"QIDO-RS search for {modality} series of study {study}"):
                     found = search_all(client.search_for_series, study, search_filters={"Modality": modality})
                 for data in found:
-                    series, returned = _value(data, "SeriesInstanceUID"), _modality(data)
+                    series, returned = uid_value(data, "SeriesInstanceUID"), modality_value(data)
                     if not series or (study, series) in series_seen:
                         continue
                     if returned is not None and returned not in self.modalities:  # server ignored the filter
@@ -311,7 +200,7 @@ class DicomwebSource(DicomFolderSource):
                     with self._remote(f"QIDO-RS search for instances of series {series}"):
                         items = search_all(client.search_for_instances, study, series)
                     for item in items:
-                        sop = _value(item, "SOPInstanceUID")
+                        sop = uid_value(item, "SOPInstanceUID")
                         if sop:
                             inst = RemoteInstance(study, series, sop, returned or modality)
                             instances.setdefault(inst.relpath, inst)
@@ -338,7 +227,7 @@ class DicomwebSource(DicomFolderSource):
 
         self.summary = RetrievalSummary(self.url, self.modalities)
         found = self.search()
-        manifest = self._load_manifest()
+        manifest = load_manifest(self.root)
         files: list[Path] = []
         failed: dict[Path, str] = {}
         written_since_save = 0
@@ -355,7 +244,7 @@ class DicomwebSource(DicomFolderSource):
                     )
                     continue
                 size = manifest.get(rel)
-                if size is not None and _file_size(path) == size:
+                if size is not None and file_size(path) == size:
                     self.summary.cached += 1
                     continue
                 data, problem = self._retrieve_one(inst)
@@ -368,14 +257,14 @@ class DicomwebSource(DicomFolderSource):
                 self.summary.bytes_downloaded += len(data)
                 written_since_save += 1
                 if written_since_save >= _MANIFEST_SAVE_EVERY:
-                    self._save_manifest(manifest)
+                    save_manifest(self.root, manifest)
                     written_since_save = 0
                 if self.progress:
                     bar.set_postfix(new=self.summary.downloaded, cached=self.summary.cached, refresh=False)
         finally:
             bar.close()
             if written_since_save:
-                self._save_manifest(manifest)
+                save_manifest(self.root, manifest)
         self.summary.failed = len(failed)
         self._files, self._failed = files, failed
         logger.info("%s", self.summary)
@@ -425,23 +314,6 @@ class DicomwebSource(DicomFolderSource):
             return b"", f"{what} from {self.url}: the answer cannot be stored as a DICOM file: {err}"
         return buffer.getvalue(), None
 
-    # -- cache manifest -----------------------------------------------------------------------------------------------
-    def _load_manifest(self) -> dict[str, int]:
-        path = self.root / CACHE_MANIFEST
-        if not path.exists():
-            return {}
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            sizes = data["instances"]
-            return {str(k): int(v) for k, v in sizes.items()}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
-            logger.warning("DICOMweb cache manifest %s is unreadable (%s): instances are retrieved again", path, err)
-            return {}
-
-    def _save_manifest(self, manifest: dict[str, int]) -> None:
-        doc = {"format": 1, "note": "size in bytes of each instance this cache holds", "instances": manifest}
-        atomic_write_json(self.root / CACHE_MANIFEST, doc, indent=None)
-
     # -- ImageSource interface ----------------------------------------------------------------------------------------
     def files(self) -> list[Path]:
         """The cache paths of the instances found by the search (retrieving them on the first call).
@@ -464,23 +336,3 @@ class DicomwebSource(DicomFolderSource):
         if problem is not None:
             raise RejectError("unreadable", problem)
         return super().read(path, keys=keys, pixel_hash=pixel_hash)
-
-
-def _value(data: dict[str, Any], keyword: str) -> str | None:
-    """First value of a UID element in a DICOM JSON data set."""
-    element = data.get(_TAGS[keyword]) if isinstance(data, dict) else None
-    values = element.get("Value") if isinstance(element, dict) else None
-    return str(values[0]).strip() if values else None
-
-
-def _modality(data: dict[str, Any]) -> str | None:
-    element = data.get(_MODALITY_TAG) if isinstance(data, dict) else None
-    values = element.get("Value") if isinstance(element, dict) else None
-    return str(values[0]).strip().upper() if values else None
-
-
-def _file_size(path: Path) -> int | None:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return None

@@ -6,18 +6,22 @@ Kept apart from :mod:`monai_bone.data.sources.dicomweb` (the source that retriev
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 __all__ = [
     "DICOMWEB_SCHEMES",
     "DicomwebError",
+    "http_message",
     "is_dicomweb_url",
     "network_reason",
     "redact_url",
+    "remote_errors",
     "search_all",
     "split_dicomweb_url",
     "strip_query",
@@ -125,3 +129,52 @@ def network_reason(err: Exception) -> str:
     if "Failed to resolve" in text or "NameResolutionError" in text:
         return "host name cannot be resolved"
     return type(err).__name__
+
+
+@contextlib.contextmanager
+def remote_errors(url: str, what: str, max_attempts: int) -> Iterator[None]:
+    """Turn requests/dicomweb-client failures of a search into :class:`DicomwebError` naming URL and status.
+
+    Args:
+        url: the service URL (no credentials); what: the request, for the message; max_attempts: attempts made.
+    """
+    import requests  # costly (~0.1 s) and only needed when a server is contacted; this module is imported by the CLI
+    from retrying import RetryError
+
+    try:
+        yield
+    except requests.exceptions.JSONDecodeError as err:
+        raise DicomwebError(
+            f"DICOMweb server {url}: {what} did not answer with DICOM JSON ({err.msg}); is {url} the "
+            "DICOMweb root of the server (for Orthanc: http://HOST:8042/dicom-web)?"
+        ) from None
+    except requests.exceptions.HTTPError as err:
+        raise DicomwebError(http_message(url, what, err.response)) from None
+    except RetryError as err:
+        response = getattr(err.last_attempt, "value", None)
+        if isinstance(response, requests.Response):
+            raise DicomwebError(http_message(url, what, response) + f" (after {max_attempts} attempts)") from None
+        raise DicomwebError(f"DICOMweb server {url}: {what} failed after {max_attempts} attempts") from None
+    except requests.exceptions.RequestException as err:
+        raise DicomwebError(
+            f"cannot reach DICOMweb server {url} ({what}): {network_reason(err)}; is the server running "
+            "and the URL right?"
+        ) from None
+    except ValueError as err:  # JSON that is not a list of data sets, malformed answers
+        raise DicomwebError(
+            f"DICOMweb server {url}: {what} gave an unusable answer: {err}; is {url} the DICOMweb root "
+            "of the server (for Orthanc: http://HOST:8042/dicom-web)?"
+        ) from None
+
+
+def http_message(url: str, what: str, response: Any) -> str:
+    """The error message for an HTTP error answer (with a hint for 401/403/404/405)."""
+    if response is None:
+        return f"DICOMweb server {url}: {what} failed with an HTTP error"
+    status = f"HTTP {response.status_code} {response.reason or ''}".rstrip()
+    hint = ""
+    if response.status_code in (404, 405):
+        hint = f"; is {url} the DICOMweb root of the server (for Orthanc: http://HOST:8042/dicom-web)?"
+    elif response.status_code in (401, 403):
+        hint = "; the server refused access (credentials go in the URL: http://USER:PASSWORD@HOST/...)"
+    return f"DICOMweb server {url}: {what} failed: {status} for GET {strip_query(response.url)}{hint}"

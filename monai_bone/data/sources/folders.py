@@ -1,7 +1,7 @@
 """Image sources the index can scan: a DICOM folder, a KOP-style image folder, or a DICOMweb server.
 
 A source lists candidate files (:meth:`ImageSource.files`) and reads one file's header into a uniform
-:class:`SourceImage` (:meth:`ImageSource.read`) or raises :class:`~monai_bone.data.dicom_header.RejectError`.
+:class:`SourceImage` (:meth:`ImageSource.read`) or raises :class:`~monai_bone.data.dicom_records.RejectError`.
 
 * ``"dicom"`` -- :class:`DicomFolderSource`: every regular file under the folder, recursively, whatever its name or
   extension (many archives store DICOM without ``.dcm``); each one is read header-only by
@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from monai_bone.constants import KNEE_LABELS_BINARY, KNEE_LABELS_THREE, SYNTHETIC_NOTE
-from monai_bone.data.dicom_header import FieldWarning, RejectError, read_header, sniff_file_type
+from monai_bone.data.dicom_header import read_header, sniff_file_type
+from monai_bone.data.dicom_records import FieldWarning, RejectError
 from monai_bone.data.duplicates import pixel_hash as decoded_pixel_hash
 from monai_bone.data.image_formats import PIL_FORMATS, PLAIN_IMAGE_SUFFIXES
 
@@ -144,7 +145,7 @@ class ImageSource:
 
     def read(self, path: Path, keys: Sequence[str] = ("PatientID",), pixel_hash: bool = False) -> SourceImage:
         """Read one file's header (and, with ``pixel_hash``, the duplicate hash of its pixels in the same read);
-        raise :class:`~monai_bone.data.dicom_header.RejectError` when it is unusable."""
+        raise :class:`~monai_bone.data.dicom_records.RejectError` when it is unusable."""
         raise NotImplementedError
 
     @property
