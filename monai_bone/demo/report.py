@@ -64,7 +64,7 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     hip = summary.get("hip")
     if hip and hip.get("oracle_r2") is not None:
         lines += ["", f"Synthetic oracle R² (hip ceiling): {hip['oracle_r2']:.3f}"]
-    for task in ("hip", "knee"):
+    for task in task_names():
         roi = (summary.get(task) or {}).get("roi")
         if roi:
             val, test = roi.get("val_fold") or {}, roi.get("test") or {}
