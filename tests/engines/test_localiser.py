@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +15,9 @@ from monai_bone.engines.localiser import ensure_localiser, fit_localiser, locali
 from monai_bone.networks.nets.landmark import LandmarkNet, soft_argmax_2d
 from monai_bone.transforms.array import LoadXray, XrayNormalise
 from monai_bone.transforms.localise import LocateRoi, LocateRoid, RoiInputd, landmark_input, load_localiser
-from tests.transforms._xray_test_files import write_dicom
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "transforms"))
+from _xray_test_files import write_dicom  # noqa: E402
 
 
 def _cohort(tmp_path, n: int, seed: int) -> list[dict]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from _xray_test_files import write_dicom
 from monai.data import MetaTensor
 
 from monai_bone.transforms.array import LoadXray, XrayNormalise
 from monai_bone.transforms.roi import RoiCrop, RoiCropd, image_spacing_mm, roi_box
-from tests.transforms._xray_test_files import write_dicom
 
 
 def _image(rows: int = 60, cols: int = 80, spacing=(0.5, 0.25)) -> MetaTensor:
