@@ -23,6 +23,7 @@ from ..blocks.input_normalisation import InputNormalisation
 from ..blocks.token_mixer import TokenMixer
 from ..pretrained import IMAGENET_MEAN, IMAGENET_STD, pretrained_entry, resolve_pretrained, resolve_pretrained_setting
 from .foundation import RadDinoEncoder
+from .texture_token import TextureToken
 
 __all__ = ["FUSIONS", "IMAGE_ENCODERS", "ClinicalFieldEncoder", "XAttnBMD"]
 
@@ -202,6 +203,9 @@ class XAttnBMD(nn.Module):
         image_encoder: str = "resnet34",
         image_encoder_config: dict | None = None,
         concat_mixing_layers: int | None = None,
+        texture_features: int = 0,
+        texture_kernel_size: int = 15,
+        linear_skip: bool = False,
     ) -> None:
         super().__init__()
         if fusion not in FUSIONS:
@@ -219,6 +223,8 @@ class XAttnBMD(nn.Module):
             raise ValueError(f"target_std must be positive, got {target_std}.")
         if image_encoder not in IMAGE_ENCODERS:
             raise ValueError(f"image_encoder must be one of {IMAGE_ENCODERS}, got {image_encoder!r}.")
+        if texture_features < 0 or (texture_features and (image_encoder != "resnet34" or fusion == "clinical")):
+            raise ValueError("texture_features must be >= 0 and needs the resnet34 image branch (not 'clinical').")
         pretrained = pretrained_path if pretrained_path is not None else pretrained
         if resolve_pretrained_setting(pretrained) is not None and fusion == "clinical":
             raise ValueError("pretrained weights given but fusion='clinical' has no image encoder.")
@@ -293,7 +299,23 @@ class XAttnBMD(nn.Module):
         if fusion == "xattn" or mixing > 0:
             self.meta_norm = nn.LayerNorm(hidden_size)
 
-        n_streams = int(use_image) + int(use_clinical)
+        # texture token (monai_bone.networks.nets.texture_token): one more image token, its own pooled stream
+        self.texture: TextureToken | None = None
+        self.texture_norm: nn.Module | None = None
+        if texture_features > 0:
+            self.texture = TextureToken(2, in_channels, hidden_size, int(texture_features), int(texture_kernel_size))
+            self.texture_norm = nn.LayerNorm(hidden_size)
+        # linear skip: output += Linear(standardised texture energies, clinical values, presence), zero at the start
+        self.skip: nn.Module | None = None
+        if linear_skip:
+            if not texture_features and not use_clinical:
+                raise ValueError("linear_skip needs texture_features > 0 or a clinical branch.")
+            n_skip = int(texture_features) + (2 * self.num_fields if use_clinical else 0)
+            self.skip = nn.Linear(n_skip, out_channels)
+            nn.init.zeros_(self.skip.weight)
+            nn.init.zeros_(self.skip.bias)
+
+        n_streams = int(use_image) + int(use_clinical) + int(texture_features > 0)
         self.head = FullyConnectedNet(
             hidden_size * n_streams, out_channels, hidden_channels=head_channels, dropout=head_dropout
         )
@@ -390,10 +412,16 @@ class XAttnBMD(nn.Module):
         present = torch.zeros(0, dtype=torch.bool)
         img_tokens: Optional[torch.Tensor] = None  # noqa: UP045
         img_cls: Optional[torch.Tensor] = None  # noqa: UP045
+        texture_z: Optional[torch.Tensor] = None  # noqa: UP045
         if self.encoder is not None or self.foundation_encoder is not None:
             img_tokens, img_cls, h, w = self._image_tokens(image)
             grid = [h, w]
+            tex = self.texture
+            if tex is not None:
+                tex_token, texture_z = tex(image)
+                img_tokens = torch.cat([img_tokens, tex_token], dim=1)  # the last image token
         meta_tokens: Optional[torch.Tensor] = None  # noqa: UP045
+        clin_values: Optional[torch.Tensor] = None  # noqa: UP045
         enc = self.field_encoder
         if enc is not None:
             if clinical is None:  # no metadata at all: every field goes through the missing-field path
@@ -402,6 +430,7 @@ class XAttnBMD(nn.Module):
                 )
             values, present = self._clinical_mask(image, clinical, clinical_mask)
             meta_tokens = enc(values, present)
+            clin_values = values
 
         xattn = self.cross_attention
         image_norm = self.image_norm
@@ -411,16 +440,32 @@ class XAttnBMD(nn.Module):
             img_tokens, meta_tokens = xattn(img_tokens, meta_tokens, present)
         if self.concat_mixing > 0 and img_tokens is not None and meta_tokens is not None:
             img_tokens, meta_tokens = self.image_mixer(img_tokens), self.meta_mixer(meta_tokens)  # no cross-modal step
+        texture_norm = self.texture_norm
+        if img_tokens is not None and texture_norm is not None:  # split the texture token off the grid tokens
+            feats_tex = texture_norm(img_tokens[:, -1])
+            img_tokens = img_tokens[:, :-1]
+        else:
+            feats_tex = None
         if img_cls is not None and xattn is None and image_norm is not None:  # ViT: CLS token for concat / image
             feats.append(image_norm(img_cls))
         elif img_tokens is not None and image_norm is not None:
             feats.append(image_norm(img_tokens.mean(dim=1)))
+        if feats_tex is not None:
+            feats.append(feats_tex)
         if meta_tokens is not None:
             if meta_norm is not None:  # xattn / mixed concat: pooled metadata stream
                 feats.append(meta_norm(meta_tokens.mean(dim=1)))
             elif clinical_mlp is not None:  # concat / clinical: MLP over the pooled field tokens
                 feats.append(clinical_mlp(meta_tokens.mean(dim=1)))
         out = self.head(torch.cat(feats, dim=1))
+        skip = self.skip
+        if skip is not None:
+            parts: list[torch.Tensor] = []
+            if texture_z is not None:
+                parts.append(texture_z)
+            if clin_values is not None:
+                parts += [clin_values.to(out.dtype), present.to(out.dtype)]
+            out = out + skip(torch.cat(parts, dim=1))
         # rescale in the buffers' precision (float32), not in an autocast fp16/bf16 head output
         out = self.target_mean + self.target_std * out.to(self.target_mean.dtype)
         return out, grid, present
@@ -479,7 +524,8 @@ class XAttnBMD(nn.Module):
             weight = present.to(out.dtype)
             none_present = weight.sum(dim=1, keepdim=True) == 0
             weight = torch.where(none_present, torch.ones_like(weight), weight)
-            field_to_image = m2i[-1].mean(dim=1)  # (B, F, N)
+            field_to_image = m2i[-1].mean(dim=1)[:, :, : h * w]  # (B, F, N); the texture token left out
+            field_to_image = field_to_image / field_to_image.sum(dim=2, keepdim=True).clamp_min(1e-12)
             image_map = (field_to_image * weight.unsqueeze(-1)).sum(dim=1) / weight.sum(dim=1, keepdim=True)
         return {
             "field_weights": per_layer[:, -1],
