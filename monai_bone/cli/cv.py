@@ -78,6 +78,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         metavar="R",
         help="repeat the CV with R fold seeds (seed, seed+1, ...) and report each row's spread (repeats.md)",
     )
+    p.add_argument(
+        "--roi-mm",
+        type=float,
+        default=None,
+        metavar="MM",
+        help="network input: a crop of MM mm around a landmark found by a localiser fitted per CV fold (default: whole "
+        "image)",
+    )
+    p.add_argument(
+        "--roi-landmarks",
+        default=None,
+        metavar="CSV",
+        help="landmarks (roi_row, roi_col per file) for the localisers (default: a synthetic cohort's realism.csv)",
+    )
     p.add_argument("--set", action="append", metavar="ID=VALUE", help="extra bundle config override (repeatable)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -108,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         quiet=not getattr(args, "verbose", False),
         repeats=args.repeats,
+        roi_size_mm=getattr(args, "roi_mm", None),
+        roi_landmarks_csv=getattr(args, "roi_landmarks", None),
     )
     text = result.paths["markdown"].read_text(encoding="utf-8")
     print(text.split("\n## Paper reported")[0].rstrip())

@@ -18,6 +18,7 @@ __all__ = [
     "DEFAULT_HIP_LOSS",
     "HIP_BASELINES",
     "HIP_FUSIONS",
+    "HIP_LOSS_ROWS",
     "KNEE_BASELINES",
     "KNEE_VARIANTS",
     "ROW_LABELS",
@@ -26,12 +27,16 @@ __all__ = [
     "knee_probability",
     "param_count",
     "row_overrides",
+    "smooth_l1_overrides",
 ]
 
 logger = logging.getLogger(__name__)
 
 HIP_BASELINES: tuple[str, ...] = ("ost", "clinical_ridge", "clinical_gbm", "image_stats")
 HIP_FUSIONS: tuple[str, ...] = ("image", "clinical", "concat", "xattn")
+#: Rows that can be asked for by name (not in the default set): a fusion trained with plain Smooth L1 (issue 11
+#: item 9, the loss ablation), e.g. ``--variants xattn,xattn_smoothl1``.
+HIP_LOSS_ROWS: tuple[str, ...] = tuple(f"{f}_smoothl1" for f in HIP_FUSIONS)
 KNEE_BASELINES: tuple[str, ...] = ("image_stats",)
 KNEE_VARIANTS: tuple[str, ...] = ("hybrid", "densenet169")
 #: CV rows per task: (baselines, networks). A task of the registry without an entry here has no CV ablation yet.
@@ -52,6 +57,7 @@ ROW_LABELS: dict[str, str] = {
     "hybrid": "HybridAttentionNet (DenseNet169 + AM)",
     "densenet169": "DenseNet169 (paper's strongest baseline)",
 }
+ROW_LABELS.update({f"{f}_smoothl1": f"{ROW_LABELS[f]}, Smooth L1" for f in HIP_FUSIONS})
 DEFAULT_HIP_LOSS = "WeightedSmoothL1"
 ALT_HIP_LOSS = "SmoothL1"
 
@@ -79,6 +85,12 @@ def hip_loss_beta(bundle: Path, ov: Mapping[str, Any]) -> float:
     parser.get_parsed_content("imports")
     loss = parser.get_parsed_content("loss", instantiate=True)
     return float(getattr(loss, "beta", 1.0))
+
+
+def smooth_l1_overrides(row: str, beta: float) -> dict[str, Any]:
+    """The overrides of a plain Smooth L1 row ``<fusion>_smoothl1``: its fusion and ``torch.nn.SmoothL1Loss(beta)``
+    in place of the bundle's Weighted Smooth L1 (same ``beta``, so only the weights differ)."""
+    return {"fusion": row.removesuffix("_smoothl1"), "loss": {"_target_": "torch.nn.SmoothL1Loss", "beta": beta}}
 
 
 def densenet_def(bundle: Path) -> dict[str, Any]:
@@ -115,6 +127,9 @@ _NETWORK_KEYS: tuple[str, ...] = (
     "pretrained",
     "pretrained_path",
     "pretrained_registry",
+    "texture_features",
+    "texture_kernel_size",
+    "linear_skip",
 )
 """Overrides that shape (or initialise) a row's network, so its parameter count is that of the trained network
 (``pretrained*`` as trained: the weights are already cached by then, and ``pretrained: null`` downloads nothing)."""

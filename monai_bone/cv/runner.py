@@ -52,16 +52,19 @@ from .comparisons import TRIVIAL, trivial_flags, write_comparisons
 from .folds import FoldCache, cv_splits, file_sha256, find_cohort_info, has_finite, resolve_datalist
 from .image_stats import ImageStatsBaseline
 from .repeats import repeat_datalist, write_repeat_summary
+from .roi import find_landmarks_csv, roi_fold_overrides, roi_note
 from .rows import (
     ALT_HIP_LOSS,
     CV_ROWS,
     DEFAULT_HIP_LOSS,
+    HIP_LOSS_ROWS,
     ROW_LABELS,
     densenet_def,
     hip_loss_beta,
     knee_probability,
     param_count,
     row_overrides,
+    smooth_l1_overrides,
 )
 from .screening_table import clinical_screening_rows, write_operating_points
 from .subgroups import write_subgroups
@@ -114,6 +117,8 @@ def run_cv(
     progress: bool = True,
     quiet: bool = True,
     repeats: int = 1,
+    roi_size_mm: float | None = None,
+    roi_landmarks_csv: str | os.PathLike | None = None,
 ) -> CVResult:
     """Run the ablation cross-validation of ``task`` on a datalist and write the table.
 
@@ -139,6 +144,10 @@ def run_cv(
         repeats: run the CV ``repeats`` times with fold seeds ``seed, seed + 1, ...`` (repeat 0 uses the datalist's
             folds; the others re-fold the training split into ``<out>/repeat<r>/``) and write ``repeats.csv``/``.md``
             with each row's spread over repeats (:mod:`.repeats`).
+        roi_size_mm: network input = a crop of this many mm around a landmark found by a localiser fitted on each CV
+            fold's training records and shared by that fold's rows (:mod:`.roi`); None: the whole image. The
+            ``image_stats`` baseline always reads the whole image.
+        roi_landmarks_csv: landmarks for the localisers (default: a synthetic cohort's ``realism.csv``).
 
     Returns:
         The :class:`CVResult`.
@@ -162,6 +171,8 @@ def run_cv(
         "overrides": overrides,
         "progress": progress,
         "quiet": quiet,
+        "roi_size_mm": roi_size_mm,
+        "roi_landmarks_csv": roi_landmarks_csv,
     }
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
@@ -169,8 +180,8 @@ def run_cv(
     if spec.name not in CV_ROWS:
         raise ValueError(f"task must be one of {sorted(CV_ROWS)} (tasks with CV rows), got {task!r}")
     baseline_rows, network_rows = CV_ROWS[spec.name]
-    allowed = (*baseline_rows, *network_rows)
-    chosen = list(variants) if variants else list(allowed)
+    allowed = (*baseline_rows, *network_rows, *(HIP_LOSS_ROWS if spec.is_regression else ()))
+    chosen = list(variants) if variants else [*baseline_rows, *network_rows]
     unknown = [v for v in chosen if v not in allowed]
     if unknown:
         raise ValueError(f"unknown {task} variant(s) {unknown}; choose from {list(allowed)}")
@@ -184,6 +195,8 @@ def run_cv(
     synthetic = bool(info.get("synthetic"))
     cohort = find_cohort_info(datalist, info)
     oracle_r2 = float(cohort["oracle_r2"]) if cohort and cohort.get("oracle_r2") is not None else None
+    if roi_size_mm is not None and roi_landmarks_csv is None:
+        roi_landmarks_csv = find_landmarks_csv(datalist, info)
 
     settings = {"epochs": epochs, "spatial_size": size, "batch_size": batch_size, "num_workers": num_workers}
     ov = _bundle_overrides(seed, settings, device, overrides)
@@ -201,6 +214,7 @@ def run_cv(
     )
 
     net_rows = [v for v in chosen if v in network_rows]
+    loss_rows = [v for v in chosen if v in HIP_LOSS_ROWS]  # explicit plain Smooth L1 rows (e.g. xattn_smoothl1)
     n_alt = min(2, len(net_rows)) if spec.is_regression and loss_ablation else 0
     total = k * (len(chosen) + n_alt)
     bar = tqdm(total=total, desc=f"CV {task}{' (SYNTHETIC)' if synthetic else ''}", unit="fit", disable=not progress)
@@ -235,12 +249,13 @@ def run_cv(
         res = VariantResult(row, label, "network", loss)
         for j in range(k):
             bar.set_postfix_str(f"{row} fold {j + 1}/{k}")
-            key = {"row": row, "val_folds": splits[j], "extra": extra}
+            fold_extra = {**extra, **roi_fold_overrides(out, j, roi_size_mm, roi_landmarks_csv)}
+            key = {"row": row, "val_folds": splits[j], "extra": fold_extra}
             cached = cache.load(row, j, key)
             if cached is None:
                 run_dir = cache.clear(row, j)
                 with quiet_engines(quiet):
-                    pred, true, ids = train_and_predict(bundle, datalist, splits[j], run_dir, {**ov, **extra})
+                    pred, true, ids = train_and_predict(bundle, datalist, splits[j], run_dir, {**ov, **fold_extra})
                 if convert is not None:
                     pred, true = convert(pred, true)
                 cached = FoldPrediction(j, pred, true, ids)
@@ -258,11 +273,14 @@ def run_cv(
             results += [baseline(v) for v in chosen if v in baseline_rows]
             nets = [network(v, ROW_LABELS[v], DEFAULT_HIP_LOSS, {"fusion": v}, None) for v in net_rows]
             results += nets
+            beta = hip_loss_beta(bundle, ov)
+            for v in loss_rows:
+                results.append(network(v, ROW_LABELS[v], ALT_HIP_LOSS, smooth_l1_overrides(v, beta), None))
             if n_alt:
                 ranked = sorted(nets, key=lambda r: summarise_variant(task, r, n_boot=1)[0]["mse_pooled"])
-                beta = hip_loss_beta(bundle, ov)
+                ranked = [r for r in ranked if f"{r.name}_smoothl1" not in loss_rows]  # not twice
                 for best in ranked[:n_alt]:
-                    alt = {"fusion": best.name, "loss": {"_target_": "torch.nn.SmoothL1Loss", "beta": beta}}
+                    alt = smooth_l1_overrides(f"{best.name}_smoothl1", beta)
                     results.append(
                         network(f"{best.name}_smoothl1", f"{ROW_LABELS[best.name]}, Smooth L1", ALT_HIP_LOSS, alt, None)
                     )
@@ -281,6 +299,8 @@ def run_cv(
         bar.close()
 
     notes += _run_notes(spec.is_regression, splits, bundle, ov, cohort, synthetic)
+    if roi_size_mm is not None:
+        notes.append(roi_note(roi_size_mm, roi_landmarks_csv))
     pooled_mse = {r.name: summarise_variant(task, r, n_boot=1)[0].get("mse_pooled", math.nan) for r in results}
     comparisons, comparison_paths = write_comparisons(
         task, results, out, synthetic, n_boot=n_boot, seed=seed, pooled_mse=pooled_mse if spec.is_regression else None

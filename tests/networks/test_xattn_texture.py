@@ -90,17 +90,14 @@ def test_zero_keeps_the_paper_architecture():
     assert abs(n_cat / n_tex - 1) < 0.05  # the texture concat row stays capacity-matched
 
 
-@pytest.mark.parametrize(
-    "kwargs",
-    [
-        {"texture_features": -1},
-        {"texture_features": 8, "fusion": "clinical"},
-        {"linear_skip": True, "fusion": "image"},
-    ],
-)
-def test_bad_arguments(kwargs):
-    with pytest.raises(ValueError):
-        XAttnBMD(hidden_size=32, num_heads=4, **kwargs)
+def test_arguments_without_an_input_to_read_are_ignored_and_bad_ones_raise():
+    """One bundle setting serves every row: the clinical row has no image (no texture), the image row without texture
+    has nothing to skip."""
+    clinical = XAttnBMD(fusion="clinical", texture_features=8, linear_skip=True, hidden_size=32, num_heads=4)
+    assert clinical.texture is None and clinical.skip.weight.shape == (1, 20)
+    assert XAttnBMD(fusion="image", linear_skip=True, hidden_size=32, num_heads=4).skip is None
+    with pytest.raises(ValueError, match="texture_features"):
+        XAttnBMD(hidden_size=32, num_heads=4, texture_features=-1)
 
 
 @pytest.mark.parametrize("fusion", ["xattn", "concat"])

@@ -223,8 +223,8 @@ class XAttnBMD(nn.Module):
             raise ValueError(f"target_std must be positive, got {target_std}.")
         if image_encoder not in IMAGE_ENCODERS:
             raise ValueError(f"image_encoder must be one of {IMAGE_ENCODERS}, got {image_encoder!r}.")
-        if texture_features < 0 or (texture_features and (image_encoder != "resnet34" or fusion == "clinical")):
-            raise ValueError("texture_features must be >= 0 and needs the resnet34 image branch (not 'clinical').")
+        if texture_features < 0 or (texture_features and image_encoder != "resnet34"):
+            raise ValueError(f"texture_features must be >= 0 (and 0 with image_encoder={image_encoder!r}).")
         pretrained = pretrained_path if pretrained_path is not None else pretrained
         if resolve_pretrained_setting(pretrained) is not None and fusion == "clinical":
             raise ValueError("pretrained weights given but fusion='clinical' has no image encoder.")
@@ -302,15 +302,14 @@ class XAttnBMD(nn.Module):
         # texture token (monai_bone.networks.nets.texture_token): one more image token, its own pooled stream
         self.texture: TextureToken | None = None
         self.texture_norm: nn.Module | None = None
+        texture_features = int(texture_features) if use_image else 0  # fusion="clinical" has no image to read
         if texture_features > 0:
             self.texture = TextureToken(2, in_channels, hidden_size, int(texture_features), int(texture_kernel_size))
             self.texture_norm = nn.LayerNorm(hidden_size)
         # linear skip: output += Linear(standardised texture energies, clinical values, presence), zero at the start
         self.skip: nn.Module | None = None
-        if linear_skip:
-            if not texture_features and not use_clinical:
-                raise ValueError("linear_skip needs texture_features > 0 or a clinical branch.")
-            n_skip = int(texture_features) + (2 * self.num_fields if use_clinical else 0)
+        n_skip = texture_features + (2 * self.num_fields if use_clinical else 0)
+        if linear_skip and n_skip > 0:  # fusion="image" without texture has nothing to skip
             self.skip = nn.Linear(n_skip, out_channels)
             nn.init.zeros_(self.skip.weight)
             nn.init.zeros_(self.skip.bias)
