@@ -124,3 +124,28 @@ def test_torchscript_and_onnx_give_the_eager_output(fusion, tmp_path):
     for x, c, ref in ((image, clinical, eager), (other, other_clinical, eager_other)):
         got = session.run(None, {"image": x.numpy(), "clinical": c.numpy()})[0]
         np.testing.assert_allclose(got, ref.numpy(), rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("kwargs", [{"xattn_readout": "layer_sum"}, {"meta_encoder": "mlp"}])
+def test_other_readings_of_the_paper_train_and_script(kwargs):
+    """The layer-sum readout of the fusion weight and the MLP metadata encoder: gradients reach their parameters,
+    TorchScript gives the eager output, missing fields stay masked, the default keeps the paper reading's state."""
+    torch.manual_seed(0)
+    net = XAttnBMD(fusion="xattn", texture_features=8, **SMALL, **kwargs)
+    image, clinical = _inputs(3)
+    net(image, clinical).sum().backward()
+    if "xattn_readout" in kwargs:
+        assert net.cross_attention.layer_logits.grad.abs().sum() > 0
+    else:
+        assert net.field_encoder.readout.weight.grad.abs().sum() > 0
+    net.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(torch.jit.script(net)(image, clinical), net(image, clinical), rtol=0, atol=1e-4)
+        changed = clinical.clone()
+        changed[0, 3] = 123.0  # a value the NaN already marks missing: never used
+        torch.testing.assert_close(net(image, changed, ~torch.isnan(clinical)), net(image, clinical))
+    assert XAttnBMD(hidden_size=32, num_heads=4).cross_attention.layer_logits is None
+    with pytest.raises(ValueError):
+        XAttnBMD(hidden_size=32, num_heads=4, meta_encoder="tabnet")
+    with pytest.raises(ValueError):
+        XAttnBMD(hidden_size=32, num_heads=4, xattn_readout="max")

@@ -177,9 +177,13 @@ class BidirectionalCrossAttention(nn.Module):
         dropout_rate: see :class:`BidirectionalCrossAttentionLayer`.
         qkv_bias: see :class:`BidirectionalCrossAttentionLayer`.
         save_attn: keep every layer's attention maps of the last call (see :meth:`attention`).
+        readout: ``"last"`` (the last layer's tokens) or ``"layer_sum"``: another reading of the paper's "layer-wise
+            fusion weight", the output is ``sum_l softmax(a)_l * tokens_l`` over the layers' outputs with learned
+            logits ``a`` (one per layer and stream, initialised to 0: the mean of the layers).
 
     Raises:
-        ValueError: when ``num_layers < 1``; see also :class:`BidirectionalCrossAttentionLayer`.
+        ValueError: when ``num_layers < 1`` or ``readout`` is unknown; see also
+            :class:`BidirectionalCrossAttentionLayer`.
     """
 
     def __init__(
@@ -191,10 +195,19 @@ class BidirectionalCrossAttention(nn.Module):
         dropout_rate: float = 0.0,
         qkv_bias: bool = False,
         save_attn: bool = True,
+        readout: str = "last",
     ) -> None:
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"num_layers must be at least 1, got {num_layers}.")
+        if readout not in ("last", "layer_sum"):
+            raise ValueError(f"readout must be 'last' or 'layer_sum', got {readout!r}.")
+        self.readout = readout
+        # layer_sum: learned weights over the layers' outputs (image stream, metadata stream); None for "last", so
+        # the paper reading's state dict (and old checkpoints) stay as they were
+        self.layer_logits: Optional[nn.Parameter] = (  # noqa: UP045
+            nn.Parameter(torch.zeros(2, num_layers)) if readout == "layer_sum" else None
+        )
         self.layers = nn.ModuleList(
             [
                 BidirectionalCrossAttentionLayer(hidden_size, num_heads, mlp_ratio, dropout_rate, qkv_bias, save_attn)
@@ -208,10 +221,21 @@ class BidirectionalCrossAttention(nn.Module):
         meta: torch.Tensor,
         meta_mask: Optional[torch.Tensor] = None,  # noqa: UP045
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Run all layers; arguments and returns as :meth:`BidirectionalCrossAttentionLayer.forward`."""
-        for layer in self.layers:
+        """Run all layers; arguments and returns as :meth:`BidirectionalCrossAttentionLayer.forward` (with
+        ``readout="layer_sum"`` the returned tokens are the weighted sum over the layers' outputs)."""
+        logits = self.layer_logits
+        if logits is None:
+            for layer in self.layers:
+                image, meta = layer(image, meta, meta_mask)
+            return image, meta
+        weights = torch.softmax(logits, dim=1)
+        image_sum = torch.zeros_like(image)
+        meta_sum = torch.zeros_like(meta)
+        for i, layer in enumerate(self.layers):
             image, meta = layer(image, meta, meta_mask)
-        return image, meta
+            image_sum = image_sum + weights[0, i] * image
+            meta_sum = meta_sum + weights[1, i] * meta
+        return image_sum, meta_sum
 
     def attention(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Attention maps saved by the last forward call (requires ``save_attn=True``).

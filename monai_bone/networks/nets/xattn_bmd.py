@@ -22,6 +22,7 @@ from ..blocks.bidirectional_cross_attention import BidirectionalCrossAttention
 from ..blocks.input_normalisation import InputNormalisation
 from ..blocks.token_mixer import TokenMixer
 from ..pretrained import IMAGENET_MEAN, IMAGENET_STD, pretrained_entry, resolve_pretrained, resolve_pretrained_setting
+from .clinical_mlp_encoder import ClinicalMLPEncoder
 from .foundation import RadDinoEncoder
 from .texture_token import TextureToken
 
@@ -164,11 +165,25 @@ class XAttnBMD(nn.Module):
         image_encoder_config: ``Dinov2Config`` overrides for a randomly initialised ``rad-dino`` encoder (tests).
         concat_mixing_layers: ``concat`` only: self-attention layers per modality; ``None`` = ``num_layers``
             (capacity-matched to ``xattn``), 0 = the light concat without token mixing.
+        texture_features: ``K > 0`` adds a :class:`~monai_bone.networks.nets.texture_token.TextureToken` (learnable
+            Gabor filter-bank log energies of the per-image standardised input, ``K`` filters) as one more image token
+            that takes part in the fusion (cross-attention or the concat mixer) and has its own pooled stream into
+            the head; 0 (default) = the paper's architecture. Ignored for ``fusion="clinical"``.
+        texture_kernel_size: filter side of the texture bank in pixels.
+        linear_skip: add ``Linear(standardised texture energies, clinical values, presence mask)`` (zero at the
+            start) to the head output: a linear path the deep fusion only has to correct. Off by default.
+        xattn_readout: ``xattn`` only: ``"last"`` (default) the last cross-attention layer's tokens, or
+            ``"layer_sum"`` a learned softmax-weighted sum of every layer's tokens (another reading of the paper's
+            layer-wise fusion weight, see :class:`~monai_bone.networks.blocks.BidirectionalCrossAttention`).
+        meta_encoder: ``"field"`` (default) per-field value MLP (:class:`ClinicalFieldEncoder`) or ``"mlp"`` one MLP
+            over the whole clinical vector read out as per-field tokens
+            (:class:`~monai_bone.networks.nets.clinical_mlp_encoder.ClinicalMLPEncoder`).
 
     Raises:
         ValueError: for an unknown ``fusion`` or ``pos_embedding``, ``spatial_dims != 2``, empty or duplicated
-            ``clinical_fields``, ``hidden_size`` not divisible by ``num_heads``, non-positive ``target_std``, or
-            ``pretrained_path`` with ``fusion="clinical"``.
+            ``clinical_fields``, ``hidden_size`` not divisible by ``num_heads``, non-positive ``target_std``,
+            ``pretrained_path`` with ``fusion="clinical"``, negative ``texture_features`` (or texture with
+            ``rad-dino``), an unknown ``xattn_readout`` or ``meta_encoder``.
 
     Example::
 
@@ -206,6 +221,8 @@ class XAttnBMD(nn.Module):
         texture_features: int = 0,
         texture_kernel_size: int = 15,
         linear_skip: bool = False,
+        xattn_readout: str = "last",
+        meta_encoder: str = "field",
     ) -> None:
         super().__init__()
         if fusion not in FUSIONS:
@@ -223,6 +240,8 @@ class XAttnBMD(nn.Module):
             raise ValueError(f"target_std must be positive, got {target_std}.")
         if image_encoder not in IMAGE_ENCODERS:
             raise ValueError(f"image_encoder must be one of {IMAGE_ENCODERS}, got {image_encoder!r}.")
+        if meta_encoder not in ("field", "mlp"):
+            raise ValueError(f"meta_encoder must be 'field' or 'mlp', got {meta_encoder!r}.")
         if texture_features < 0 or (texture_features and image_encoder != "resnet34"):
             raise ValueError(f"texture_features must be >= 0 (and 0 with image_encoder={image_encoder!r}).")
         pretrained = pretrained_path if pretrained_path is not None else pretrained
@@ -276,10 +295,11 @@ class XAttnBMD(nn.Module):
                 grid = tuple(int(g) for g in pos_grid)
                 self.pos_embed = nn.Parameter(torch.randn(1, hidden_size, grid[0], grid[1]) * 0.02)
 
-        self.field_encoder: ClinicalFieldEncoder | None = None
+        self.field_encoder: nn.Module | None = None
         self.clinical_mlp: nn.Module | None = None
         if use_clinical:
-            self.field_encoder = ClinicalFieldEncoder(self.num_fields, hidden_size)
+            encoder_cls = ClinicalMLPEncoder if meta_encoder == "mlp" else ClinicalFieldEncoder
+            self.field_encoder = encoder_cls(self.num_fields, hidden_size)
             if fusion != "xattn" and mixing == 0:
                 mlp_dim = int(hidden_size * mlp_ratio)
                 self.clinical_mlp = nn.Sequential(
@@ -294,7 +314,13 @@ class XAttnBMD(nn.Module):
         self.meta_norm: nn.Module | None = None
         if fusion == "xattn":
             self.cross_attention = BidirectionalCrossAttention(
-                hidden_size, num_layers, num_heads, mlp_ratio=mlp_ratio, dropout_rate=dropout_rate, save_attn=True
+                hidden_size,
+                num_layers,
+                num_heads,
+                mlp_ratio=mlp_ratio,
+                dropout_rate=dropout_rate,
+                save_attn=True,
+                readout=xattn_readout,
             )
         if fusion == "xattn" or mixing > 0:
             self.meta_norm = nn.LayerNorm(hidden_size)
