@@ -8,8 +8,9 @@ __all__ = ["DEMO_DEFAULTS", "QUICK_SETTINGS"]
 
 #: Default demo settings: the pipeline end to end in minutes on 2 CPU cores (410 s measured with other processes
 #: running). On the realistic synthetic default whole images at 96 px carry no usable signal (hip R² 0.001, knee AUC
-#: 0.551); on ROI crops the hip reaches R² 0.254 on the locked test split, still below the clinical-only ridge (0.342)
-#: and the trivial image baseline (0.391), flagged; the knee AUC 0.605 vs 0.555 trivial (CI includes 0, n = 32).
+#: 0.551); on ROI crops with the hip bundle's texture token (``texture_features`` 16) the hip reaches R² 0.439 on the
+#: locked test split, above the clinical-only ridge (0.342) and the trivial image baseline (0.391) but with paired CIs
+#: that include 0 (n = 60; 0.254 without the token); the knee AUC 0.605 vs 0.555 trivial (CI includes 0, n = 32).
 DEMO_DEFAULTS: dict[str, Any] = {
     "n_hip": 300,
     "n_knee": 160,
@@ -23,7 +24,8 @@ DEMO_DEFAULTS: dict[str, Any] = {
     "n_boot": 200,
     # region-of-interest input (issue 17 item 4): a localiser trained on the training folds' synthetic landmarks
     # finds the femoral neck / knee joint centre, and the network sees a crop of this many mm (None: whole image).
-    # Measured on the locked test split (SYNTHETIC): hip 30 mm at 96 px, AdamW 3e-4, batch 8: R2 0.254 (whole image
+    # Measured on the locked test split (SYNTHETIC): hip 30 mm at 96 px, AdamW 3e-4, batch 8: R2 0.439 with the hip
+    # bundle's texture token and texture-safe augmentation, 0.254 without (whole image
     # 0.001); knee 50 mm, same recipe: AUC 0.605 (whole image 0.465, trivial baseline 0.555; n = 32).
     "roi_hip_mm": 30.0,
     "roi_knee_mm": 50.0,

@@ -87,6 +87,7 @@ def test_zero_keeps_the_paper_architecture():
     with_texture = XAttnBMD(fusion="xattn", texture_features=16)
     concat = XAttnBMD(fusion="concat", texture_features=16)
     n_tex, n_cat = (sum(p.numel() for p in m.parameters()) for m in (with_texture, concat))
+    assert (n_tex, n_cat) == (25_160_184, 24_765_426)  # the docstring table
     assert abs(n_cat / n_tex - 1) < 0.05  # the texture concat row stays capacity-matched
 
 

@@ -124,6 +124,8 @@ class XAttnBMD(nn.Module):
                               + clinical MLP 263,424 + head 65,794
     ``image``    21,443,266   ResNet34 + image proj + image norm + head 33,026
     ``clinical`` 370,178      field encoder + clinical MLP + head 33,026
+    xattn, tex   25,160,184   ``texture_features=16``: + texture token 8,240 + texture norm 512 + wider head
+                              (3d input) 32,768; concat, tex 24,765,426 (-1.57 %); image, tex 21,484,786
     ============ ============ ==============================================================================
 
     Export: TorchScript (``torch.jit.script``) and ONNX (``torch.onnx.export``, both exporters) give the eager outputs;
