@@ -15,8 +15,19 @@ from ignite.engine import Events
 from tqdm import tqdm
 
 from monai_bone.bundle import bundle_workflow, no_checkpoint_overrides, quiet_engines
+from monai_bone.data.folds import default_eval_part
+from monai_bone.data.splits import TEST
 
-__all__ = ["Steps", "copy_bundle", "evaluate_bundle", "infer_bundle", "prepare_out_dir", "train_bundle"]
+__all__ = [
+    "THRESHOLD_REFERENCE",
+    "Steps",
+    "copy_bundle",
+    "evaluate_bundle",
+    "infer_bundle",
+    "prepare_out_dir",
+    "threshold_reference_part",
+    "train_bundle",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -93,13 +104,39 @@ def train_bundle(bundle: Path, task: str, ov: Mapping[str, Any], steps: Steps, q
         raise RuntimeError(f"{bundle}: training finished without writing models/model.pt")
 
 
-def evaluate_bundle(bundle: Path, ov: Mapping[str, Any], out: Path, quiet: bool) -> dict[str, Any]:
+#: Sub-folder of an evaluation holding the report whose predictions chose its operating-point thresholds.
+THRESHOLD_REFERENCE: str = "threshold_reference"
+
+
+def threshold_reference_part(datalist: str | Path) -> str:
+    """The part of the training split whose predictions choose the operating-point thresholds.
+
+    ``"val"`` (the validation fold: training split, never trained on) when evaluate.json scores the locked test
+    split; ``"train"`` (the training folds) when it scores the validation fold itself (a datalist without a test
+    split). Never the scored part.
+    """
+    return "val" if default_eval_part(datalist) == TEST else "train"
+
+
+def _evaluate(bundle: Path, ov: Mapping[str, Any], out: Path, quiet: bool) -> dict[str, Any]:
     with quiet_engines(quiet):
         wf = bundle_workflow(bundle, ("train.json", "evaluate.json"), "train", **ov, output_dir=str(out))
         wf.initialize()
         wf.run()
         wf.finalize()
     return json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+
+
+def evaluate_bundle(bundle: Path, ov: Mapping[str, Any], out: Path, quiet: bool) -> dict[str, Any]:
+    """evaluate.json on its default part, with operating-point thresholds chosen on training-split predictions.
+
+    The trained model first predicts :func:`threshold_reference_part` (a report in ``out/threshold_reference/``);
+    its ``predictions.csv`` is then evaluate.json's ``threshold_predictions``, so the Youden / 90 %-sensitivity cuts
+    applied to the scored split never looked at it.
+    """
+    reference = out / THRESHOLD_REFERENCE
+    _evaluate(bundle, {**ov, "eval_part": threshold_reference_part(ov["datalist"])}, reference, quiet)
+    return _evaluate(bundle, {**ov, "threshold_predictions": str(reference / "predictions.csv")}, out, quiet)
 
 
 def infer_bundle(
