@@ -23,6 +23,10 @@ patient-disjoint and BMD/label-stratified by ``monai-bone index``, so merged fol
 predictions are kept in ``<out>/runs/<row>/fold<j>/oof.json`` with the settings that made them; rerunning the same
 command reuses finished fits (a killed run resumes), and any changed setting retrains.
 
+With a locked test split, each network row's fold-0 fit keeps its ``model.pt`` and scores the test split once, its
+thresholds chosen on the row's out-of-fold predictions (:mod:`.test_split`). Initial weights are resolved before any
+fit (:mod:`.pretrained_check`): offline ImageNet weights stop the run with one line.
+
 The rows and their bundle overrides live in :mod:`.rows`, fold grouping and the fit cache in :mod:`.folds`; this
 module runs them.
 """
