@@ -83,6 +83,9 @@ def evaluate_test_split(
         "datalist": str(Path(datalist).resolve()),
         "ckpt_dir": str(Path(model_dir).resolve()),
         "output_dir": str(out.resolve()),
+        # nothing of this run goes into the bundle folder (its default log/cache location)
+        "log_dir": str((out / "runs").resolve()),
+        "cache_dir": str((out / "cache").resolve()),
         "eval_part": "test",
         "threshold_predictions": str(Path(threshold_predictions).resolve()),
         "threshold_variant": row,
