@@ -248,7 +248,8 @@ class GradCamSaver:
             heat_np = heat[0, 0].detach().float().cpu().numpy()
             img = item.get(self.image_key)
             src = getattr(img, "meta", {}).get(ImageMetaKey.FILENAME_OR_OBJ, "") if hasattr(img, "meta") else ""
-            box = roi_box_of(item, self.image_key)
+            roi = roi_box_of(item, self.image_key)
+            box = roi if src else None  # an ROI input without its source file: the crop's own overlay, titled so
             if box is None:
                 shown, drawn = image[0, 0].detach().float().cpu().numpy(), heat_np
             else:  # ROI input: draw on the whole radiograph, the map where the crop came from
@@ -261,7 +262,10 @@ class GradCamSaver:
                 stem = uid.rsplit(".", 1)[-1][-12:] if uid else f"study{engine.state.iteration}_{i}"
             name = _safe_name(f"{pid}_{stem}" if pid else stem) + ".png"
             title = ("SYNTHETIC - " if self.synthetic else "") + f"Grad-CAM {self.target_layer}"
-            title += "" if box is None else f" on the ROI (red, rows {box[0]}+{box[2]}, cols {box[1]}+{box[3]})"
+            if box is not None:
+                title += f" on the ROI (red, rows {box[0]}+{box[2]}, cols {box[1]}+{box[3]})"
+            elif roi is not None:
+                title += " (ROI crop only)"
             path = atomic_write_bytes(self.output_dir / name, _overlay_png(shown, drawn, title, box))
             if i < len(output):
                 output[i][self.output_key] = str(path)
