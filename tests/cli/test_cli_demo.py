@@ -110,6 +110,8 @@ def test_demo_quick_writes_report(
     }
     assert set(summary["knee"]["baselines"]["rows"]) == {"trivial image statistics logistic"}
     assert "scored split 'test', model selected on it: False" in report
+    assert "hip low_bmd operating points on 'test' (thresholds: training folds (predictions.csv)): youden" in report
+    assert "knee osteoporosis operating points on 'test' (thresholds: training folds (predictions.csv))" in report
     assert before == {t: _snapshot(c) for t, c in copies.items()}  # source bundles untouched
 
     with pytest.raises(ValueError, match="--overwrite"):
