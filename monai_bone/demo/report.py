@@ -136,8 +136,8 @@ def report_markdown(summary: Mapping[str, Any], out: Path) -> str:
         "→ `hip/evaluation/`, `knee/evaluation/` (metrics.json with split, n studies/patients and "
         "selected_on_split; predictions.csv; plots). The baselines are fitted on the same training folds and scored "
         "on the same split. Operating-point thresholds (Youden, 90 % sensitivity) are chosen on the model's "
-        "predictions for validation fold 0 of the training split (`<task>/evaluation/threshold_reference/`) and "
-        "applied to the test split, never chosen on it.",
+        "predictions for its own training folds (`<task>/evaluation/threshold_reference/`; in-sample) and applied "
+        "to the test split: never chosen on the validation fold or the test split.",
         f"5. Inference through `inference.json` on {s['n_infer']} files per task that the model never trained on "
         "(a plain folder of DICOM files; hip adds the clinical CSV) → `hip/inference/`, `knee/inference/`.",
         "",

@@ -15,17 +15,15 @@ from ignite.engine import Events
 from tqdm import tqdm
 
 from monai_bone.bundle import bundle_workflow, no_checkpoint_overrides, quiet_engines
-from monai_bone.data.folds import default_eval_part
-from monai_bone.data.splits import TEST
 
 __all__ = [
     "THRESHOLD_REFERENCE",
+    "THRESHOLD_REFERENCE_PART",
     "Steps",
     "copy_bundle",
     "evaluate_bundle",
     "infer_bundle",
     "prepare_out_dir",
-    "threshold_reference_part",
     "train_bundle",
 ]
 
@@ -108,14 +106,10 @@ def train_bundle(bundle: Path, task: str, ov: Mapping[str, Any], steps: Steps, q
 THRESHOLD_REFERENCE: str = "threshold_reference"
 
 
-def threshold_reference_part(datalist: str | Path) -> str:
-    """The part of the training split whose predictions choose the operating-point thresholds.
-
-    ``"val"`` (the validation fold: training split, never trained on) when evaluate.json scores the locked test
-    split; ``"train"`` (the training folds) when it scores the validation fold itself (a datalist without a test
-    split). Never the scored part.
-    """
-    return "val" if default_eval_part(datalist) == TEST else "train"
+#: The part whose predictions choose the operating-point thresholds: the training folds. Never the validation fold (the
+#: checkpoint was selected on it, and it is the scored part of a datalist without a test split) nor the test split.
+#: These are in-sample predictions, so a cut chosen there can be off on new data; it is never chosen where it is scored.
+THRESHOLD_REFERENCE_PART: str = "train"
 
 
 def _evaluate(bundle: Path, ov: Mapping[str, Any], out: Path, quiet: bool) -> dict[str, Any]:
@@ -128,14 +122,14 @@ def _evaluate(bundle: Path, ov: Mapping[str, Any], out: Path, quiet: bool) -> di
 
 
 def evaluate_bundle(bundle: Path, ov: Mapping[str, Any], out: Path, quiet: bool) -> dict[str, Any]:
-    """evaluate.json on its default part, with operating-point thresholds chosen on training-split predictions.
+    """evaluate.json on its default part, with operating-point thresholds chosen on the training folds.
 
-    The trained model first predicts :func:`threshold_reference_part` (a report in ``out/threshold_reference/``);
-    its ``predictions.csv`` is then evaluate.json's ``threshold_predictions``, so the Youden / 90 %-sensitivity cuts
-    applied to the scored split never looked at it.
+    The trained model first predicts its training folds (:data:`THRESHOLD_REFERENCE_PART`; a report in
+    ``out/threshold_reference/``); that ``predictions.csv`` is then evaluate.json's ``threshold_predictions``, so the
+    Youden / 90 %-sensitivity cuts applied to the scored split (test, else the validation fold) never looked at it.
     """
     reference = out / THRESHOLD_REFERENCE
-    _evaluate(bundle, {**ov, "eval_part": threshold_reference_part(ov["datalist"])}, reference, quiet)
+    _evaluate(bundle, {**ov, "eval_part": THRESHOLD_REFERENCE_PART}, reference, quiet)
     return _evaluate(bundle, {**ov, "threshold_predictions": str(reference / "predictions.csv")}, out, quiet)
 
 

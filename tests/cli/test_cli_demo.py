@@ -77,18 +77,18 @@ def test_demo_quick_writes_report(
         assert base["split"] == "test" and base["n_studies"] == n_test and base["selected_on_split"] is False
         assert (ev / "predictions.csv").read_text().startswith(f"# {SYNTHETIC_NOTE}")
         assert (ev / "roc.png").stat().st_size > 1000
-        # operating points: thresholds chosen on the model's predictions for validation fold 0 of the training
-        # split, then applied to the test split; no test record enters the choice
+        # operating points: thresholds chosen on the model's predictions for its training folds, then applied to
+        # the test split; no validation or test record enters the choice
         ops = metrics["operating_points"]
         assert ops["thresholds_chosen_on"] == "training folds (predictions.csv)"
         reference = _csv_rows(ev / THRESHOLD_REFERENCE / "predictions.csv")
-        val = {Path(r["image"]).name for r in records if r["split"] != "test" and r["fold"] == 0}
-        test = {Path(r["image"]).name for r in records if r["split"] == "test"}
-        assert {Path(r["image"]).name for r in reference} == val and not val & test
-        assert json.loads((ev / THRESHOLD_REFERENCE / "metrics.json").read_text())["split"] == "val"
+        train = {Path(r["image"]).name for r in records if r["split"] != "test" and r["fold"] != 0}
+        held_out = {Path(r["image"]).name for r in records if r["split"] == "test" or r["fold"] == 0}
+        assert {Path(r["image"]).name for r in reference} == train and not train & held_out
+        assert json.loads((ev / THRESHOLD_REFERENCE / "metrics.json").read_text())["split"] == "train"
         true_col, pred_col = ("true_bmd", "pred_bmd") if task == "hip" else ("true_index", "prob_osteoporosis")
         ref_pred = np.array([float(r[pred_col]) for r in reference])
-        assert any(len(p) == len(val) and np.allclose(np.sort(p), np.sort(ref_pred), atol=1e-5) for p, _ in chosen_on)
+        assert any(len(p) == len(train) and np.allclose(np.sort(p), np.sort(ref_pred), atol=1e-5) for p, _ in chosen_on)
         if task == "hip":
             ref_true = np.array([float(r[true_col]) for r in reference])
             cut = choose_threshold(-ref_pred, screening_positive(ref_true, 0.899), "youden")
