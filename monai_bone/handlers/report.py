@@ -296,11 +296,18 @@ class BoneReportWriter(StudyRowHandler):
         keys = regression if self.spec.is_regression else ("accuracy", "sensitivity", "specificity", "f1", "auc")
         return {k: self.metrics.get(k) for k in keys}
 
-    def _reference(self, positive_name: str | None = None, positive_index: int = 1) -> tuple | None:
+    def _reference(
+        self, positive_name: str | None = None, positive_index: int = 1, n_classes: int | None = None
+    ) -> tuple | None:
         if self.threshold_predictions is None:
             return None
         return read_reference_predictions(
-            self.threshold_predictions, self.spec.is_regression, positive_name, positive_index, self.threshold_variant
+            self.threshold_predictions,
+            self.spec.is_regression,
+            positive_name,
+            positive_index,
+            self.threshold_variant,
+            n_classes,
         )
 
     def _reference_name(self) -> str:
@@ -392,7 +399,7 @@ class BoneReportWriter(StudyRowHandler):
             )
         probs = as_class_probabilities(prob)
         is_pos = (y == pos).astype(float)
-        ref = self._reference(positive, pos)
+        ref = self._reference(positive, pos, len(names))
         ops = knee_operating_points(probs[:, pos], is_pos, metrics, self.threshold, ref, self._reference_name())
         report["operating_points"] = {**evidence, **ops}
         report["subgroups"] = self._subgroups(good, probs[:, pos], is_pos, {"class": [names[i] for i in y]})
