@@ -12,7 +12,7 @@ import json
 import logging
 import sys
 
-from monai_bone.cli.arguments import folds_argument
+from monai_bone.cli.arguments import add_flag, folds_argument
 from monai_bone.cli.commands import command_help
 from monai_bone.cli.config import add_config_argument
 from monai_bone.tasks import task_names
@@ -69,7 +69,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda:0 (default: CUDA when available)")
     p.add_argument("--bundle", default=None, metavar="DIR", help="bundle folder (default: this tree's bundle)")
     p.add_argument("--variants", default=None, metavar="A,B", help="comma-separated subset of the rows")
-    p.add_argument("--no-loss-ablation", action="store_true", help="hip: skip the Smooth L1 reruns")
+    add_flag(p, "--no-loss-ablation", help="hip: skip the Smooth L1 reruns")
     p.add_argument("--n-boot", type=int, default=1000, metavar="N", help="bootstrap resamples (default 1000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
@@ -86,14 +86,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="initial weights of the networks: imagenet (the bundles' default, downloaded once into the torch hub "
         "cache), a local weights file, or null (random initialisation; no download)",
     )
-    p.add_argument(
+    add_flag(
+        p,
         "--no-test-eval",
-        action="store_true",
         help="do not score the locked test split (default: when the datalist has one, each network row's fold-0 fit "
         "is scored by the bundle's evaluate.json, thresholds chosen on its out-of-fold predictions)",
     )
     p.add_argument("--set", action="append", metavar="ID=VALUE", help="extra bundle config override (repeatable)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_flag(p, "--no-progress", help="no progress bar")
     p.set_defaults(func=run)
     return p
 
