@@ -169,6 +169,11 @@ def _pauses() -> dict[str, float]:
         return {}
 
 
+def _pause(pauses: dict[str, float], step: str) -> None:
+    if pauses.get(step):  # no sleep(0) otherwise: on a busy machine it gives the CPU away
+        time.sleep(pauses[step])
+
+
 def commit_outputs(files: Sequence[tuple[Path, bytes | None]]) -> list[Path]:
     """Write a set of output files of one run with the protocol of the module docstring.
 
@@ -189,13 +194,13 @@ def commit_outputs(files: Sequence[tuple[Path, bytes | None]]) -> list[Path]:
     with _locked(folder):
         removed = remove_stale_temps(folder, [p.name for p, _ in files])
         temps = _write_temps([(p, data) for p, data in files if data is not None])
-        time.sleep(pause.get("temps", 0.0))
+        _pause(pause, "temps")
         for p, _ in reversed(files):  # the commit file (last) goes first
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()
-        time.sleep(pause.get("deleted", 0.0))
+        _pause(pause, "deleted")
         for p, tmp in temps:
             os.replace(tmp, p)
-            time.sleep(pause.get(f"renamed:{p.name}", 0.0))
+            _pause(pause, f"renamed:{p.name}")
         _fsync_dir(folder)
     return removed
