@@ -44,8 +44,6 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from monai_bone.constants import CLINICAL_FIELDS, SYNTHETIC_NOTE
 from monai_bone.data.clinical_csv import ClinicalTable, read_clinical_csv
 from monai_bone.data.clinical_records import PLAUSIBLE_BMD, label_set
@@ -53,6 +51,7 @@ from monai_bone.data.dicom_records import REJECT_REASONS
 from monai_bone.data.fold_assign import assign_folds, fold_strata
 from monai_bone.data.folds import DATALIST_KEY, dump_datalist
 from monai_bone.data.image_guards import checks_bilateral
+from monai_bone.data.index_options import DIRECT_IDENTIFIERS, TASKS, IndexOptions
 from monai_bone.data.index_outputs import RUN_ID_PREFIX, commit_outputs
 from monai_bone.data.index_scan import (
     IndexPlan,
@@ -66,13 +65,14 @@ from monai_bone.data.index_summary import REJECT_COLUMNS, WARNING_COLUMNS, Index
 from monai_bone.data.pseudonym import Pseudonymiser
 from monai_bone.data.sources import DEFAULT_CACHE_NAME, ImageSource, open_source
 from monai_bone.data.splits import SPLIT_KEY, TEST, TRAIN, assign_test_split, resolve_test_fraction
-from monai_bone.tasks import get_task, task_names
+from monai_bone.tasks import get_task
 from monai_bone.utils.io import csv_text
 
 __all__ = [
     "DATALIST_KEY",
     "DIRECT_IDENTIFIERS",
     "PLAUSIBLE_BMD",
+    "IndexOptions",
     "REJECT_COLUMNS",
     "TASKS",
     "WARNING_COLUMNS",
@@ -82,25 +82,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Tasks the index knows (the task registry, :mod:`monai_bone.tasks`).
-TASKS: tuple[str, ...] = task_names()
-
-#: DICOM keywords that identify a person directly; refused as join keys (and never read by the index).
-DIRECT_IDENTIFIERS: frozenset[str] = frozenset(
-    {
-        "PatientName",
-        "PatientBirthDate",
-        "PatientBirthTime",
-        "PatientBirthName",
-        "PatientMotherBirthName",
-        "OtherPatientNames",
-        "PatientAddress",
-        "PatientTelephoneNumbers",
-        "ResponsiblePerson",
-        "ReferringPhysicianName",
-    }
-)
-
 
 def _normalise_clinical_arg(clinical: str | os.PathLike | Iterable[str | os.PathLike] | None) -> list[Path]:
     if clinical is None:
@@ -108,11 +89,6 @@ def _normalise_clinical_arg(clinical: str | os.PathLike | Iterable[str | os.Path
     if isinstance(clinical, (str, os.PathLike)):
         return [Path(clinical)]
     return [Path(c) for c in clinical]
-
-
-def _check_task(name: str | None, what: str) -> None:
-    if name is not None and name not in TASKS:
-        raise ValueError(f"{what} must be one of {TASKS} or None, got {name!r}")
 
 
 def _label_plan(task: str | None, table: ClinicalTable | None, src: ImageSource) -> tuple[tuple[str, ...], bool]:
@@ -130,71 +106,44 @@ def _label_plan(task: str | None, table: ClinicalTable | None, src: ImageSource)
     return (label_key,), present[label_key]
 
 
-def _plan(
-    source,
-    out,
-    clinical,
-    key,
-    task,
-    folds,
-    seed,
-    progress,
-    source_kind,
-    cache,
-    pseudonymise,
-    salt,
-    mapping,
-    image_task,
-    body_parts,
-    views,
-    bilateral,
-    test_fraction,
-    dedup,
-) -> IndexPlan:
-    """Check the arguments, read the clinical CSV(s), open the source and decide labels, guards and splits."""
-    _check_task(task, "task")
-    if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or folds < 1:
-        raise ValueError(f"folds must be an integer >= 1, got {folds!r}")
-    if not key or key in DIRECT_IDENTIFIERS:
-        raise ValueError(f"key {key!r} is not allowed: use PatientID or another non-identifying keyword")
-    if mapping is not None and not pseudonymise:
-        raise ValueError("a pseudonym mapping file was asked for without pseudonymise (--pseudonymise)")
-    pseud = Pseudonymiser(salt) if pseudonymise else None
-    guard_task = image_task if image_task is not None else task
-    _check_task(guard_task, "image_task")
+def _plan(source, out, clinical, options: IndexOptions) -> IndexPlan:
+    """Check the options, read the clinical CSV(s), open the source and decide labels, guards and splits."""
+    opts = options.check()
+    pseud = Pseudonymiser(opts.salt) if opts.pseudonymise else None
     out = Path(out)
     if out.is_dir():
         raise ValueError(f"out {out} is a folder; give the datalist JSON file path (e.g. {out / 'datalist.json'})")
     out_dir = out.parent if str(out.parent) else Path(".")
     clinical_paths = _normalise_clinical_arg(clinical)
-    table = read_clinical_csv(clinical_paths, key=key) if clinical_paths else None
+    table = read_clinical_csv(clinical_paths, key=opts.key) if clinical_paths else None
     src = open_source(
         source,
-        kind=source_kind,
+        kind=opts.source_kind,
         exclude=[out, out_dir / "rejects.csv", out_dir / "warnings.csv", *clinical_paths],
-        cache=out_dir / DEFAULT_CACHE_NAME if cache is None else cache,
-        progress=progress,
+        cache=out_dir / DEFAULT_CACHE_NAME if opts.cache is None else opts.cache,
+        progress=opts.progress,
     )
-    label_keys, labelled = _label_plan(task, table, src)
+    label_keys, labelled = _label_plan(opts.task, table, src)
+    guard_task = opts.guard_task
     return IndexPlan(
         src=src,
         table=table,
         out=out,
         out_dir=out_dir,
-        key=key,
-        task=task,
-        folds=int(folds),
-        seed=int(seed),
+        key=opts.key,
+        task=opts.task,
+        folds=int(opts.folds),
+        seed=int(opts.seed),
         label_keys=label_keys,
         labelled=labelled,
         labels=label_set(table, src) if "label" in label_keys else None,
         guard_task=guard_task,
-        body_parts=body_parts,
-        views=views,
-        bilateral=bilateral if bilateral is not None else ("warn" if checks_bilateral(guard_task) else "off"),
-        test_fraction=resolve_test_fraction(test_fraction, labelled),
-        explicit_test=test_fraction is not None,
-        dedup=labelled if dedup is None else bool(dedup),
+        body_parts=opts.body_parts,
+        views=opts.views,
+        bilateral=opts.bilateral if opts.bilateral is not None else ("warn" if checks_bilateral(guard_task) else "off"),
+        test_fraction=resolve_test_fraction(opts.test_fraction, labelled),
+        explicit_test=opts.test_fraction is not None,
+        dedup=labelled if opts.dedup is None else bool(opts.dedup),
         pseud=pseud,
     )
 
@@ -368,27 +317,26 @@ def build_datalist(
         FileNotFoundError: when the source or a clinical CSV does not exist.
         DicomwebError: DICOMweb sources: the server cannot be reached or a search fails.
     """
-    plan = _plan(
-        source,
-        out,
-        clinical,
-        key,
-        task,
-        folds,
-        seed,
-        progress,
-        source_kind,
-        cache,
-        pseudonymise,
-        salt,
-        mapping,
-        image_task,
-        body_parts,
-        views,
-        bilateral,
-        test_fraction,
-        dedup,
+    options = IndexOptions(
+        key=key,
+        task=task,
+        folds=folds,
+        seed=seed,
+        progress=progress,
+        source_kind=source_kind,
+        cache=cache,
+        pseudonymise=pseudonymise,
+        salt=salt,
+        mapping=mapping,
+        image_task=image_task,
+        body_parts=body_parts,
+        views=views,
+        bilateral=bilateral,
+        workers=workers,
+        test_fraction=test_fraction,
+        dedup=dedup,
     )
+    plan = _plan(source, out, clinical, options)
     scan = scan_source(plan, workers, progress)
     if plan.dedup and scan.records:
         group_duplicates(scan)
