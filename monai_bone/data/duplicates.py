@@ -19,7 +19,7 @@ pairs, vectorised). The index (:func:`monai_bone.data.datalist.build_datalist`) 
 Cost: the index hashes in the same file read as the header (:func:`monai_bone.data.dicom_header.read_header`).
 Native (uncompressed little-endian) DICOM pixel data are not decoded by pydicom: the PixelData bytes that follow the
 header are read and only the pixels of the thumbnail grid are converted (:func:`native_pixel_hash`, the same hash as
-decoding the file); the grid (~128-170 pixels a side) is resampled with cached Lanczos weight matrices, so a hash
+decoding the file); the grid (128-255 pixels a side) is resampled with cached Lanczos weight matrices, so a hash
 costs well under a millisecond whatever the image size. Compressed DICOM (JPEG, JPEG 2000, RLE, deflate) and
 PNG/JPEG files are decoded (JPEG at reduced scale), so their hashing costs a decode. ``benchmarks/bench_dedup.py``
 prints throughput with hashing on vs off. ``monai-bone index --no-dedup`` skips it.
@@ -53,9 +53,9 @@ logger = logging.getLogger(__name__)
 
 #: ``imagehash.phash`` size (bits = HASH_SIZE²) and the largest Hamming distance still called a duplicate. Measured on
 #: 256-px SYNTHETIC radiographs (20 hip DICOM windowed to 8 bit + 20 knee PNG): the worst JPEG q40 re-save differs by
-#: 12 bits, the worst half-size JPEG by 6, the worst 1.5× PNG by 16 (so a few upscaled copies are not joined); the
-#: closest pair of *different* patients among 60 hip (DICOM) / 20 knee (PNG) images by 66 / 56 bits (1st percentile
-#: of all pairs 82 / 64). The previous thumbnail pipeline (box 128², PIL Lanczos 64²) measured 14, 18, 26 and 66 / 60.
+#: 12 bits, the worst half-size JPEG by 12, the worst 1.5× PNG by 16 (so a few upscaled copies are not joined); the
+#: closest pair of *different* patients among 60 hip (DICOM) / 20 knee (PNG) images by 68 / 56 bits (1st percentile
+#: of all pairs 84 / 64). The previous thumbnail pipeline (box 128², PIL Lanczos 64²) measured 14, 18, 26 and 66 / 60.
 HASH_SIZE: int = 16
 MAX_DISTANCE: int = 12
 #: The pixels are sampled on a grid of at least THUMBNAIL per side, Lanczos-resampled to PHASH_SIDE² (the DCT input
@@ -64,9 +64,9 @@ THUMBNAIL: int = 128
 PHASH_SIDE: int = 64
 
 
-def _grid_step(shape: tuple[int, ...]) -> int:
-    """Take every step-th pixel so that the shorter side keeps at least ``THUMBNAIL`` pixels."""
-    return max(1, min(shape[:2]) // THUMBNAIL)
+def _grid_step(shape: tuple[int, ...]) -> tuple[int, int]:
+    """Take every step-th row and column so that each side keeps at least ``THUMBNAIL`` pixels."""
+    return max(1, shape[0] // THUMBNAIL), max(1, shape[1] // THUMBNAIL)
 
 
 def _window(values: np.ndarray, low: float = 0.5, high: float = 99.5) -> tuple[float, float]:
@@ -101,8 +101,8 @@ def _grey_thumbnail(arr: np.ndarray, invert: bool, decimated: bool = False) -> n
     a = np.asarray(arr)
     if a.ndim == 3:  # colour (H, W, C) or frames (F, H, W): one grey plane
         a = a.mean(axis=-1) if a.shape[-1] in (3, 4) else a[0]
-    step = 1 if decimated else _grid_step(a.shape)
-    grid = np.asarray(a[::step, ::step], dtype=np.float32)
+    row_step, col_step = (1, 1) if decimated else _grid_step(a.shape)
+    grid = np.asarray(a[::row_step, ::col_step], dtype=np.float32)
     if grid.size == 0:
         return np.zeros((PHASH_SIDE, PHASH_SIDE))
     rows, cols = _lanczos_matrix(grid.shape[0], PHASH_SIDE), _lanczos_matrix(grid.shape[1], PHASH_SIDE)
@@ -172,9 +172,9 @@ def native_pixel_hash(
     dtype = _NATIVE_DTYPES.get((bits_allocated, int(bool(signed))))
     if dtype is None or len(data) - offset < rows * columns * bits_allocated // 8:
         return None
-    step = _grid_step((rows, columns))
+    row_step, col_step = _grid_step((rows, columns))
     arr = np.frombuffer(data, dtype=dtype, count=rows * columns, offset=offset).reshape(rows, columns)
-    grid = np.array(arr[::step, ::step])  # a copy: only the grid's pages of a memory map are touched
+    grid = np.array(arr[::row_step, ::col_step])  # a copy: only the grid's pages of a memory map are touched
     del arr  # no view of ``data`` outlives this call (a memory map can then be closed)
     if bits_stored and bits_stored < bits_allocated:
         shift = bits_allocated - bits_stored
