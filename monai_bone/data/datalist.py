@@ -52,7 +52,7 @@ from monai_bone.data.fold_assign import assign_folds, fold_strata
 from monai_bone.data.folds import DATALIST_KEY, dump_datalist
 from monai_bone.data.image_guards import checks_bilateral
 from monai_bone.data.index_options import DIRECT_IDENTIFIERS, TASKS, IndexOptions
-from monai_bone.data.index_outputs import RUN_ID_PREFIX, commit_outputs
+from monai_bone.data.index_outputs import RUN_ID_PREFIX, OutputCommit
 from monai_bone.data.index_scan import (
     IndexPlan,
     IndexScan,
@@ -163,7 +163,7 @@ def _stratify_by(plan: IndexPlan) -> str | None:
     return "label" if "label" in plan.label_keys else None
 
 
-def _assign_splits(plan: IndexPlan, scan: IndexScan, outputs: list) -> tuple[list[bool], list[int], float]:
+def _assign_splits(plan: IndexPlan, scan: IndexScan, commit: OutputCommit) -> tuple[list[bool], list[int], float]:
     """Locked test split (whole patients), then folds over the rest; records get ``split`` and ``fold``.
 
     Returns:
@@ -177,7 +177,7 @@ def _assign_splits(plan: IndexPlan, scan: IndexScan, outputs: list) -> tuple[lis
         held = assign_test_split(groups, strata, test_fraction, plan.seed, min_train_groups=plan.folds)
     except ValueError as err:
         if plan.explicit_test:
-            commit_outputs([*outputs, (plan.out, None)])
+            commit.finish([(plan.out, None)])
             raise
         logger.warning("no locked test split: %s", err)  # the default on a cohort too small for one
         test_fraction, held = 0.0, [False] * len(groups)
@@ -185,7 +185,7 @@ def _assign_splits(plan: IndexPlan, scan: IndexScan, outputs: list) -> tuple[lis
     try:
         fold_ids = assign_folds([groups[i] for i in train_idx], [strata[i] for i in train_idx], plan.folds, plan.seed)
     except ValueError:
-        commit_outputs([*outputs, (plan.out, None)])
+        commit.finish([(plan.out, None)])
         raise
     for record, is_held in zip(records, held):
         record[SPLIT_KEY] = TEST if is_held else TRAIN
@@ -345,16 +345,19 @@ def build_datalist(
     reasons = dict(Counter(r["reason"] for r in scan.rejects))
     if set(reasons) - set(REJECT_REASONS):  # pragma: no cover - RejectError validates codes
         raise RuntimeError(f"unknown reject reasons {set(reasons) - set(REJECT_REASONS)}")
-    if not scan.records:
-        commit_outputs([*outputs, (plan.out, None)])
-        raise ValueError(
-            f"no usable images in {plan.src.url or plan.src.root}: {len(scan.files)} file(s) seen, all rejected "
-            f"({', '.join(f'{k} {v}' for k, v in sorted(reasons.items())) or 'no files'}); see {plan.rejects_path}"
-        )
-    held, fold_ids, test_fraction = _assign_splits(plan, scan, outputs)
-    synthetic = _all_synthetic(scan.synthetic)
-    doc = _datalist_doc(plan, scan, test_fraction, synthetic)
-    commit_outputs([*outputs, (plan.out, dump_datalist(doc).encode("utf-8"))])
+    # the CSVs are written (and fsync'd) in the background while the folds and the datalist are computed
+    with OutputCommit(plan.out_dir, [p.name for p, _ in outputs] + [plan.out.name]) as commit:
+        commit.stage(outputs)
+        if not scan.records:
+            commit.finish([(plan.out, None)])
+            raise ValueError(
+                f"no usable images in {plan.src.url or plan.src.root}: {len(scan.files)} file(s) seen, all rejected "
+                f"({', '.join(f'{k} {v}' for k, v in sorted(reasons.items())) or 'no files'}); see {plan.rejects_path}"
+            )
+        held, fold_ids, test_fraction = _assign_splits(plan, scan, commit)
+        synthetic = _all_synthetic(scan.synthetic)
+        doc = _datalist_doc(plan, scan, test_fraction, synthetic)
+        commit.finish([(plan.out, dump_datalist(doc).encode("utf-8"))])
     if plan.pseud is not None and mapping is not None:
         if Path(mapping).resolve().parent == plan.out_dir.resolve():
             logger.warning("the pseudonym mapping %s is beside the datalist; keep it apart from shared data", mapping)
