@@ -33,10 +33,8 @@ def upgrade_param_groups(load_dict: Mapping[str, Any], checkpoint: MutableMappin
         path: the checkpoint file (for messages).
 
     Raises:
-        ValueError: (``CheckpointFileError``) when the numbers of parameter groups differ in any other way.
+        ValueError: when the numbers of parameter groups differ in any other way (one line, starting with ``path``).
     """
-    from .checkpoint import CheckpointFileError
-
     for name, opt in load_dict.items():
         saved = checkpoint.get(name)
         if not isinstance(opt, torch.optim.Optimizer) or not isinstance(saved, Mapping) or "param_groups" not in saved:
@@ -47,7 +45,7 @@ def upgrade_param_groups(load_dict: Mapping[str, Any], checkpoint: MutableMappin
         order = _network_order(load_dict, opt) if n_saved == 1 else None
         if order is None or len(saved["param_groups"][0]["params"]) != len(order):
             groups = ", ".join(str(g.get("name", i)) for i, g in enumerate(opt.param_groups))
-            raise CheckpointFileError(
+            raise ValueError(
                 f"{path}: its {name} has {n_saved} parameter group(s), this configuration's has {n_now} ({groups}) "
                 "and they cannot be matched; resume with the configuration that wrote it, or start over with "
                 "--resume false (or train into another --ckpt_dir)"
