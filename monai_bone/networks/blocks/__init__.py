@@ -1,4 +1,5 @@
-"""Building blocks of the monai-bone networks: the knee Attention Module and bidirectional cross-attention."""
+"""Building blocks of the monai-bone networks: the knee Attention Module, bidirectional cross-attention, token mixing
+and the filter-bank texture descriptor."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from .bidirectional_cross_attention import (
     BidirectionalCrossAttentionLayer,
     MaskedCrossAttentionBlock,
 )
+from .texture_energy import TextureEnergy, gabor_bank
 from .token_mixer import TokenMixer
 
 __all__ = [
@@ -17,5 +19,7 @@ __all__ = [
     "ChannelAttention",
     "MaskedCrossAttentionBlock",
     "SpatialAttention",
+    "TextureEnergy",
     "TokenMixer",
+    "gabor_bank",
 ]
