@@ -107,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
     if args.pretrained is not None:
         text = args.pretrained.strip()
         overrides["pretrained"] = None if text.lower() in ("null", "none", "") else text
+    overrides = _with_class_count(args.task, args.data, overrides)
     try:
         result = _run_cv(run_cv, args, variants, overrides)
     except RuntimeError as err:  # e.g. ImageNet weights neither cached nor downloadable: the bundles' one line
@@ -119,6 +120,19 @@ def run(args: argparse.Namespace) -> int:
     print(text.split("\n## Paper reported")[0].rstrip())
     print(f"\nwritten: {', '.join(str(p) for p in result.paths.values())}")
     return 0
+
+
+def _with_class_count(task: str, data: str, overrides: dict) -> dict:
+    """A classification task's ``num_classes`` from the datalist's class names unless ``--set`` gives it: a 3-class
+    index (the synthetic knee default) trains three logits, as the CV's tables and thresholds expect."""
+    from monai_bone.cv.folds import resolve_datalist
+    from monai_bone.data.folds import datalist_info
+    from monai_bone.tasks import get_task
+
+    if "num_classes" in overrides or get_task(task).is_regression:
+        return overrides
+    labels = datalist_info(resolve_datalist(data)).get("labels")
+    return {**overrides, "num_classes": len(labels)} if labels else overrides
 
 
 def _argument_error_line(err: BaseException) -> str | None:

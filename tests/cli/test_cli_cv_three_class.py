@@ -1,5 +1,7 @@
-"""A 3-class knee CV: the locked test split's report chooses its operating points on the same "osteoporosis vs rest"
-reference the CV wrote (``oof_predictions.csv``: ``true`` 0/1), not on all-negative labels (SYNTHETIC data, 1 epoch)."""
+"""``monai-bone cv --task knee`` on a 3-class index (the synthetic knee default): the network gets three logits from the
+datalist's class names (no ``--set num_classes=3`` needed), and the locked test split's report chooses its operating
+points on the same "osteoporosis vs rest" reference the CV wrote (``oof_predictions.csv``: ``true`` 0/1), not on
+all-negative labels (SYNTHETIC data, 1 epoch, 32 px)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ from unittest import mock
 import numpy as np
 import pytest
 
-from monai_bone.cv import run_cv
+from monai_bone.cli import cv as cv_cli
+from monai_bone.cli import parse_args
 from monai_bone.data.datalist import build_datalist
 from monai_bone.handlers import report as report_mod
 from monai_bone.metrics.operating_points import choose_threshold
@@ -38,30 +41,22 @@ def test_three_class_test_split_thresholds_use_the_cv_reference(
     read = report_mod.read_reference_predictions
     spy = mock.Mock(wraps=read)
     monkeypatch.setattr(report_mod, "read_reference_predictions", spy)
-    result = run_cv(
-        "knee",
-        three_class,
-        tmp_path / "cv",
-        epochs=1,
-        size=32,
-        batch_size=4,
-        num_workers=0,
-        device="cpu",
-        variants=["hybrid"],
-        n_boot=10,
-        overrides={"pretrained": None, "num_classes": 3},
-        progress=False,
-    )
+    out = tmp_path / "cv"
+    argv = ["cv", "--task", "knee", "--data", str(three_class), "--out", str(out), "--epochs", "1", "--size", "32"]
+    argv += ["--batch-size", "4", "--num-workers", "0", "--device", "cpu", "--variants", "hybrid", "--n-boot", "10"]
+    assert cv_cli.run(parse_args([*argv, "--pretrained", "null", "--no-progress"])) == 0
     train = [r for r in doc["training"] if r.get("split") != "test"]
-    oof = [r for r in _rows(result.paths["predictions"]) if r["variant"] == "hybrid"]
-    assert len(oof) == len(train)
+    oof = [r for r in _rows(out / "oof_predictions.csv") if r["variant"] == "hybrid"]
+    assert len(oof) == len(train) and {r["loss"] for r in oof} == {"CrossEntropy"}
     # the CV's reference: osteoporosis (class 2) vs rest, as 0/1
     expected = {r["patient_id"]: float(int(r["label"]) == 2) for r in train}
     assert {r["id"]: float(r["true"]) for r in oof} == expected
     assert 0 < sum(expected.values()) < len(expected)  # both classes present: the cut is chosen on real labels
 
-    metrics = json.loads(result.paths["test_hybrid"].read_text())
+    metrics = json.loads((out / "test" / "hybrid" / "metrics.json").read_text())
     assert metrics["labels"] == ["normal", "osteopenia", "osteoporosis"] and metrics["positive"] == "osteoporosis"
+    scored = _rows(out / "test" / "hybrid" / "predictions.csv")  # the kept fit outputs three class probabilities
+    assert scored and {"prob_normal", "prob_osteopenia", "prob_osteoporosis"} <= set(scored[0])
     assert spy.call_count == 1
     # what the report received: the same call again on the file it read
     ref_pred, ref_true = read(*spy.call_args.args, **spy.call_args.kwargs)
