@@ -5,6 +5,10 @@ Everything runs through the same pieces a user runs by hand: :func:`monai_bone.s
 ``inference.json`` through ``monai.bundle.ConfigWorkflow`` with small overrides (image size, epochs, batch size).
 The bundles' own defaults stay paper-faithful; the demo only overrides them on the command line.
 
+:func:`run_demo` is a short list of named steps: :func:`demo_settings` (resolve and check), then per task
+:func:`run_task` (:func:`synthesise_cohort`, :func:`index_cohort`, :func:`trained_copy` + :func:`train_overrides` and
+training, evaluation, :func:`inference_inputs` and inference, :func:`task_entry`), then :func:`write_report`.
+
 Output folder::
 
     DIR/report.md                 summary (SYNTHETIC), settings, timings, links
