@@ -22,7 +22,7 @@ class FlagPair(argparse.Action):
         const: bool = True,
         default: bool | None = None,
         required: bool = False,
-        help: str | None = None,  # noqa: A002 - argparse's keyword
+        help: str | None = None,
     ) -> None:
         if len(option_strings) < 2:
             raise ValueError(f"FlagPair needs a flag and its opposite, got {option_strings}")
@@ -30,7 +30,7 @@ class FlagPair(argparse.Action):
         default = (not const) if default is None else default
         super().__init__(option_strings, dest, nargs=0, const=const, default=default, required=required, help=help)
 
-    def __call__(self, parser, namespace, values, option_string=None) -> None:  # noqa: ANN001 - argparse's signature
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
         setattr(namespace, self.dest, (not self.const) if option_string == self.option_strings[-1] else self.const)
 
     def format_usage(self) -> str:
@@ -49,7 +49,7 @@ def add_flag(
     *names: str,
     help: str,
     dest: str | None = None,
-    const: bool = True,  # noqa: A002
+    const: bool = True,
 ) -> argparse.Action:
     """Add the boolean flag ``names`` (e.g. ``"--overwrite"`` or ``"-v", "--verbose"``) with its opposite form.
 
