@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import shutil
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Mapping
@@ -245,8 +246,6 @@ class Watcher:
             TimeoutError: when the run took longer (all its processes are gone by then).
             InterruptedError: when :attr:`stop_event` was set during the run (SIGTERM; likewise).
         """
-        import subprocess
-
         nproc, timeout = self.config.nproc, self.config.timeout
         timeout = float(timeout) if timeout is not None and timeout > 0 else None
         logger.info("%s: %d new instances -> torchrun with %d processes (timeout %s s)", task, n, nproc, timeout)
