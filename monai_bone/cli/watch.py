@@ -71,6 +71,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     add_flag(p, "--allow-remote", help="allow a server that is not on this machine")
     p.add_argument("--nproc", type=int, default=1, help="torchrun processes for a large backlog (one per GPU)")
     p.add_argument("--backlog", type=int, default=200, help="new instances of a bundle from which --nproc applies")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="a --nproc torchrun run taking longer is stopped (all its processes killed) and its instances get an "
+        "error entry; set it above what your largest backlog needs; 0: no limit (default: %(default)s)",
+    )
     add_flag(p, "--keep-work", help="keep each poll's retrieved files and outputs")
     p.set_defaults(func=run_watch)
     return p
@@ -116,6 +124,7 @@ def run_watch(args: argparse.Namespace) -> int:
         keep_work=args.keep_work,
         nproc=args.nproc,
         backlog=args.backlog,
+        timeout=args.timeout,
     )
     watcher = Watcher(client, WatchState(args.state), config)
     logger.info("watching %s (bundles: %s; state %s)", client.url, ", ".join(sorted(bundles)), args.state)
