@@ -82,8 +82,9 @@ def hip_loss_beta(bundle: Path, ov: Mapping[str, Any]) -> float:
 
 
 def densenet_def(bundle: Path) -> dict[str, Any]:
-    """MONAI ``DenseNet169`` with the bundle network's input/output channels and initialisation (the bundle's
-    ``pretrained`` setting, as the hybrid row), replacing ``network_def``."""
+    """MONAI ``DenseNet169`` with the bundle network's input/output channels, initialisation (the bundle's
+    ``pretrained`` setting, as the hybrid row) and texture descriptor (``texture_features``, so the pair differs only
+    in the attention module and head), replacing ``network_def``."""
     parser = ConfigParser()
     parser.read_config(str(bundle / "configs" / "train.json"))
     net = parser.get("network_def")
@@ -93,6 +94,7 @@ def densenet_def(bundle: Path) -> dict[str, Any]:
         "in_channels": net.get("in_channels", 1),
         "out_channels": net.get("out_channels", 1),
         "pretrained": net.get("pretrained"),
+        "texture_features": net.get("texture_features", 0),
     }
 
 
