@@ -117,6 +117,9 @@ _NETWORK_KEYS: tuple[str, ...] = (
     "pretrained",
     "pretrained_path",
     "pretrained_registry",
+    "roi_size_mm",
+    "roi_texture_features",
+    "texture_features",
 )
 """Overrides that shape (or initialise) a row's network, so its parameter count is that of the trained network
 (``pretrained*`` as trained: the weights are already cached by then, and ``pretrained: null`` downloads nothing)."""

@@ -40,8 +40,8 @@ class HybridAttentionNet(nn.Module):
 
     With ``texture_features=K > 0`` (our addition, off by default) a texture descriptor of the input
     (:func:`~monai_bone.networks.nets.texture_option.texture_branch`: ``K`` learnable filter-bank log energies, batch
-    normalised) joins the concatenation, so the head input is ``1792 + K``; the knee bundle and the demo use it on the
-    ROI crop (reason and measurements in the knee model card).
+    normalised) joins the concatenation, so the head input is ``1792 + K``. The knee bundle uses it with the ROI input
+    (reason and measurements in the knee model card).
 
     Export: ``torch.jit.script`` and ``torch.onnx.export`` reproduce the eager outputs (an ONNX graph is specialised to
     the export input size).
