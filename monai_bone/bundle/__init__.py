@@ -4,13 +4,14 @@ Running: the shipped bundles' names and folders (:mod:`.packaged`: ``BUNDLE_NAME
 ``copy_packaged_bundle``), ``ConfigWorkflow`` helpers (:mod:`.workflow`: ``bundle_workflow``, ``train_and_predict``,
 ``quiet_engines``) and one-line errors for bad bundle arguments under ``python -m monai.bundle`` (:mod:`.errors`).
 
-Packaging: export to a zip with a sha256 manifest (:mod:`.export`, CLI ``monai-bone export``), verified import of an
-untrusted zip (:mod:`.importing`, CLI ``monai-bone import``) and their parts: archive format (:mod:`.manifest`),
-bounded zip reading (:mod:`.safe_zip`, :mod:`.verify`), signatures (:mod:`.signing`), metadata for other sites
-(:mod:`.metadata`), ONNX export (:mod:`.onnx_export`), model-zoo folders (:mod:`.zoo`).
+Packaging: export to a zip with a sha256 manifest (:mod:`.export`, CLI ``monai-bone export``; what it packs:
+:mod:`.bundle_files`, :mod:`.weights_io`), a randomly initialised copy to test plumbing (:mod:`.untrained`),
+verified import of an untrusted zip (:mod:`.importing`, CLI ``monai-bone import``) and their parts: archive format
+(:mod:`.manifest`), bounded zip reading (:mod:`.safe_zip`, :mod:`.verify`), signatures (:mod:`.signing`), metadata
+for other sites (:mod:`.metadata`), ONNX export (:mod:`.onnx_export`), model-zoo folders (:mod:`.zoo`).
 
-The modules that import torch or MONAI (workflow, export, importing) load on first use of one of their names, so that
-``import monai_bone.bundle`` (the CLI's start-up, the bundle exception hook) stays light.
+The modules that import torch or MONAI (workflow, export, weights_io, untrained, importing) load on first use of one
+of their names, so that ``import monai_bone.bundle`` (the CLI's start-up, the bundle exception hook) stays light.
 """
 
 from __future__ import annotations
@@ -39,14 +40,14 @@ _LAZY = {
     "no_checkpoint_overrides": "workflow",
     "quiet_engines": "workflow",
     "train_and_predict": "workflow",
-    "collect_bundle_files": "export",
+    "collect_bundle_files": "bundle_files",
     "digest_path": "export",
     "export_bundle": "export",
-    "half_state_dict": "export",
-    "load_weights": "export",
+    "half_state_dict": "weights_io",
+    "load_weights": "weights_io",
     "sha256_bytes": "export",
     "sha256_file": "export",
-    "untrained_copy": "export",
+    "untrained_copy": "untrained",
     "import_bundle": "importing",
     "verify_archive": "importing",
 }

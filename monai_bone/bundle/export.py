@@ -19,15 +19,13 @@ import hashlib
 import json
 import logging
 import os
-import re
 import tempfile
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from monai_bone.bundle.bundle_files import collect_bundle_files
 from monai_bone.bundle.manifest import (
     MANIFEST_NAME,
     SIGNATURE_NAME,
@@ -38,10 +36,11 @@ from monai_bone.bundle.manifest import (
     manifest_bytes,
     sums_text,
 )
-from monai_bone.bundle.metadata import pin_settings, with_exact_versions
+from monai_bone.bundle.metadata import with_exact_versions
 from monai_bone.bundle.onnx_export import check_onnx, export_onnx
-from monai_bone.bundle.packaged import copy_bundle_files
 from monai_bone.bundle.signing import manifest_digest, sign_manifest
+from monai_bone.bundle.untrained import untrained_copy
+from monai_bone.bundle.weights_io import half_state_dict, load_weights, packed_weights
 from monai_bone.utils.io import atomic_write_stream, atomic_write_text
 
 __all__ = [
@@ -57,20 +56,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Suffixes packed from ``configs/`` and ``docs/`` (anything else there is skipped with a warning).
-_CONFIG_SUFFIXES = (".json", ".yaml", ".yml", ".conf")
-_DOC_SUFFIXES = (".md", ".rst", ".txt", ".png", ".svg", ".jpg", ".jpeg")
-_TEXT_SUFFIXES = (".json", ".yaml", ".yml", ".conf", ".md", ".rst", ".txt", "")
-#: Files under ``models/`` that are packed when present (model.ts is always regenerated from model.pt).
-_MODEL_FILES = ("model.pt", "clinical_stats.json", "localiser.pt", "localiser.pt.json")  # localiser: ROI mode
-_TOP_FILES = ("LICENSE", "large_files.yml")
-#: An identifying DICOM attribute (keyword or tag form) followed by a value (``PatientName = DOE^JANE``,
-#: ``"00100030": "19400101"``); a mere mention in prose ("PatientName is never stored") is not a value.
-_IDENTIFYING = re.compile(
-    r"(PatientName|PatientBirthDate|\b0010,?00[13]0\b|\(0010,\s*00[13]0\))[\"']?\s*[:=]\s*[\"']?([^\s\"',}\]]*)",
-    re.IGNORECASE,
-)
-_EMPTY_VALUES = {"", "null", "none", "[]", "{}"}
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 _CHUNK = 1 << 20
 
@@ -89,103 +74,6 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def _needs_clinical_stats(bundle_dir: Path) -> bool:
-    for name in ("inference.json", "inference.yaml", "train.json", "train.yaml"):
-        cfg = bundle_dir / "configs" / name
-        if cfg.is_file() and "clinical_stats" in cfg.read_text(encoding="utf-8", errors="replace"):
-            return True
-    return False
-
-
-def collect_bundle_files(bundle_dir: str | os.PathLike) -> dict[str, Path]:
-    """List the files of a bundle folder that an export packs (``model.ts`` excluded: it is regenerated).
-
-    Args:
-        bundle_dir: the bundle folder (holding ``configs/``, ``models/``, ``docs/``, ``LICENSE``).
-
-    Returns:
-        Mapping from archive path (POSIX, relative) to the file on disk, sorted by archive path.
-
-    Raises:
-        FileNotFoundError: the folder, ``configs/metadata.json``, ``configs/inference.json``, ``models/model.pt``,
-            ``LICENSE`` or (when the configs use it) ``models/clinical_stats.json`` is missing.
-        BundleIntegrityError: a text file holds a value for an identifying DICOM attribute (PatientName /
-            PatientBirthDate).
-    """
-    root = Path(bundle_dir)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: bundle folder not found")
-    required = ["configs/metadata.json", "models/model.pt", "LICENSE"]
-    if not any((root / "configs" / n).is_file() for n in ("inference.json", "inference.yaml")):
-        required.append("configs/inference.json")
-    if _needs_clinical_stats(root):
-        required.append("models/clinical_stats.json")
-    for rel in required:
-        if not (root / rel).is_file():
-            hint = " (train the bundle first)" if rel.startswith("models/") else ""
-            raise FileNotFoundError(f"{root / rel}: required bundle file not found{hint}")
-
-    files: dict[str, Path] = {}
-    skipped: list[str] = []
-    for sub, suffixes in (("configs", _CONFIG_SUFFIXES), ("docs", _DOC_SUFFIXES)):
-        folder = root / sub
-        if not folder.is_dir():
-            continue
-        for p in sorted(folder.rglob("*")):
-            if p.is_symlink() or not p.is_file():
-                continue
-            rel = p.relative_to(root).as_posix()
-            if p.suffix.lower() in suffixes and not p.name.startswith("."):
-                files[rel] = p
-            else:
-                skipped.append(rel)
-    for name in _MODEL_FILES:
-        if (root / "models" / name).is_file():
-            files[f"models/{name}"] = root / "models" / name
-    for name in _TOP_FILES:
-        if (root / name).is_file():
-            files[name] = root / name
-    if skipped:
-        logger.warning("not packed (only configs, docs, weights and licence are shared): %s", ", ".join(skipped))
-
-    for p in files.values():
-        if p.suffix.lower() in _TEXT_SUFFIXES:
-            text = p.read_text(encoding="utf-8", errors="replace")
-            for m in _IDENTIFYING.finditer(text):
-                if m.group(2).lower() not in _EMPTY_VALUES:
-                    raise BundleIntegrityError(
-                        f"{p}: holds a value for the identifying DICOM attribute {m.group(1)!r}; refusing to export a "
-                        "bundle that could carry patient names or birth dates"
-                    )
-    return dict(sorted(files.items()))
-
-
-def load_weights(path: str | os.PathLike, key_in_ckpt: str = "") -> Mapping[str, Any]:
-    """The network state dict in ``path`` (``torch.load(weights_only=True)``), taken from ``key_in_ckpt`` if given.
-
-    Raises:
-        BundleIntegrityError: not loadable with ``weights_only=True``, no ``key_in_ckpt``, or not a plain state dict.
-    """
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure means the file is not a plain weights file
-        raise BundleIntegrityError(f"{path}: not loadable with torch.load(weights_only=True): {err}") from err
-    if key_in_ckpt:
-        if not isinstance(obj, Mapping) or key_in_ckpt not in obj:
-            keys = sorted(obj) if isinstance(obj, Mapping) else type(obj).__name__
-            raise BundleIntegrityError(f"{path}: no '{key_in_ckpt}' in the checkpoint (keys: {keys})")
-        obj = obj[key_in_ckpt]
-    if not isinstance(obj, Mapping) or not obj:
-        raise BundleIntegrityError(f"{path}: expected a non-empty state dict (mapping of tensors)")
-    nested = sorted(k for k, v in obj.items() if not isinstance(v, torch.Tensor))
-    if nested:
-        raise BundleIntegrityError(
-            f"{path}: not a plain state dict (non-tensor entries {nested[:5]}); for a training checkpoint name the "
-            "network's key (key_in_ckpt / --key-in-ckpt, e.g. 'network')"
-        )
-    return obj
-
-
 def _make_torchscript(root: Path, ckpt: Path, out: Path, net_id: str) -> None:
     from monai.bundle import ckpt_export
 
@@ -201,38 +89,6 @@ def _make_torchscript(root: Path, ckpt: Path, out: Path, net_id: str) -> None:
         )
     except Exception as err:  # noqa: BLE001 - report which bundle failed and why, not a deep traceback
         raise BundleIntegrityError(f"{root}: ckpt_export of '{net_id}' to TorchScript failed: {err}") from err
-
-
-def half_state_dict(state: Mapping[str, torch.Tensor], dtype: torch.dtype = torch.float16) -> dict[str, torch.Tensor]:
-    """A copy of ``state`` with multi-element floating-point weights in ``dtype`` (fp16 or bf16) for sharing.
-
-    Scalars (``XAttnBMD.target_mean``/``target_std``), BatchNorm running statistics and integer entries stay as they
-    are; loading the result into the fp32 network (``load_state_dict``, MONAI's checkpoint loader) casts back to fp32.
-    """
-    if dtype not in (torch.float16, torch.bfloat16):
-        raise ValueError(f"half precision means torch.float16 or torch.bfloat16, got {dtype}")
-    keep = ("running_mean", "running_var", "num_batches_tracked")
-    return {
-        k: v.to(dtype) if v.is_floating_point() and v.numel() > 1 and not k.endswith(keep) else v
-        for k, v in state.items()
-    }
-
-
-_HALF = {"fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-def _weights_bytes(ckpt: Path, key_in_ckpt: str, half: str | None, tmp: Path) -> tuple[bytes, Path]:
-    """The bytes of ``models/model.pt`` to pack and a file holding them (for ``ckpt_export``)."""
-    state = load_weights(ckpt, key_in_ckpt)
-    if not key_in_ckpt and half is None:
-        return ckpt.read_bytes(), ckpt  # a plain state dict is packed byte for byte
-    if half is not None:
-        if half not in _HALF:
-            raise ValueError(f"half must be one of {sorted(_HALF)}, got {half!r}")
-        state = half_state_dict(state, _HALF[half])
-    out = tmp / "model.pt"
-    torch.save(dict(state), out)  # network weights only, never optimizer or trainer state
-    return out.read_bytes(), out
 
 
 def _export_metadata(root: Path, entries: dict[str, bytes]) -> dict[str, Any]:
@@ -342,7 +198,7 @@ def export_bundle(
     entries: dict[str, bytes] = {rel: p.read_bytes() for rel, p in files.items() if rel != "models/model.pt"}
     meta = _export_metadata(root, entries)
     with tempfile.TemporaryDirectory(prefix="monai-bone-export-") as tmp:
-        entries["models/model.pt"], ckpt = _weights_bytes(files["models/model.pt"], key_in_ckpt, half, Path(tmp))
+        entries["models/model.pt"], ckpt = packed_weights(files["models/model.pt"], key_in_ckpt, half, Path(tmp))
         ts_path = Path(tmp) / "model.ts"
         _make_torchscript(root, ckpt, ts_path, net_id)
         entries["models/model.ts"] = ts_path.read_bytes()
@@ -362,50 +218,3 @@ def export_bundle(
         logger.info("note: monai.bundle.load_bundle_config expects the archive named %s.zip", name)
     logger.info("exported %s (%d files + manifest) to %s; manifest sha256 %s", name, len(entries), out, digest)
     return manifest
-
-
-def untrained_copy(
-    bundle_dir: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    clinical_records: Iterable[Mapping[str, Any]] | None = None,
-    seed: int = 0,
-) -> Path:
-    """A copy of a bundle with freshly initialised weights: checks serving and export plumbing before training ends.
-
-    Its predictions are meaningless (random weights); only configs, docs and licence are copied, and
-    ``models/model.pt`` holds the state dict of the inference config's ``network_def`` built after
-    ``torch.manual_seed(seed)``. ``models/clinical_stats.json`` is fitted on ``clinical_records`` when given (the hip
-    bundle needs it).
-
-    Args:
-        bundle_dir: source bundle folder (configs/, docs/, LICENSE).
-        out_dir: new bundle folder (must not exist).
-        clinical_records: datalist records to fit the clinical statistics on.
-        seed: torch seed of the initialisation (same seed, same weights).
-
-    Returns:
-        The new bundle folder.
-
-    Raises:
-        FileExistsError: when ``out_dir`` exists.
-    """
-    from monai.bundle import ConfigParser
-
-    from monai_bone.handlers import atomic_torch_save  # costly (MONAI, Ignite): export and import need torch only
-
-    src, out = Path(bundle_dir), Path(out_dir)
-    if out.exists():
-        raise FileExistsError(f"{out}: exists")
-    copy_bundle_files(src, out)
-    pin_settings(out, {"pretrained": None})  # its weights are random, not ImageNet: loading it downloads nothing
-    parser = ConfigParser()
-    parser.read_config(str(out / "configs" / "inference.json"))
-    parser["bundle_root"] = str(out)
-    parser.get_parsed_content("imports")
-    torch.manual_seed(seed)
-    atomic_torch_save(parser.get_parsed_content("network_def").state_dict(), out / "models" / "model.pt")
-    if clinical_records is not None:
-        from monai_bone.transforms.clinical_fit import fit_clinical_stats  # costly (MONAI transforms), optional
-
-        fit_clinical_stats(list(clinical_records), out / "models" / "clinical_stats.json")
-    return out

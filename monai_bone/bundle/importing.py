@@ -14,10 +14,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from monai_bone.bundle.export import load_weights
 from monai_bone.bundle.manifest import MANIFEST_NAME, SIGNATURE_NAME
 from monai_bone.bundle.safe_zip import ArchiveLimits
 from monai_bone.bundle.verify import UNTRUSTED_NOTE, VerifiedArchive, verify_archive_stream
+from monai_bone.bundle.weights_io import load_weights
 from monai_bone.utils.io import atomic_write_bytes
 
 __all__ = ["import_bundle", "verify_archive"]

@@ -16,6 +16,10 @@ a later option overrides an earlier one, so an option given on the command line 
 options collect the file's values, then the command line's. A flag switched on in the file cannot be switched off on
 the command line (unless it has a ``--no-`` form): edit the file or copy it.
 
+``--config`` also takes the name of a config shipped with monai-bone (the repository's ``configs/``, package data of
+``monai_bone.cli.shipped_configs`` in a wheel): ``--config hip_ablation``, ``--config realistic``, or the repository
+path ``configs/hip_ablation.yaml`` from any folder. An existing file always wins over a shipped name.
+
 The file is untrusted input: at most :data:`MAX_CONFIG_BYTES`, parsed with ``yaml.safe_load`` only (no Python tags),
 a mapping of option names to scalars or lists of scalars.
 """
@@ -27,7 +31,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MAX_CONFIG_BYTES", "ConfigError", "add_config_argument", "config_arguments", "expand_config", "load_config"]
+__all__ = [
+    "MAX_CONFIG_BYTES",
+    "ConfigError",
+    "add_config_argument",
+    "config_arguments",
+    "expand_config",
+    "load_config",
+    "resolve_config",
+    "shipped_configs",
+]
 
 #: Largest config file read (bytes): an experiment config is a page of options, not data.
 MAX_CONFIG_BYTES = 256 * 1024
@@ -38,6 +51,58 @@ class ConfigError(ValueError):
     """A config file that cannot be used; the message names the file (and the key) and says why."""
 
 
+#: Where the shipped configs are: the wheel's package data, then a source checkout's ``configs/``.
+_SHIPPED_ROOTS: tuple[Path, ...] = (
+    Path(__file__).resolve().parent / "shipped_configs",
+    Path(__file__).resolve().parents[2] / "configs",
+)
+_SUFFIXES = (".yaml", ".yml")
+
+
+def _shipped_root() -> Path | None:
+    """The first of :data:`_SHIPPED_ROOTS` holding a config file."""
+    for root in _SHIPPED_ROOTS:
+        if any(p.is_file() for suffix in _SUFFIXES for p in root.rglob(f"*{suffix}")):
+            return root
+    return None
+
+
+def shipped_configs() -> dict[str, Path]:
+    """Name (path inside the configs folder, without suffix: ``hip_ablation``, ``synthetic/realistic``) -> file."""
+    root = _shipped_root()
+    if root is None:
+        return {}
+    files = sorted(p for suffix in _SUFFIXES for p in root.rglob(f"*{suffix}") if p.is_file())
+    return {p.relative_to(root).with_suffix("").as_posix(): p for p in files}
+
+
+def resolve_config(value: str | Path) -> Path:
+    """The config file ``--config VALUE`` means: an existing file, else a shipped config by name or repository path.
+
+    ``hip_ablation``, ``hip_ablation.yaml`` and ``configs/hip_ablation.yaml`` (the repository path the README uses,
+    run from a folder without it) name the shipped ``hip_ablation.yaml``; ``realistic`` and ``synthetic/realistic``
+    name ``configs/synthetic/realistic.yaml``.
+
+    Raises:
+        ConfigError: neither an existing file nor a shipped config (the message lists the shipped names).
+    """
+    path = Path(value)
+    if path.is_file():
+        return path
+    shipped = shipped_configs()
+    parts = [p for p in Path(str(value)).parts if p not in ("", ".")]
+    if parts[:1] == ["configs"]:
+        parts = parts[1:]
+    if parts and ".." not in parts and not Path(str(value)).is_absolute():
+        wanted = Path(*parts)
+        name = (wanted.with_suffix("") if wanted.suffix in _SUFFIXES else wanted).as_posix()
+        matches = [p for n, p in shipped.items() if n == name or (len(parts) == 1 and n.rsplit("/", 1)[-1] == name)]
+        if len(matches) == 1:
+            return matches[0]
+    names = ", ".join(shipped) or "none found"
+    raise ConfigError(f"{value}: no such config file, and not a config shipped with monai-bone (shipped: {names})")
+
+
 def add_config_argument(parser: argparse.ArgumentParser) -> None:
     """Give ``parser`` (a sub-command parser) the ``--config FILE`` option."""
     parser.add_argument(
@@ -45,7 +110,8 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         default=None,
         help="read options from this YAML file first (keys: long option names with _ for -, e.g. batch_size: 8); "
-        "options on the command line win over the file. Examples in the repository's configs/",
+        "options on the command line win over the file. FILE may also name a config shipped with monai-bone "
+        "(e.g. hip_ablation, knee_ablation, demo_small, label_serve, realistic; an existing file wins)",
     )
 
 
@@ -204,5 +270,5 @@ def expand_config(parser: argparse.ArgumentParser, argv: Sequence[str]) -> list[
     path = _config_path(argv[start:])
     if path is None or "config" not in {a.dest for a in sub._actions}:
         return argv
-    tokens = config_arguments(sub, load_config(path), path)
+    tokens = config_arguments(sub, load_config(resolve_config(path)), path)
     return argv[:start] + tokens + argv[start:]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 
 from monai_bone.cli.arguments import folds_argument
 from monai_bone.cli.commands import command_help
@@ -78,6 +79,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         metavar="R",
         help="repeat the CV with R fold seeds (seed, seed+1, ...) and report each row's spread (repeats.md)",
     )
+    p.add_argument(
+        "--pretrained",
+        default=None,
+        metavar="W",
+        help="initial weights of the networks: imagenet (the bundles' default, downloaded once into the torch hub "
+        "cache), a local weights file, or null (random initialisation; no download)",
+    )
+    p.add_argument(
+        "--no-test-eval",
+        action="store_true",
+        help="do not score the locked test split (default: when the datalist has one, each network row's fold-0 fit "
+        "is scored by the bundle's evaluate.json, thresholds chosen on its out-of-fold predictions)",
+    )
     p.add_argument("--set", action="append", metavar="ID=VALUE", help="extra bundle config override (repeatable)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -89,7 +103,34 @@ def run(args: argparse.Namespace) -> int:
     from monai_bone.cv import run_cv  # imports torch and MONAI: only when the command runs (CLI start-up)
 
     variants = [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else None
-    result = run_cv(
+    overrides = parse_set(args.set)
+    if args.pretrained is not None:
+        text = args.pretrained.strip()
+        overrides["pretrained"] = None if text.lower() in ("null", "none", "") else text
+    try:
+        result = _run_cv(run_cv, args, variants, overrides)
+    except RuntimeError as err:  # e.g. ImageNet weights neither cached nor downloadable: the bundles' one line
+        line = _argument_error_line(err)
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
+        return 1
+    text = result.paths["markdown"].read_text(encoding="utf-8")
+    print(text.split("\n## Paper reported")[0].rstrip())
+    print(f"\nwritten: {', '.join(str(p) for p in result.paths.values())}")
+    return 0
+
+
+def _argument_error_line(err: BaseException) -> str | None:
+    """The bundles' one-line message for a bad argument (:mod:`monai_bone.bundle.errors`), in cv's option names."""
+    from monai_bone.bundle.errors import format_argument_error
+
+    line = format_argument_error(err)
+    return None if line is None else line.replace("--pretrained_path FILE", "--set pretrained_path=FILE")
+
+
+def _run_cv(run_cv, args: argparse.Namespace, variants: list[str] | None, overrides: dict):
+    return run_cv(
         args.task,
         args.data,
         args.out or f"cv_{args.task}",
@@ -104,12 +145,9 @@ def run(args: argparse.Namespace) -> int:
         loss_ablation=not args.no_loss_ablation,
         n_boot=args.n_boot,
         seed=args.seed,
-        overrides=parse_set(args.set),
+        overrides=overrides,
         progress=not args.no_progress,
         quiet=not getattr(args, "verbose", False),
         repeats=args.repeats,
+        test_eval=False if args.no_test_eval else None,
     )
-    text = result.paths["markdown"].read_text(encoding="utf-8")
-    print(text.split("\n## Paper reported")[0].rstrip())
-    print(f"\nwritten: {', '.join(str(p) for p in result.paths.values())}")
-    return 0

@@ -23,6 +23,10 @@ patient-disjoint and BMD/label-stratified by ``monai-bone index``, so merged fol
 predictions are kept in ``<out>/runs/<row>/fold<j>/oof.json`` with the settings that made them; rerunning the same
 command reuses finished fits (a killed run resumes), and any changed setting retrains.
 
+With a locked test split, each network row's fold-0 fit keeps its ``model.pt`` and scores the test split once, its
+thresholds chosen on the row's out-of-fold predictions (:mod:`.test_split`). Initial weights are resolved before any
+fit (:mod:`.pretrained_check`): offline ImageNet weights stop the run with one line.
+
 The rows and their bundle overrides live in :mod:`.rows`, fold grouping and the fit cache in :mod:`.folds`; this
 module runs them.
 """
@@ -43,7 +47,7 @@ from tqdm import tqdm
 
 from monai_bone.bundle import default_bundle_dir, quiet_engines, train_and_predict
 from monai_bone.constants import SYNTHETIC_NOTE
-from monai_bone.data.folds import datalist_info, load_records
+from monai_bone.data.folds import datalist_info, has_test_split, load_records
 from monai_bone.data.splits import training_split
 from monai_bone.tasks import get_task
 
@@ -51,6 +55,7 @@ from .baselines import ClinicalBaseline, OSTBaseline
 from .comparisons import TRIVIAL, trivial_flags, write_comparisons
 from .folds import FoldCache, cv_splits, file_sha256, find_cohort_info, has_finite, resolve_datalist
 from .image_stats import ImageStatsBaseline
+from .pretrained_check import check_pretrained
 from .repeats import repeat_datalist, write_repeat_summary
 from .rows import (
     ALT_HIP_LOSS,
@@ -66,6 +71,7 @@ from .rows import (
 from .screening_table import clinical_screening_rows, write_operating_points
 from .subgroups import write_subgroups
 from .table import write_ablation_table
+from .test_split import TEST_FIT_FOLD, keep_model_overrides, score_test_split, scored_rows
 from .variant_summary import FoldPrediction, VariantResult, summarise_variant
 
 __all__ = ["CVResult", "run_cv"]
@@ -114,6 +120,7 @@ def run_cv(
     progress: bool = True,
     quiet: bool = True,
     repeats: int = 1,
+    test_eval: bool | None = None,
 ) -> CVResult:
     """Run the ablation cross-validation of ``task`` on a datalist and write the table.
 
@@ -139,6 +146,9 @@ def run_cv(
         repeats: run the CV ``repeats`` times with fold seeds ``seed, seed + 1, ...`` (repeat 0 uses the datalist's
             folds; the others re-fold the training split into ``<out>/repeat<r>/``) and write ``repeats.csv``/``.md``
             with each row's spread over repeats (:mod:`.repeats`).
+        test_eval: score the locked test split with each network row's fold-0 fit through the bundle's
+            ``evaluate.json``, thresholds chosen on the row's out-of-fold predictions (:mod:`.test_split`); default:
+            when the datalist has a test split.
 
     Returns:
         The :class:`CVResult`.
@@ -162,6 +172,7 @@ def run_cv(
         "overrides": overrides,
         "progress": progress,
         "quiet": quiet,
+        "test_eval": test_eval,
     }
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
@@ -184,6 +195,7 @@ def run_cv(
     synthetic = bool(info.get("synthetic"))
     cohort = find_cohort_info(datalist, info)
     oracle_r2 = float(cohort["oracle_r2"]) if cohort and cohort.get("oracle_r2") is not None else None
+    test_eval = has_test_split(datalist) if test_eval is None else bool(test_eval)
 
     settings = {"epochs": epochs, "spatial_size": size, "batch_size": batch_size, "num_workers": num_workers}
     ov = _bundle_overrides(seed, settings, device, overrides)
@@ -201,6 +213,8 @@ def run_cv(
     )
 
     net_rows = [v for v in chosen if v in network_rows]
+    # the initial weights of every network row, before any fit (offline ImageNet: one clear error, not a traceback)
+    check_pretrained(bundle, [{**ov, **row_overrides(v, bundle)} for v in net_rows])
     n_alt = min(2, len(net_rows)) if spec.is_regression and loss_ablation else 0
     total = k * (len(chosen) + n_alt)
     bar = tqdm(total=total, desc=f"CV {task}{' (SYNTHETIC)' if synthetic else ''}", unit="fit", disable=not progress)
@@ -231,16 +245,23 @@ def run_cv(
             bar.update(1)
         return res
 
+    row_ov: dict[str, dict[str, Any]] = {}
+
     def network(row: str, label: str, loss: str, extra: Mapping[str, Any], convert: Callable | None) -> VariantResult:
         res = VariantResult(row, label, "network", loss)
+        row_ov[row] = {**ov, **extra}
         for j in range(k):
             bar.set_postfix_str(f"{row} fold {j + 1}/{k}")
             key = {"row": row, "val_folds": splits[j], "extra": extra}
+            keep = test_eval and j == TEST_FIT_FOLD  # this fit's model scores the test split (.test_split)
             cached = cache.load(row, j, key)
+            if cached is not None and keep and not (cache.path(row, j) / "models" / "model.pt").is_file():
+                cached = None  # finished before without its model: fit again
             if cached is None:
                 run_dir = cache.clear(row, j)
+                fit_ov = {**ov, **extra, **(keep_model_overrides(bundle) if keep else {})}
                 with quiet_engines(quiet):
-                    pred, true, ids = train_and_predict(bundle, datalist, splits[j], run_dir, {**ov, **extra})
+                    pred, true, ids = train_and_predict(bundle, datalist, splits[j], run_dir, fit_ov, keep)
                 if convert is not None:
                     pred, true = convert(pred, true)
                 cached = FoldPrediction(j, pred, true, ids)
@@ -312,13 +333,16 @@ def run_cv(
     clinical_screening = clinical_screening_rows([split(j) for j in range(k)], seed) if spec.uses_clinical else []
     paths.update(write_operating_points(task, results, out, synthetic, clinical_screening))
     paths.update(write_subgroups(task, results, records, out, synthetic))
+    if test_eval:
+        model_dirs = {r: cache.path(r, TEST_FIT_FOLD) / "models" for r in scored_rows(results)}
+        paths.update(score_test_split(task, bundle, datalist, model_dirs, paths["predictions"], row_ov, out, synthetic))
     rows = json.loads(paths["json"].read_text(encoding="utf-8"))["rows"]
     logger.info("CV table written to %s", paths["markdown"])
     if repeats > 1:  # the same CV with other fold seeds (monai_bone.cv.repeats)
         every = [rows]
         for r in range(1, repeats):
             copy = repeat_datalist(datalist, out / f"repeat{r}" / "datalist.json", task, seed + r)
-            every.append(run_cv(task, copy, out / f"repeat{r}", **{**again, "folds": k}).rows)
+            every.append(run_cv(task, copy, out / f"repeat{r}", **{**again, "folds": k, "test_eval": False}).rows)
         paths.update(write_repeat_summary(task, every, out, synthetic))
     return CVResult(task, out, paths, rows, synthetic, oracle_r2 if spec.is_regression else None, notes)
 

@@ -44,8 +44,6 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from monai_bone.constants import CLINICAL_FIELDS, SYNTHETIC_NOTE
 from monai_bone.data.clinical_csv import ClinicalTable, read_clinical_csv
 from monai_bone.data.clinical_records import PLAUSIBLE_BMD, label_set
@@ -53,7 +51,8 @@ from monai_bone.data.dicom_records import REJECT_REASONS
 from monai_bone.data.fold_assign import assign_folds, fold_strata
 from monai_bone.data.folds import DATALIST_KEY, dump_datalist
 from monai_bone.data.image_guards import checks_bilateral
-from monai_bone.data.index_outputs import RUN_ID_PREFIX, commit_outputs
+from monai_bone.data.index_options import DIRECT_IDENTIFIERS, TASKS, IndexOptions
+from monai_bone.data.index_outputs import RUN_ID_PREFIX, OutputCommit
 from monai_bone.data.index_scan import (
     IndexPlan,
     IndexScan,
@@ -66,13 +65,14 @@ from monai_bone.data.index_summary import REJECT_COLUMNS, WARNING_COLUMNS, Index
 from monai_bone.data.pseudonym import Pseudonymiser
 from monai_bone.data.sources import DEFAULT_CACHE_NAME, ImageSource, open_source
 from monai_bone.data.splits import SPLIT_KEY, TEST, TRAIN, assign_test_split, resolve_test_fraction
-from monai_bone.tasks import get_task, task_names
+from monai_bone.tasks import get_task
 from monai_bone.utils.io import csv_text
 
 __all__ = [
     "DATALIST_KEY",
     "DIRECT_IDENTIFIERS",
     "PLAUSIBLE_BMD",
+    "IndexOptions",
     "REJECT_COLUMNS",
     "TASKS",
     "WARNING_COLUMNS",
@@ -82,25 +82,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Tasks the index knows (the task registry, :mod:`monai_bone.tasks`).
-TASKS: tuple[str, ...] = task_names()
-
-#: DICOM keywords that identify a person directly; refused as join keys (and never read by the index).
-DIRECT_IDENTIFIERS: frozenset[str] = frozenset(
-    {
-        "PatientName",
-        "PatientBirthDate",
-        "PatientBirthTime",
-        "PatientBirthName",
-        "PatientMotherBirthName",
-        "OtherPatientNames",
-        "PatientAddress",
-        "PatientTelephoneNumbers",
-        "ResponsiblePerson",
-        "ReferringPhysicianName",
-    }
-)
-
 
 def _normalise_clinical_arg(clinical: str | os.PathLike | Iterable[str | os.PathLike] | None) -> list[Path]:
     if clinical is None:
@@ -108,11 +89,6 @@ def _normalise_clinical_arg(clinical: str | os.PathLike | Iterable[str | os.Path
     if isinstance(clinical, (str, os.PathLike)):
         return [Path(clinical)]
     return [Path(c) for c in clinical]
-
-
-def _check_task(name: str | None, what: str) -> None:
-    if name is not None and name not in TASKS:
-        raise ValueError(f"{what} must be one of {TASKS} or None, got {name!r}")
 
 
 def _label_plan(task: str | None, table: ClinicalTable | None, src: ImageSource) -> tuple[tuple[str, ...], bool]:
@@ -130,71 +106,44 @@ def _label_plan(task: str | None, table: ClinicalTable | None, src: ImageSource)
     return (label_key,), present[label_key]
 
 
-def _plan(
-    source,
-    out,
-    clinical,
-    key,
-    task,
-    folds,
-    seed,
-    progress,
-    source_kind,
-    cache,
-    pseudonymise,
-    salt,
-    mapping,
-    image_task,
-    body_parts,
-    views,
-    bilateral,
-    test_fraction,
-    dedup,
-) -> IndexPlan:
-    """Check the arguments, read the clinical CSV(s), open the source and decide labels, guards and splits."""
-    _check_task(task, "task")
-    if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or folds < 1:
-        raise ValueError(f"folds must be an integer >= 1, got {folds!r}")
-    if not key or key in DIRECT_IDENTIFIERS:
-        raise ValueError(f"key {key!r} is not allowed: use PatientID or another non-identifying keyword")
-    if mapping is not None and not pseudonymise:
-        raise ValueError("a pseudonym mapping file was asked for without pseudonymise (--pseudonymise)")
-    pseud = Pseudonymiser(salt) if pseudonymise else None
-    guard_task = image_task if image_task is not None else task
-    _check_task(guard_task, "image_task")
+def _plan(source, out, clinical, options: IndexOptions) -> IndexPlan:
+    """Check the options, read the clinical CSV(s), open the source and decide labels, guards and splits."""
+    opts = options.check()
+    pseud = Pseudonymiser(opts.salt) if opts.pseudonymise else None
     out = Path(out)
     if out.is_dir():
         raise ValueError(f"out {out} is a folder; give the datalist JSON file path (e.g. {out / 'datalist.json'})")
     out_dir = out.parent if str(out.parent) else Path(".")
     clinical_paths = _normalise_clinical_arg(clinical)
-    table = read_clinical_csv(clinical_paths, key=key) if clinical_paths else None
+    table = read_clinical_csv(clinical_paths, key=opts.key) if clinical_paths else None
     src = open_source(
         source,
-        kind=source_kind,
+        kind=opts.source_kind,
         exclude=[out, out_dir / "rejects.csv", out_dir / "warnings.csv", *clinical_paths],
-        cache=out_dir / DEFAULT_CACHE_NAME if cache is None else cache,
-        progress=progress,
+        cache=out_dir / DEFAULT_CACHE_NAME if opts.cache is None else opts.cache,
+        progress=opts.progress,
     )
-    label_keys, labelled = _label_plan(task, table, src)
+    label_keys, labelled = _label_plan(opts.task, table, src)
+    guard_task = opts.guard_task
     return IndexPlan(
         src=src,
         table=table,
         out=out,
         out_dir=out_dir,
-        key=key,
-        task=task,
-        folds=int(folds),
-        seed=int(seed),
+        key=opts.key,
+        task=opts.task,
+        folds=int(opts.folds),
+        seed=int(opts.seed),
         label_keys=label_keys,
         labelled=labelled,
         labels=label_set(table, src) if "label" in label_keys else None,
         guard_task=guard_task,
-        body_parts=body_parts,
-        views=views,
-        bilateral=bilateral if bilateral is not None else ("warn" if checks_bilateral(guard_task) else "off"),
-        test_fraction=resolve_test_fraction(test_fraction, labelled),
-        explicit_test=test_fraction is not None,
-        dedup=labelled if dedup is None else bool(dedup),
+        body_parts=opts.body_parts,
+        views=opts.views,
+        bilateral=opts.bilateral if opts.bilateral is not None else ("warn" if checks_bilateral(guard_task) else "off"),
+        test_fraction=resolve_test_fraction(opts.test_fraction, labelled),
+        explicit_test=opts.test_fraction is not None,
+        dedup=labelled if opts.dedup is None else bool(opts.dedup),
         pseud=pseud,
     )
 
@@ -214,7 +163,7 @@ def _stratify_by(plan: IndexPlan) -> str | None:
     return "label" if "label" in plan.label_keys else None
 
 
-def _assign_splits(plan: IndexPlan, scan: IndexScan, outputs: list) -> tuple[list[bool], list[int], float]:
+def _assign_splits(plan: IndexPlan, scan: IndexScan, commit: OutputCommit) -> tuple[list[bool], list[int], float]:
     """Locked test split (whole patients), then folds over the rest; records get ``split`` and ``fold``.
 
     Returns:
@@ -228,7 +177,7 @@ def _assign_splits(plan: IndexPlan, scan: IndexScan, outputs: list) -> tuple[lis
         held = assign_test_split(groups, strata, test_fraction, plan.seed, min_train_groups=plan.folds)
     except ValueError as err:
         if plan.explicit_test:
-            commit_outputs([*outputs, (plan.out, None)])
+            commit.finish([(plan.out, None)])
             raise
         logger.warning("no locked test split: %s", err)  # the default on a cohort too small for one
         test_fraction, held = 0.0, [False] * len(groups)
@@ -236,7 +185,7 @@ def _assign_splits(plan: IndexPlan, scan: IndexScan, outputs: list) -> tuple[lis
     try:
         fold_ids = assign_folds([groups[i] for i in train_idx], [strata[i] for i in train_idx], plan.folds, plan.seed)
     except ValueError:
-        commit_outputs([*outputs, (plan.out, None)])
+        commit.finish([(plan.out, None)])
         raise
     for record, is_held in zip(records, held):
         record[SPLIT_KEY] = TEST if is_held else TRAIN
@@ -368,27 +317,26 @@ def build_datalist(
         FileNotFoundError: when the source or a clinical CSV does not exist.
         DicomwebError: DICOMweb sources: the server cannot be reached or a search fails.
     """
-    plan = _plan(
-        source,
-        out,
-        clinical,
-        key,
-        task,
-        folds,
-        seed,
-        progress,
-        source_kind,
-        cache,
-        pseudonymise,
-        salt,
-        mapping,
-        image_task,
-        body_parts,
-        views,
-        bilateral,
-        test_fraction,
-        dedup,
+    options = IndexOptions(
+        key=key,
+        task=task,
+        folds=folds,
+        seed=seed,
+        progress=progress,
+        source_kind=source_kind,
+        cache=cache,
+        pseudonymise=pseudonymise,
+        salt=salt,
+        mapping=mapping,
+        image_task=image_task,
+        body_parts=body_parts,
+        views=views,
+        bilateral=bilateral,
+        workers=workers,
+        test_fraction=test_fraction,
+        dedup=dedup,
     )
+    plan = _plan(source, out, clinical, options)
     scan = scan_source(plan, workers, progress)
     if plan.dedup and scan.records:
         group_duplicates(scan)
@@ -397,16 +345,19 @@ def build_datalist(
     reasons = dict(Counter(r["reason"] for r in scan.rejects))
     if set(reasons) - set(REJECT_REASONS):  # pragma: no cover - RejectError validates codes
         raise RuntimeError(f"unknown reject reasons {set(reasons) - set(REJECT_REASONS)}")
-    if not scan.records:
-        commit_outputs([*outputs, (plan.out, None)])
-        raise ValueError(
-            f"no usable images in {plan.src.url or plan.src.root}: {len(scan.files)} file(s) seen, all rejected "
-            f"({', '.join(f'{k} {v}' for k, v in sorted(reasons.items())) or 'no files'}); see {plan.rejects_path}"
-        )
-    held, fold_ids, test_fraction = _assign_splits(plan, scan, outputs)
-    synthetic = _all_synthetic(scan.synthetic)
-    doc = _datalist_doc(plan, scan, test_fraction, synthetic)
-    commit_outputs([*outputs, (plan.out, dump_datalist(doc).encode("utf-8"))])
+    # the CSVs are written (and fsync'd) in the background while the folds and the datalist are computed
+    with OutputCommit(plan.out_dir, [p.name for p, _ in outputs] + [plan.out.name]) as commit:
+        commit.stage(outputs)
+        if not scan.records:
+            commit.finish([(plan.out, None)])
+            raise ValueError(
+                f"no usable images in {plan.src.url or plan.src.root}: {len(scan.files)} file(s) seen, all rejected "
+                f"({', '.join(f'{k} {v}' for k, v in sorted(reasons.items())) or 'no files'}); see {plan.rejects_path}"
+            )
+        held, fold_ids, test_fraction = _assign_splits(plan, scan, commit)
+        synthetic = _all_synthetic(scan.synthetic)
+        doc = _datalist_doc(plan, scan, test_fraction, synthetic)
+        commit.finish([(plan.out, dump_datalist(doc).encode("utf-8"))])
     if plan.pseud is not None and mapping is not None:
         if Path(mapping).resolve().parent == plan.out_dir.resolve():
             logger.warning("the pseudonym mapping %s is beside the datalist; keep it apart from shared data", mapping)

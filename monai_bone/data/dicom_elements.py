@@ -55,19 +55,39 @@ def plain_store(ds: pydicom.Dataset) -> dict[int, Any] | None:
     return plain
 
 
+def _store_of(ds: Any) -> dict[int, Any] | None:
+    """:func:`plain_store` with the per-file copy looked up first (the common case: no function call)."""
+    attrs = getattr(ds, "__dict__", None)
+    if attrs is None:
+        return None
+    plain = attrs.get("_monai_bone_plain")
+    return plain if plain is not None else plain_store(ds)
+
+
+def _tag_of(keyword: str) -> int | None:
+    tag = _TAGS.get(keyword, -1)
+    if tag == -1:
+        tag = _TAGS[keyword] = keyword_tag(keyword)
+    return tag
+
+
+#: keyword -> tag (plain dict: cheaper than the ``lru_cache`` call on the ~30 look-ups per file).
+_TAGS: dict[str, int | None] = {}
+
+
 def raw_element(ds: pydicom.Dataset, keyword: str) -> Any:
     """The stored element of ``keyword`` without value conversion (``RawDataElement`` until first accessed).
 
     Reads pydicom's element store directly (:func:`_plain_store`; ``Dataset.get_item`` converts the key to a ``Tag``
     on every call, which adds up over ~25 look-ups per file); falls back to the public ``get_item``.
     """
-    tag = keyword_tag(keyword)
+    tag = _tag_of(keyword)
     if tag is None:
         return None
-    store = plain_store(ds)
+    store = _store_of(ds)
     if store is not None:
         elem = store.get(tag)
-        if not (isinstance(elem, RawDataElement) and elem.value is None and elem.length):  # deferred read
+        if not (type(elem) is RawDataElement and elem.value is None and elem.length):  # not a deferred read
             return elem
     return ds.get_item(tag, keep_deferred=True)
 
@@ -95,6 +115,9 @@ def text_value(ds: pydicom.Dataset, keyword: str) -> str | None:
     elem = raw_element(ds, keyword)
     if elem is None:
         return None
+    if type(elem) is RawDataElement and elem.VR not in ("SQ", "UN"):  # the common case
+        raw = elem.value
+        return (raw.decode("latin-1").strip(" \x00\t\r\n") or None) if raw else None
     if not isinstance(elem, RawDataElement) or elem.VR in ("SQ", "UN"):
         value = getattr(elem, "value", None)
         if isinstance(value, str) and elem.VR not in ("SQ", "UN"):  # already converted (file meta, charset)

@@ -27,12 +27,13 @@ PatientSize, PatientWeight). PatientName, PatientBirthDate and other direct iden
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pydicom
 from pydicom.errors import InvalidDicomError
@@ -47,6 +48,11 @@ from monai_bone.data.dicom_values import image_size_problem, normalise_sex, pars
 __all__ = ["XRAY_MODALITIES", "XRAY_SOP_CLASSES", "read_header", "sniff_file_type"]
 
 logger = logging.getLogger(__name__)
+
+#: Bytes read in one call at the start of each file and parsed in memory (:func:`_parse_header`); a longer header
+#: is read again up to ``HEAD_BYTES_MAX``, and beyond that parsed from the file.
+HEAD_BYTES: int = 64 * 1024
+HEAD_BYTES_MAX: int = 1024 * 1024
 
 #: Modalities of plain radiographs that the index keeps.
 XRAY_MODALITIES: tuple[str, ...] = ("DX", "CR", "RG")
@@ -111,12 +117,12 @@ def read_header(path: str | os.PathLike, keys: Sequence[str] = ("PatientID",), p
     """
     path = path if isinstance(path, Path) else Path(path)
     try:
-        with open(path, "rb") as fp:
+        with open(path, "rb", buffering=0) as fp:  # unbuffered: the header is read in one call (_parse_header)
             size = os.fstat(fp.fileno()).st_size
             if size == 0:
                 raise RejectError("not_dicom", "empty file (0 bytes)")
             try:
-                ds = pydicom.dcmread(fp, stop_before_pixels=True)
+                ds, pixel_pos, head = _parse_header(fp, size)
             except InvalidDicomError:
                 detail = f"not a DICOM Part 10 file: no 'DICM' prefix or file meta header ({sniff_file_type(path)})"
                 raise RejectError("not_dicom", detail) from None
@@ -133,7 +139,7 @@ def read_header(path: str | os.PathLike, keys: Sequence[str] = ("PatientID",), p
             if syntax == str(DeflatedExplicitVRLittleEndian):
                 problem = deflated_pixel_problem(path)
             else:
-                problem = pixel_data_problem(fp, ds, fp.tell(), size)
+                problem = pixel_data_problem(fp, ds, pixel_pos, size, head)
             if isinstance(problem, tuple):
                 raise RejectError(*problem)
             header = _header_fields(ds, path, keys, modality, sop_class, syntax)
@@ -145,6 +151,33 @@ def read_header(path: str | os.PathLike, keys: Sequence[str] = ("PatientID",), p
     if undecodable:
         raise RejectError("undecodable", undecodable)
     return header
+
+
+def _parse_header(fp: BinaryIO, size: int) -> tuple[pydicom.Dataset, int, bytes]:
+    """``dcmread(fp, stop_before_pixels=True)``, the file position where it stopped and the first bytes read.
+
+    The start of the file is read in one call and parsed in memory: pydicom reads a header element by element (~3
+    small reads and a ``tell`` each), which costs ~15 % less on a ``BytesIO`` than on a buffered file. A parse is
+    kept only when its bytes are the whole file or it stopped at least 12 bytes before their end (the pixel data
+    element header is then inside them, and no element before it was cut off: a cut-off value leaves the parse at
+    the end of the bytes). Otherwise (a long header, e.g. a VOI LUT, or any error on a partial read) more of the file
+    is read (up to :data:`HEAD_BYTES_MAX`) and parsed again, and beyond that the file itself is parsed from its
+    start as before, so the result and every error are those of ``dcmread`` on the file.
+    """
+    head = b""
+    for limit in (HEAD_BYTES, HEAD_BYTES_MAX):
+        head += fp.read(min(size, limit) - len(head))
+        buffer = io.BytesIO(head)
+        if len(head) == size:  # the whole file is in memory: errors are the file's own
+            return pydicom.dcmread(buffer, stop_before_pixels=True), buffer.tell(), head
+        try:
+            ds = pydicom.dcmread(buffer, stop_before_pixels=True)
+        except Exception:  # noqa: BLE001 - a header longer than the bytes read can fail mid-element: read more
+            continue
+        if buffer.tell() + 12 <= len(head):
+            return ds, buffer.tell(), head
+    fp.seek(0)
+    return pydicom.dcmread(fp, stop_before_pixels=True), fp.tell(), head
 
 
 def sniff_file_type(path: str | os.PathLike) -> str:

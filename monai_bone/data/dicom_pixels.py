@@ -104,8 +104,13 @@ def expected_pixel_bytes(ds: pydicom.Dataset) -> int | None:
     return (n_bits + 7) // 8
 
 
-def pixel_data_problem(fp: BinaryIO, ds: pydicom.Dataset, pos: int, size: int) -> tuple[str, str] | int | None:
+def pixel_data_problem(
+    fp: BinaryIO, ds: pydicom.Dataset, pos: int, size: int, prefix: bytes = b""
+) -> tuple[str, str] | int | None:
     """Inspect the PixelData element header at ``pos`` (where ``stop_before_pixels`` stopped) without reading pixels.
+
+    ``prefix``: the first bytes of the file when the caller already read them (the element header is taken from
+    them when it lies inside, else read from ``fp``).
 
     Returns:
         ``(reason, detail)`` for a reject; else the byte offset where the pixel values start when the element has a
@@ -115,8 +120,11 @@ def pixel_data_problem(fp: BinaryIO, ds: pydicom.Dataset, pos: int, size: int) -
         return "no_pixel_data", "no PixelData element (7FE0,0010) in the file"
     implicit, little = getattr(ds, "original_encoding", (False, True))
     endian = "<" if little is not False else ">"
-    fp.seek(pos)
-    head = fp.read(12)
+    if pos + 12 <= len(prefix):
+        head = prefix[pos : pos + 12]
+    else:
+        fp.seek(pos)
+        head = fp.read(12)
     group, elem = struct.unpack(f"{endian}HH", head[:4])
     tag = (group << 16) | elem
     if tag in _PIXEL_DATA_TAGS and tag != 0x7FE00010:

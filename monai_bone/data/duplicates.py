@@ -4,11 +4,13 @@ The same radiograph can reach a dataset twice: copied into two class folders, re
 resized, exported once as MONOCHROME1 and once as MONOCHROME2, or stored under two patient ids. If the two copies land
 in different folds the model is validated on an image it trained on.
 
-:func:`pixel_hash` decodes the pixels (pydicom for DICOM, PIL for PNG/JPEG/TIFF/BMP), shrinks them to a small
-thumbnail, maps that to bone-bright 8-bit grey (MONOCHROME1 inverted) and takes ``imagehash.phash`` (DCT perceptual
-hash, ``hash_size`` = 16 → 256 bits): robust to re-encoding, resizing, brightness/contrast (linear modality LUT) and
-inversion conventions. :func:`duplicate_components` joins images whose hashes differ in at most ``max_distance`` bits
-(union-find over all pairs, vectorised). The index (:func:`monai_bone.data.datalist.build_datalist`) then
+:func:`pixel_hash` decodes the pixels (pydicom for DICOM, PIL for PNG/JPEG/TIFF/BMP), samples them on a grid,
+Lanczos-resamples that to a 64² thumbnail, windows it to bone-bright grey (MONOCHROME1 inverted) and takes the
+``imagehash.phash`` bits of it (DCT perceptual hash, ``hash_size`` = 16 → 256 bits, an ``imagehash.ImageHash``; the
+DCT as two small matrix products, :func:`dct_hash`, equal to ``imagehash.phash`` on a 64² image): robust to
+re-encoding, resizing, brightness/contrast (linear modality LUT) and inversion conventions.
+:func:`duplicate_components` joins images whose hashes differ in at most ``max_distance`` bits (union-find over all
+pairs, vectorised). The index (:func:`monai_bone.data.datalist.build_datalist`) then
 
 - merges the fold/test groups of the members of a component (they share every split decision),
 - rejects all members of a component whose labels disagree (``conflicting_duplicate``, naming the other files),
@@ -17,13 +19,15 @@ inversion conventions. :func:`duplicate_components` joins images whose hashes di
 Cost: the index hashes in the same file read as the header (:func:`monai_bone.data.dicom_header.read_header`).
 Native (uncompressed little-endian) DICOM pixel data are not decoded by pydicom: the PixelData bytes that follow the
 header are read and only the pixels of the thumbnail grid are converted (:func:`native_pixel_hash`, the same hash as
-decoding the file). Compressed DICOM (JPEG, JPEG 2000, RLE, deflate) and PNG/JPEG files are decoded (JPEG at reduced
-scale), so their hashing costs a decode. ``benchmarks/bench_dedup.py`` prints throughput with hashing on vs off.
-``monai-bone index --no-dedup`` skips it.
+decoding the file); the grid (128-255 pixels a side) is resampled with cached Lanczos weight matrices, so a hash
+costs well under a millisecond whatever the image size. Compressed DICOM (JPEG, JPEG 2000, RLE, deflate) and
+PNG/JPEG files are decoded (JPEG at reduced scale), so their hashing costs a decode. ``benchmarks/bench_dedup.py``
+prints throughput with hashing on vs off. ``monai-bone index --no-dedup`` skips it.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Sequence
@@ -35,6 +39,7 @@ __all__ = [
     "HASH_SIZE",
     "MAX_DISTANCE",
     "THUMBNAIL",
+    "dct_hash",
     "duplicate_components",
     "image_folder_patient_id",
     "grey_hash",
@@ -47,19 +52,21 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: ``imagehash.phash`` size (bits = HASH_SIZE²) and the largest Hamming distance still called a duplicate. Measured on
-#: 256-px synthetic radiographs: a JPEG q40 re-save or a half-size JPEG of the same image differs by 6 bits, a 1.5×
-#: PNG by 0; the closest pair of *different* patients among 60 hip (DICOM) or 60 knee (PNG) images by 36 and 30 bits
-#: (1st percentile of all pairs: 58).
+#: 256-px SYNTHETIC radiographs (20 hip DICOM windowed to 8 bit + 20 knee PNG): the worst JPEG q40 re-save differs by
+#: 12 bits, the worst half-size JPEG by 12, the worst 1.5× PNG by 16 (so a few upscaled copies are not joined); the
+#: closest pair of *different* patients among 60 hip (DICOM) / 20 knee (PNG) images by 68 / 56 bits (1st percentile
+#: of all pairs 84 / 64). The previous thumbnail pipeline (box 128², PIL Lanczos 64²) measured 14, 18, 26 and 66 / 60.
 HASH_SIZE: int = 16
 MAX_DISTANCE: int = 12
-#: Side of the thumbnail that is hashed: the pixels are sampled on a grid of at least THUMBNAIL per side, windowed,
-#: then box-averaged to THUMBNAIL² (cost independent of image size; ``imagehash.phash`` then works at 64²).
+#: The pixels are sampled on a grid of at least THUMBNAIL per side, Lanczos-resampled to PHASH_SIDE² (the DCT input
+#: of ``imagehash.phash`` at HASH_SIZE 16: 64²) and windowed -- cost independent of the image size.
 THUMBNAIL: int = 128
+PHASH_SIDE: int = 64
 
 
-def _grid_step(shape: tuple[int, ...]) -> int:
-    """Take every step-th pixel so that the shorter side keeps at least ``THUMBNAIL`` pixels."""
-    return max(1, min(shape[:2]) // THUMBNAIL)
+def _grid_step(shape: tuple[int, ...]) -> tuple[int, int]:
+    """Take every step-th row and column so that each side keeps at least ``THUMBNAIL`` pixels."""
+    return max(1, shape[0] // THUMBNAIL), max(1, shape[1] // THUMBNAIL)
 
 
 def _window(values: np.ndarray, low: float = 0.5, high: float = 99.5) -> tuple[float, float]:
@@ -73,33 +80,60 @@ def _window(values: np.ndarray, low: float = 0.5, high: float = 99.5) -> tuple[f
     return float(lo), float(hi)
 
 
-def _grey_thumbnail(arr: np.ndarray, invert: bool, decimated: bool = False) -> Any:
-    """Bone-bright 8-bit ``THUMBNAIL``² PIL image of a grey (or colour) pixel array.
+@functools.lru_cache(maxsize=32)
+def _lanczos_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """``(n_out, n_in)`` Lanczos-3 resampling weights (the kernel widened by the reduction factor when shrinking, as
+    PIL does), rows summing to 1: ``matrix @ column`` resamples a column of ``n_in`` pixels to ``n_out``."""
+    scale = n_in / n_out
+    width = max(scale, 1.0)
+    offsets = (np.arange(n_in)[None, :] + 0.5 - (np.arange(n_out)[:, None] + 0.5) * scale) / width
+    weights = np.sinc(offsets) * np.sinc(offsets / 3.0) * (np.abs(offsets) < 3.0)
+    return (weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def _grey_thumbnail(arr: np.ndarray, invert: bool, decimated: bool = False) -> np.ndarray:
+    """Bone-bright ``PHASH_SIDE``² grey thumbnail (float, 0..255) of a grey (or colour) pixel array.
 
     Every step-th pixel first (the hash is low-pass; ``decimated``: the caller did it already; the grid keeps at
-    least ``THUMBNAIL`` pixels a side), its 0.5/99.5 percentile window to 0..255 (one partial sort), then a box
-    filter to ``THUMBNAIL``².
+    least ``THUMBNAIL`` pixels a side), Lanczos-resampled to ``PHASH_SIDE``² by two small matrix products (weights
+    cached per grid shape), then its 0.5/99.5 percentile window to 0..255 (one partial sort of 4096 pixels).
     """
-    from PIL import Image
-
     a = np.asarray(arr)
     if a.ndim == 3:  # colour (H, W, C) or frames (F, H, W): one grey plane
         a = a.mean(axis=-1) if a.shape[-1] in (3, 4) else a[0]
-    step = 1 if decimated else _grid_step(a.shape)
-    grid = np.asarray(a[::step, ::step], dtype=np.float32)
-    lo, hi = _window(grid) if grid.size else (0.0, 1.0)
-    scaled = np.clip((grid - lo) / (hi - lo), 0.0, 1.0) if hi > lo else np.zeros_like(grid)
-    if invert:
-        scaled = 1.0 - scaled
-    grey = Image.fromarray((scaled * 255.0 + 0.5).astype(np.uint8))
-    return grey.resize((THUMBNAIL, THUMBNAIL), Image.Resampling.BOX)
+    row_step, col_step = (1, 1) if decimated else _grid_step(a.shape)
+    grid = np.asarray(a[::row_step, ::col_step], dtype=np.float32)
+    if grid.size == 0:
+        return np.zeros((PHASH_SIDE, PHASH_SIDE))
+    rows, cols = _lanczos_matrix(grid.shape[0], PHASH_SIDE), _lanczos_matrix(grid.shape[1], PHASH_SIDE)
+    thumb = (rows @ grid @ cols.T).astype(np.float64)
+    lo, hi = _window(thumb)
+    scaled = np.clip((thumb - lo) * (255.0 / (hi - lo)), 0.0, 255.0) if hi > lo else np.zeros_like(thumb)
+    return 255.0 - scaled if invert else scaled
+
+
+@functools.lru_cache(maxsize=4)
+def _dct_rows(hash_size: int, side: int) -> np.ndarray:
+    """The first ``hash_size`` rows of the unnormalised DCT-II matrix of size ``side`` (``scipy.fftpack.dct``'s)."""
+    k = np.arange(hash_size)[:, None]
+    n = np.arange(side)[None, :]
+    return 2.0 * np.cos(np.pi * k * (2 * n + 1) / (2 * side))
+
+
+def dct_hash(thumb: np.ndarray, hash_size: int = HASH_SIZE) -> Any:
+    """``imagehash.phash``'s bits of a square grey thumbnail: the low ``hash_size``² DCT-II coefficients above their
+    median, computed as two small matrix products (only the low rows of the DCT are needed)."""
+    import imagehash
+
+    rows = _dct_rows(hash_size, thumb.shape[0])
+    low = rows @ thumb @ rows.T
+    return imagehash.ImageHash(low > np.median(low))
 
 
 def grey_hash(arr: np.ndarray, invert: bool, hash_size: int = HASH_SIZE, decimated: bool = False) -> Any:
-    """``imagehash.phash`` of a decoded pixel array (MONOCHROME1: ``invert=True``), via :func:`_grey_thumbnail`."""
-    import imagehash
-
-    return imagehash.phash(_grey_thumbnail(arr, invert, decimated), hash_size=hash_size)
+    """Perceptual (DCT) hash of a decoded pixel array (MONOCHROME1: ``invert=True``), via :func:`_grey_thumbnail`
+    and :func:`dct_hash`; an ``imagehash.ImageHash`` of ``hash_size``² bits."""
+    return dct_hash(_grey_thumbnail(arr, invert, decimated), hash_size)
 
 
 #: numpy dtypes of native (uncompressed, little-endian) DICOM pixel data by (BitsAllocated, PixelRepresentation).
@@ -138,9 +172,9 @@ def native_pixel_hash(
     dtype = _NATIVE_DTYPES.get((bits_allocated, int(bool(signed))))
     if dtype is None or len(data) - offset < rows * columns * bits_allocated // 8:
         return None
-    step = _grid_step((rows, columns))
+    row_step, col_step = _grid_step((rows, columns))
     arr = np.frombuffer(data, dtype=dtype, count=rows * columns, offset=offset).reshape(rows, columns)
-    grid = np.array(arr[::step, ::step])  # a copy: only the grid's pages of a memory map are touched
+    grid = np.array(arr[::row_step, ::col_step])  # a copy: only the grid's pages of a memory map are touched
     del arr  # no view of ``data`` outlives this call (a memory map can then be closed)
     if bits_stored and bits_stored < bits_allocated:
         shift = bits_allocated - bits_stored

@@ -29,13 +29,14 @@ import secrets
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from monai_bone.utils.io import TEMP_SUFFIX
 
 __all__ = [
     "PAUSE_ENV",
+    "OutputCommit",
     "RUN_ID_PREFIX",
     "commit_outputs",
     "new_run_id",
@@ -106,11 +107,15 @@ def _locked(folder: Path) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-def _write_temp(path: Path, data: bytes) -> str:
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _write_temp(path: Path, data: bytes, mask: int) -> str:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
-        mask = os.umask(0)
-        os.umask(mask)
         os.chmod(tmp, 0o666 & ~mask)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -121,28 +126,6 @@ def _write_temp(path: Path, data: bytes) -> str:
             os.unlink(tmp)
         raise
     return tmp
-
-
-def _write_temps(files: Sequence[tuple[Path, bytes]]) -> list[tuple[Path, str]]:
-    """Write and fsync the temporary files of one commit concurrently (fsync releases the GIL: the file system
-    flushes them together, ~half the time of one after the other); every temp is durable when this returns."""
-    if len(files) < 2:
-        return [(p, _write_temp(p, data)) for p, data in files]
-    with ThreadPoolExecutor(len(files)) as pool:
-        futures = [(p, pool.submit(_write_temp, p, data)) for p, data in files]
-        done: list[tuple[Path, str]] = []
-        error: BaseException | None = None
-        for p, future in futures:
-            try:
-                done.append((p, future.result()))
-            except BaseException as err:  # noqa: BLE001 - re-raised below once the other temps are cleaned up
-                error = error or err
-    if error is not None:
-        for _, tmp in done:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-        raise error
-    return done
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -169,6 +152,112 @@ def _pauses() -> dict[str, float]:
         return {}
 
 
+def _pause(pauses: dict[str, float], step: str) -> None:
+    if pauses.get(step):  # no sleep(0) otherwise: on a busy machine it gives the CPU away
+        time.sleep(pauses[step])
+
+
+class OutputCommit:
+    """The commit protocol of the module docstring in two steps, so that the files known early (``rejects.csv``,
+    ``warnings.csv``) are written and fsync'd in background threads while the caller still computes the commit file
+    (the datalist); fsync releases the GIL, so their disk waits overlap that work.
+
+    Use as a context manager (it holds the folder's lock from entry to exit)::
+
+        with OutputCommit(folder, names) as commit:  # lock taken, stale temporaries of ``names`` removed
+            commit.stage(early_files)  # written to temporaries in the background
+            ...
+            commit.finish(last_files)  # the rest; then delete, rename (the commit file last), fsync the folder
+
+    Leaving the block without :meth:`finish` (an exception) removes this commit's temporaries and changes nothing.
+
+    Args:
+        folder: the output folder (created).
+        names: file names of the whole output set (their stale temporaries are removed on entry).
+    """
+
+    def __init__(self, folder: Path, names: Sequence[str]) -> None:
+        self.folder = Path(folder)
+        self.names = list(names)
+        self.staged: list[tuple[Path, bytes | None]] = []
+        self.futures: list[tuple[Path, Future]] = []
+        self.removed: list[Path] = []
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock: contextlib.ExitStack | None = None
+        self._mask = 0o022
+
+    def __enter__(self) -> OutputCommit:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._mask = _umask()  # once, in this thread: the writers do not touch the process umask
+        self._lock = contextlib.ExitStack()
+        self._lock.enter_context(_locked(self.folder))
+        self.removed = remove_stale_temps(self.folder, self.names)
+        return self
+
+    def stage(self, files: Sequence[tuple[Path, bytes | None]]) -> None:
+        """Start writing ``(path, content)`` files (content ``None``: delete that file at commit) to temporaries."""
+        self._check_folder(files)
+        self.staged.extend(files)
+        todo = [(p, data) for p, data in files if data is not None]
+        if todo:
+            self._pool = self._pool or ThreadPoolExecutor(max(2, len(todo)))
+            self.futures += [(p, self._pool.submit(_write_temp, p, data, self._mask)) for p, data in todo]
+
+    def finish(self, files: Sequence[tuple[Path, bytes | None]]) -> None:
+        """Write the remaining files (the commit file last) and commit the whole set."""
+        self._check_folder(files)
+        order = [*self.staged, *files]
+        pause = _pauses()
+        last = [(p, self._pool.submit(_write_temp, p, data, self._mask)) for p, data in files if data is not None]
+        temps = self._collect(self.futures + last)
+        self.futures = []
+        _pause(pause, "temps")
+        for p, _ in reversed(order):  # the commit file (last) goes first
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+        _pause(pause, "deleted")
+        for p, tmp in temps:
+            os.replace(tmp, p)
+            _pause(pause, f"renamed:{p.name}")
+        _fsync_dir(self.folder)
+
+    def _check_folder(self, files: Sequence[tuple[Path, bytes | None]]) -> None:
+        if any(p.parent != self.folder for p, _ in files):
+            raise ValueError("commit_outputs: all files must be in one folder")
+        self._pool = self._pool or ThreadPoolExecutor(3)
+
+    @staticmethod
+    def _collect(futures: list[tuple[Path, Future]]) -> list[tuple[Path, str]]:
+        """Every temporary, durable; on an error the others are removed and the error re-raised."""
+        done: list[tuple[Path, str]] = []
+        error: BaseException | None = None
+        for p, future in futures:
+            try:
+                done.append((p, future.result()))
+            except BaseException as err:  # noqa: BLE001 - re-raised below once the other temps are cleaned up
+                error = error or err
+        if error is not None:
+            for _, tmp in done:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+            raise error
+        return done
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self.futures:  # left without finish(): drop this commit's temporaries
+                with contextlib.suppress(BaseException):
+                    for _, tmp in self._collect(self.futures):
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(tmp)
+                self.futures = []
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+        finally:
+            if self._lock is not None:
+                self._lock.close()  # releases the folder lock
+
+
 def commit_outputs(files: Sequence[tuple[Path, bytes | None]]) -> list[Path]:
     """Write a set of output files of one run with the protocol of the module docstring.
 
@@ -184,18 +273,6 @@ def commit_outputs(files: Sequence[tuple[Path, bytes | None]]) -> list[Path]:
     folder = files[0][0].parent
     if any(p.parent != folder for p, _ in files):
         raise ValueError("commit_outputs: all files must be in one folder")
-    folder.mkdir(parents=True, exist_ok=True)
-    pause = _pauses()
-    with _locked(folder):
-        removed = remove_stale_temps(folder, [p.name for p, _ in files])
-        temps = _write_temps([(p, data) for p, data in files if data is not None])
-        time.sleep(pause.get("temps", 0.0))
-        for p, _ in reversed(files):  # the commit file (last) goes first
-            with contextlib.suppress(FileNotFoundError):
-                p.unlink()
-        time.sleep(pause.get("deleted", 0.0))
-        for p, tmp in temps:
-            os.replace(tmp, p)
-            time.sleep(pause.get(f"renamed:{p.name}", 0.0))
-        _fsync_dir(folder)
-    return removed
+    with OutputCommit(folder, [p.name for p, _ in files]) as commit:
+        commit.finish(files)
+    return commit.removed

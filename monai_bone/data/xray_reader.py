@@ -4,8 +4,9 @@
   first, plain collatable metadata (:data:`DICOM_PLAIN_TAGS`, no patient identifiers), pixel-spacing affine, colour
   to luminance, and one clear :class:`XrayReadError` naming the file for everything it cannot read (missing decoder
   plugins named).
-* :func:`read_plain_image` decodes PNG/JPEG/TIFF/BMP files with PIL; :func:`plain_xray_meta` gives them the same
-  meta keys (:data:`XRAY_META_KEYS`) as DICOM files.
+* :mod:`monai_bone.data.xray_plain`: :func:`~monai_bone.data.xray_plain.read_plain_image` decodes PNG/JPEG/TIFF/BMP
+  files with PIL; :func:`~monai_bone.data.xray_plain.plain_xray_meta` gives them the same meta keys
+  (:data:`XRAY_META_KEYS`) as DICOM files.
 
 The loading transforms (:class:`monai_bone.transforms.LoadXray` / ``LoadXrayd``) route a file by suffix
 (:data:`~monai_bone.data.image_formats.PLAIN_IMAGE_FORMATS`) to one of them. The modality LUT (RescaleSlope/Intercept)
@@ -24,12 +25,9 @@ from typing import Any
 
 import numpy as np
 import pydicom
-import torch
 from monai.config import PathLike
 from monai.data import PydicomReader
 from monai.utils import ensure_tuple
-from monai.utils.enums import SpaceKeys
-from PIL import Image, ImageOps, UnidentifiedImageError
 from pydicom.errors import InvalidDicomError
 
 from monai_bone.data.dicom_values import image_size_problem
@@ -40,8 +38,9 @@ __all__ = [
     "XRAY_META_KEYS",
     "XrayPydicomReader",
     "XrayReadError",
-    "plain_xray_meta",
-    "read_plain_image",
+    "first_float",
+    "first_line",
+    "to_luminance",
 ]
 
 logger = logging.getLogger(__name__)
@@ -164,7 +163,8 @@ def _spacing_rc(meta: Mapping[str, Any]) -> tuple[float, float]:
     return 1.0, 1.0
 
 
-def _to_luminance(arr: np.ndarray) -> np.ndarray:
+def to_luminance(arr: np.ndarray) -> np.ndarray:
+    """Grey float32 luminance of an RGB(A) array (:data:`LUMINANCE_WEIGHTS`)."""
     weights = np.asarray(LUMINANCE_WEIGHTS, dtype=np.float32)
     return arr[..., :3].astype(np.float32) @ weights
 
@@ -343,7 +343,7 @@ class XrayPydicomReader(PydicomReader):
                 _get_tag(img, "PhotometricInterpretation"),
                 LUMINANCE_WEIGHTS,
             )
-            data = _to_luminance(data)
+            data = to_luminance(data)
         while data.ndim > 2 and data.shape[0] == 1:
             data = data[0]
         if data.ndim != 2:
@@ -359,79 +359,3 @@ class XrayPydicomReader(PydicomReader):
     def _get_affine(self, metadata: dict, lps_to_ras: bool = True):
         row_mm, col_mm = _spacing_rc(metadata)
         return np.diag([row_mm, col_mm, 1.0, 1.0])
-
-
-def read_plain_image(path: Path) -> tuple[np.ndarray, str, int]:
-    """Decode a PNG/JPEG/TIFF/BMP radiograph with PIL: ``(float32 (H, W) grey array, format, bits stored)``.
-
-    8/16-bit grey kept as is, EXIF orientation applied; colour becomes grey by :data:`LUMINANCE_WEIGHTS` with a logged
-    warning (images whose three channels are equal are grey already and convert silently); alpha is dropped.
-
-    Raises:
-        XrayReadError: naming the file, for unidentifiable, truncated or corrupt images, decompression bombs and
-            images outside the size rule of :func:`monai_bone.data.dicom_values.image_size_problem` (not decoded).
-    """
-    name = f"{path}"
-    try:
-        with Image.open(path) as opened:
-            fmt = str(opened.format or path.suffix.lstrip(".")).lower()
-            problem = image_size_problem(opened.size[1], opened.size[0])
-            if problem:
-                raise XrayReadError(f"{name}: {problem} (size rule of monai_bone.data.dicom_values; not decoded)")
-            im = ImageOps.exif_transpose(opened)
-            im.load()
-    except XrayReadError:
-        raise
-    except UnidentifiedImageError:
-        raise XrayReadError(f"{name}: not a readable image file (PIL cannot identify it)") from None
-    except Image.DecompressionBombError as err:
-        raise XrayReadError(f"{name}: image too large to decode safely ({first_line(err)})") from None
-    except (OSError, SyntaxError, ValueError) as err:
-        raise XrayReadError(f"{name}: truncated or corrupt image ({first_line(err)})") from None
-    mode = im.mode
-    if mode in ("L", "I;16", "I;16L", "I;16B", "I;16N", "I", "F", "1"):
-        arr = np.asarray(im.convert("L") if mode == "1" else im)
-        bits = {"L": 8, "1": 8, "F": 32}.get(mode, 16)
-        if mode == "I" and arr.size and int(arr.max()) > 65535:
-            bits = 32
-    elif mode in ("LA", "La"):
-        arr, bits = np.asarray(im.getchannel(0)), 8
-    else:
-        rgb = np.asarray(im.convert("RGB"))
-        bits = 8
-        if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]):
-            arr = rgb[..., 0]
-        else:
-            logger.warning("%s: colour image (%s) converted to grey luminance (%s)", name, mode, LUMINANCE_WEIGHTS)
-            arr = _to_luminance(rgb)
-    return np.ascontiguousarray(arr, dtype=np.float32), fmt, bits
-
-
-def plain_xray_meta(name: str, shape: Sequence[int], fmt: str = "png", bits_stored: int = 8) -> dict[str, Any]:
-    """The :data:`XRAY_META_KEYS` meta dict of an image without DICOM tags (PNG/JPEG files, placeholders).
-
-    Args:
-        name: ``filename_or_obj``.
-        shape: ``(rows, columns)``.
-        fmt: ``format`` value.
-        bits_stored: ``BitsStored`` value.
-
-    Returns:
-        A new meta dict: :data:`DICOM_PLAIN_TAGS` defaults, identity affine, 1 mm spacing.
-    """
-    meta: dict[str, Any] = {
-        key: (np.array(v, dtype=np.float64) if isinstance(v, tuple) else v) for key, v in DICOM_PLAIN_TAGS.items()
-    }
-    meta.update(BitsStored=int(bits_stored), Modality="")
-    affine = np.eye(4, dtype=np.float64)
-    meta.update(
-        filename_or_obj=name,
-        format=fmt,
-        spatial_shape=tuple(int(s) for s in shape),
-        original_channel_dim=float("nan"),
-        space=SpaceKeys.LPS,
-        original_affine=affine,
-        affine=torch.as_tensor(affine),
-        spacing=np.ones(2, dtype=np.float64),
-    )
-    return {k: meta[k] for k in XRAY_META_KEYS}

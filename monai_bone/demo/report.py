@@ -58,6 +58,7 @@ def format_summary(summary: Mapping[str, Any]) -> str:
             lines.append(f"| {task} | {name} (baseline) | {base.get('n_train')} | {scored(base)} | {cells} |")
         what = f"{task}: scored split '{m.get('split')}', model selected on it: {m.get('selected_on_split')}"
         notes.append(f"{what} — {m['optimistic']}" if m.get("optimistic") else what)
+        notes += _operating_point_lines(task, m)
     lines += ["", *notes, "Baselines: fitted on the network's training folds, nothing selected on the scored split."]
     if any("DOES NOT BEAT" in line for line in lines):
         lines.append("DOES NOT BEAT: the network's point estimate is not better than the trivial image baseline's.")
@@ -75,6 +76,25 @@ def format_summary(summary: Mapping[str, Any]) -> str:
                 f"(test, n {test.get('n', 'n/a')}); figure `{roi.get('figure')}`."
             )
     return "\n".join(lines)
+
+
+def _operating_point_lines(task: str, m: Mapping[str, Any]) -> list[str]:
+    """One line per screening target: the Youden and 90 %-sensitivity cuts, where they were chosen, how they did."""
+    ops = m.get("operating_points") or {}
+    lines = []
+    for target, t in (ops.get("targets") or {}).items():
+        cuts = []
+        for rule in ("youden", "sens90"):
+            r = t.get(rule) or {}
+            if r.get("rule"):
+                sens, spec = (f"{r[k]:.2f}" if _finite(r.get(k)) else "n/a" for k in ("sensitivity", "specificity"))
+                cuts.append(f"{rule} `{r['rule']}` sensitivity {sens} / specificity {spec}")
+        if cuts:
+            lines.append(
+                f"{task} {target} operating points on '{ops.get('split', m.get('split'))}' (thresholds: "
+                f"{ops.get('thresholds_chosen_on', t.get('thresholds_chosen_on'))}): " + "; ".join(cuts)
+            )
+    return lines
 
 
 def _f_mm(x: Any) -> str:
@@ -115,7 +135,9 @@ def report_markdown(summary: Mapping[str, Any], out: Path) -> str:
         "4. Evaluation through `evaluate.json` on the locked test split, which nothing was fitted or selected on "
         "→ `hip/evaluation/`, `knee/evaluation/` (metrics.json with split, n studies/patients and "
         "selected_on_split; predictions.csv; plots). The baselines are fitted on the same training folds and scored "
-        "on the same split.",
+        "on the same split. Operating-point thresholds (Youden, 90 % sensitivity) are chosen on the model's "
+        "predictions for its own training folds (`<task>/evaluation/threshold_reference/`; in-sample) and applied "
+        "to the test split: never chosen on the validation fold or the test split.",
         f"5. Inference through `inference.json` on {s['n_infer']} files per task that the model never trained on "
         "(a plain folder of DICOM files; hip adds the clinical CSV) → `hip/inference/`, `knee/inference/`.",
         "",

@@ -16,7 +16,16 @@ from tqdm import tqdm
 
 from monai_bone.bundle import bundle_workflow, no_checkpoint_overrides, quiet_engines
 
-__all__ = ["Steps", "copy_bundle", "evaluate_bundle", "infer_bundle", "prepare_out_dir", "train_bundle"]
+__all__ = [
+    "THRESHOLD_REFERENCE",
+    "THRESHOLD_REFERENCE_PART",
+    "Steps",
+    "copy_bundle",
+    "evaluate_bundle",
+    "infer_bundle",
+    "prepare_out_dir",
+    "train_bundle",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -93,13 +102,35 @@ def train_bundle(bundle: Path, task: str, ov: Mapping[str, Any], steps: Steps, q
         raise RuntimeError(f"{bundle}: training finished without writing models/model.pt")
 
 
-def evaluate_bundle(bundle: Path, ov: Mapping[str, Any], out: Path, quiet: bool) -> dict[str, Any]:
+#: Sub-folder of an evaluation holding the report whose predictions chose its operating-point thresholds.
+THRESHOLD_REFERENCE: str = "threshold_reference"
+
+
+#: The part whose predictions choose the operating-point thresholds: the training folds. Never the validation fold (the
+#: checkpoint was selected on it, and it is the scored part of a datalist without a test split) nor the test split.
+#: These are in-sample predictions, so a cut chosen there can be off on new data; it is never chosen where it is scored.
+THRESHOLD_REFERENCE_PART: str = "train"
+
+
+def _evaluate(bundle: Path, ov: Mapping[str, Any], out: Path, quiet: bool) -> dict[str, Any]:
     with quiet_engines(quiet):
         wf = bundle_workflow(bundle, ("train.json", "evaluate.json"), "train", **ov, output_dir=str(out))
         wf.initialize()
         wf.run()
         wf.finalize()
     return json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+
+
+def evaluate_bundle(bundle: Path, ov: Mapping[str, Any], out: Path, quiet: bool) -> dict[str, Any]:
+    """evaluate.json on its default part, with operating-point thresholds chosen on the training folds.
+
+    The trained model first predicts its training folds (:data:`THRESHOLD_REFERENCE_PART`; a report in
+    ``out/threshold_reference/``); that ``predictions.csv`` is then evaluate.json's ``threshold_predictions``, so the
+    Youden / 90 %-sensitivity cuts applied to the scored split (test, else the validation fold) never looked at it.
+    """
+    reference = out / THRESHOLD_REFERENCE
+    _evaluate(bundle, {**ov, "eval_part": THRESHOLD_REFERENCE_PART}, reference, quiet)
+    return _evaluate(bundle, {**ov, "threshold_predictions": str(reference / "predictions.csv")}, out, quiet)
 
 
 def infer_bundle(

@@ -22,13 +22,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from filelock import FileLock
 
 from monai_bone.data.landmarks import attach_landmarks
 from monai_bone.networks.nets.landmark import LandmarkNet
 from monai_bone.transforms.array import LoadXray, XrayNormalise
 from monai_bone.transforms.localise import LocateRoi, bilateral_view, landmark_input
 from monai_bone.transforms.roi import image_spacing_mm
-from monai_bone.utils.io import atomic_write_json
+from monai_bone.utils.io import atomic_write_json, atomic_write_stream
 
 __all__ = ["ensure_localiser", "fit_localiser", "localiser_errors", "localiser_inputs"]
 
@@ -112,6 +113,8 @@ def fit_localiser(
 ) -> dict[str, Any]:
     """Train a :class:`LandmarkNet` on landmark-labelled records and save it (file format: :mod:`.localise`).
 
+    The file is written atomically, and the caller's torch random state is left as it was (the fit seeds its own).
+
     Args:
         records: training records with ``image``, ``roi_row``, ``roi_col`` (never the test split).
         path: output file (``torch.save`` dictionary; a ``.json`` summary is written next to it).
@@ -136,6 +139,22 @@ def fit_localiser(
         raise ValueError(f"size must be a positive multiple of 16, got {size}")
     if not records:
         raise ValueError("fit_localiser needs at least one landmark-labelled record")
+    with torch.random.fork_rng(devices=[]):  # the caller's random state is left as it was (same on every rank)
+        return _fit(records, path, size, epochs, batch_size, learning_rate, channels, seed, max_shift, task)
+
+
+def _fit(
+    records: Sequence[dict],
+    path: str | os.PathLike,
+    size: int,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    channels: Sequence[int],
+    seed: int,
+    max_shift: float,
+    task: str | None,
+) -> dict[str, Any]:
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     x, y = localiser_inputs(records, size, bilateral=bilateral)
@@ -169,7 +188,8 @@ def fit_localiser(
         "n_train": len(x),
         "epochs": int(epochs),
     }
-    torch.save({"state_dict": net.state_dict(), **info}, path)
+    state = {"state_dict": net.state_dict(), **info}
+    atomic_write_stream(path, lambda f: torch.save(state, f))  # a reader never sees a half-written file
     summary = {"path": str(path), "final_loss": float(loss.detach()), **info}
     atomic_write_json(os.fspath(path) + ".json", summary)
     return summary
@@ -213,6 +233,10 @@ def ensure_localiser(
 ) -> str:
     """The bundles' ROI step: reuse the localiser at ``path``, or fit one on the training records' landmarks.
 
+    Safe when several processes run it at once (the ranks of a ``torchrun`` training, two runs sharing a
+    ``ckpt_dir``): the first to take the file lock ``<path>.lock`` fits and writes the file atomically, the others
+    wait for the lock and then load that file instead of fitting their own.
+
     Args:
         path: localiser file (kept when it exists: delete it to refit).
         train_records: the training records (never the test split); landmarks come from their ``roi_row``/``roi_col``
@@ -240,6 +264,19 @@ def ensure_localiser(
             "or set roi_size_mm to null for whole-image input"
         )
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with FileLock(path + ".lock"):
+        if os.path.isfile(path):  # fitted by another process while this one waited for the lock
+            logger.info("ROI localiser %s was fitted by another process; using it", path)
+            return path
+        _fit_and_measure(path, labelled, landmarks_csv, held_out, fit_kwargs)
+    return path
+
+
+def _fit_and_measure(
+    path: str, labelled: list[dict], landmarks_csv: Any, held_out: Sequence[dict] | None, fit_kwargs: dict
+) -> None:
+    """Fit the localiser, then add its landmark error on ``held_out`` to ``<path>.json``."""
+    logger.info("fitting the ROI localiser %s on %d landmark-labelled training studies", path, len(labelled))
     summary = fit_localiser(labelled, path, **fit_kwargs)
     if held_out:
         held = attach_landmarks(held_out, landmarks_csv) if landmarks_csv else list(held_out)
@@ -249,4 +286,3 @@ def ensure_localiser(
             summary["held_out"] = {k: v for k, v in err.items() if k != "errors_mm"}
             logger.info("ROI localiser: mean landmark error %.2f mm on %d held-out studies", err["mean_mm"], err["n"])
             atomic_write_json(path + ".json", summary)
-    return path

@@ -34,6 +34,8 @@ from monai.networks.utils import copy_model_state
 from monai_bone.engines.distributed import is_main_process
 from monai_bone.utils.io import TEMP_SUFFIX, atomic_write_json, atomic_write_stream
 
+from .checkpoint_groups import upgrade_param_groups
+
 __all__ = [
     "CheckpointFileError",
     "SafeCheckpointLoader",
@@ -159,6 +161,10 @@ class SafeCheckpointLoader(CheckpointLoader):
                 self.load_dict.pop(name)
             for name, obj in self.load_dict.items():
                 checkpoint[name] = copy_model_state(obj, checkpoint, inplace=False)[0]
+        try:
+            upgrade_param_groups(self.load_dict, checkpoint, self.load_path)  # one-group optimiser states of old runs
+        except ValueError as err:
+            raise CheckpointFileError(str(err)) from None
         prior_max_epochs = engine.state.max_epochs
         try:
             Checkpoint.load_objects(to_load=self.load_dict, checkpoint=checkpoint, strict=self.strict)

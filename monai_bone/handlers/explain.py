@@ -28,6 +28,8 @@ from monai.utils import IgniteInfo, ImageMetaKey, min_version, optional_import
 from monai_bone.utils.io import atomic_write_bytes
 from monai_bone.utils.options import as_bool
 
+from .explain_roi import place_in_window, roi_box_of
+
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 if TYPE_CHECKING:
     from ignite.engine import Engine
@@ -117,16 +119,22 @@ def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "study"
 
 
-def _overlay_png(image: np.ndarray, cam: np.ndarray, title: str) -> bytes:
+def _overlay_png(image: np.ndarray, cam: np.ndarray, title: str, box: tuple[int, int, int, int] | None = None) -> bytes:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
 
     fig = Figure(figsize=(4, 4), dpi=100)
     ax = fig.add_axes((0, 0, 1, 1))
     ax.imshow(image, cmap="gray", vmin=0.0, vmax=1.0)
-    ax.imshow(cam, cmap="jet", alpha=0.35, vmin=0.0, vmax=1.0)
+    if box is None:
+        ax.imshow(cam, cmap="jet", alpha=0.35, vmin=0.0, vmax=1.0)
+    else:  # the map covers only the ROI window: transparent elsewhere, the window outlined
+        ax.imshow(np.ma.masked_where(cam <= 0, cam), cmap="jet", alpha=0.35, vmin=0.0, vmax=1.0)
+        r0, c0, h, w = box
+        ax.add_patch(Rectangle((c0 - 0.5, r0 - 0.5), w, h, fill=False, edgecolor="red", linewidth=1.0))
     ax.text(0.01, 0.99, title, transform=ax.transAxes, color="white", fontsize=7, va="top")
     ax.axis("off")
     buf = io.BytesIO()
@@ -134,11 +142,21 @@ def _overlay_png(image: np.ndarray, cam: np.ndarray, title: str) -> bytes:
     return buf.getvalue()
 
 
+def _source_image(path: str) -> np.ndarray:
+    """The whole radiograph an ROI was cropped from, as the pipeline loads and normalises it (``(H, W)`` in [0, 1])."""
+    from monai_bone.transforms.array import LoadXray, XrayNormalise
+
+    return XrayNormalise()(LoadXray()(path))[0].detach().float().cpu().numpy()
+
+
 class GradCamSaver:
     """Save a Grad-CAM overlay PNG per study (``monai.visualize.GradCAM`` on ``target_layer``).
 
     For the hip regressor the map explains the predicted BMD (its gradient); for the knee classifier the predicted
-    class (the single logit of a binary model). File names are ``<patient_id>_<image stem>.png``; the path is also
+    class (the single logit of a binary model). With an ROI input (``roi_size_mm``) the overlay shows the whole
+    radiograph with the map placed on the window the crop came from (outlined in red), never the crop's map stretched
+    over the image; the stored map stays in network-input geometry (the DICOM writers place it the same way).
+    File names are ``<patient_id>_<image stem>.png``; the path is also
     stored in each output item under ``output_key``. Studies with an ``error`` message (placeholders of unreadable
     files, see :class:`~monai_bone.transforms.SafeXrayd`) are skipped.
 
@@ -228,9 +246,15 @@ class GradCamSaver:
             with torch.enable_grad():
                 heat = cam(image, **_extra([item], self.extra_keys, device))
             heat_np = heat[0, 0].detach().float().cpu().numpy()
-            shown = image[0, 0].detach().float().cpu().numpy()
             img = item.get(self.image_key)
             src = getattr(img, "meta", {}).get(ImageMetaKey.FILENAME_OR_OBJ, "") if hasattr(img, "meta") else ""
+            roi = roi_box_of(item, self.image_key)
+            box = roi if src else None  # an ROI input without its source file: the crop's own overlay, titled so
+            if box is None:
+                shown, drawn = image[0, 0].detach().float().cpu().numpy(), heat_np
+            else:  # ROI input: draw on the whole radiograph, the map where the crop came from
+                shown = _source_image(src)
+                drawn = place_in_window(heat_np, shown.shape, box)
             pid = str(item.get(self.id_key) or "")
             stem = Path(str(src)).stem if src else f"study{engine.state.iteration}_{i}"
             if self.pseudonymous_names:  # input file names may carry patient IDs: name after the pseudonyms only
@@ -238,7 +262,11 @@ class GradCamSaver:
                 stem = uid.rsplit(".", 1)[-1][-12:] if uid else f"study{engine.state.iteration}_{i}"
             name = _safe_name(f"{pid}_{stem}" if pid else stem) + ".png"
             title = ("SYNTHETIC - " if self.synthetic else "") + f"Grad-CAM {self.target_layer}"
-            path = atomic_write_bytes(self.output_dir / name, _overlay_png(shown, heat_np, title))
+            if box is not None:
+                title += f" on the ROI (red, rows {box[0]}+{box[2]}, cols {box[1]}+{box[3]})"
+            elif roi is not None:
+                title += " (ROI crop only)"
+            path = atomic_write_bytes(self.output_dir / name, _overlay_png(shown, drawn, title, box))
             if i < len(output):
                 output[i][self.output_key] = str(path)
                 output[i][self.map_key] = heat_np

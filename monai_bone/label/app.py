@@ -50,9 +50,9 @@ from monai_bone._version import __version__
 from monai_bone.bundle import BUNDLE_NAMES
 
 from .datastore import ArchiveDatastore, ReadOnlyDICOMwebDatastore
-from .http import RequestRefused, discard_request_file, is_request_file
 from .infer_task import BoneInferTask
 from .predictor import BundlePredictor
+from .refusals import RequestRefused, discard_request_file, is_request_file
 from .request import PredictionError
 from .server import DEFAULT_SEARCH_FILTER, bundle_paths, parse_models
 

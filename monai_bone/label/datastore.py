@@ -32,7 +32,7 @@ from typing import Any
 from filelock import FileLock
 
 from .compat import install_pydicom2_uid_alias
-from .http import RequestRefused, discard_request_file
+from .refusals import RequestRefused, discard_request_file
 
 install_pydicom2_uid_alias()  # MONAI Label's DICOMweb datastore imports pydicom_seg
 

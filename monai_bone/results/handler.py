@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from monai_bone.constants import REFERENCE_MEAN, REFERENCE_SD, SCREENING_THRESHOLD, SYNTHETIC_NOTE
+from monai_bone.handlers.explain_roi import roi_box_of
 from monai_bone.handlers.prediction_writer import BonePredictionWriter
 from monai_bone.handlers.study_rows import StudyRowHandler
 from monai_bone.utils.io import atomic_write_json
@@ -58,7 +59,8 @@ class DicomResultsSaver(StudyRowHandler):
         ref_mean, ref_sd, screening_threshold, labels, logits, threshold: as the bundle's
             :class:`~monai_bone.handlers.BonePredictionWriter` (pass the same config ids).
         synthetic: the input is synthetic (also detected per study from the DICOM header's synthetic note).
-        spatial_size: the network input size (maps the heat map back to source pixels).
+        spatial_size: the network input size (maps the heat map back to source pixels; with an ROI input the map is
+            placed on the crop's window, read from the image meta's ``roi_box``).
         write_heatmap: also write the heat-map Secondary Capture when a Grad-CAM map exists.
         heat_key: output key of the Grad-CAM map (set by :class:`~monai_bone.handlers.GradCamSaver`).
         save_rank: the rank writing ``dicom_outputs.json`` (every rank writes the DICOM files of its studies).
@@ -131,7 +133,9 @@ class DicomResultsSaver(StudyRowHandler):
         heat = output_item.get(self.heat_key)
         region, heat_src = None, None
         if heat is not None:
-            heat_src = heat_to_source(np.asarray(heat), (int(header.Rows), int(header.Columns)), self.spatial_size)
+            shape = (int(header.Rows), int(header.Columns))
+            # with an ROI the map covers only the crop's window of the source (RoiCrop's meta says where)
+            heat_src = heat_to_source(np.asarray(heat), shape, self.spatial_size, roi_box_of(batch_item))
             region = top_region(heat_src)
         row: dict[str, Any] = {"study_uid": str(header.StudyInstanceUID), "sop_uid": sop}
         sr = build_sr(header, values, self.task, self.algorithm, synthetic, self.reference, region)

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 import pydicom
-import torch
 
 from monai_bone.constants import SYNTHETIC_NOTE
+from monai_bone.handlers.explain_roi import place_in_window, resize_map
 
 from .algorithm import AlgorithmInfo
 from .codes import DIAGNOSTIC_DISCLAIMER
@@ -26,28 +26,40 @@ __all__ = ["HEATMAP_SERIES_NUMBER", "heat_to_source", "heatmap_secondary_capture
 HEATMAP_SERIES_NUMBER: int = 9902
 
 
-def heat_to_source(heat: np.ndarray, source_shape: tuple[int, int], spatial_size: int) -> np.ndarray:
+def heat_to_source(
+    heat: np.ndarray,
+    source_shape: tuple[int, int],
+    spatial_size: int,
+    roi_box: tuple[int, int, int, int] | None = None,
+) -> np.ndarray:
     """Map a heat map on the network input back to source pixels.
 
-    The inference preprocessing resizes the image so its longest side is ``spatial_size`` (MONAI ``Resized`` with
-    ``size_mode="longest"``) and pads it symmetrically to ``spatial_size`` squared (``SpatialPadd``); this undoes
-    both (crop the padding, bilinear resize to ``source_shape``).
+    Whole-image input (``roi_box`` ``None``): the preprocessing resized the image so its longest side is
+    ``spatial_size`` (MONAI ``Resized`` with ``size_mode="longest"``) and padded it symmetrically to ``spatial_size``
+    squared (``SpatialPadd``); this undoes both (crop the padding, bilinear resize to ``source_shape``).
+
+    ROI input: the network saw only the window ``roi_box = (row0, col0, height, width)`` of the source, resampled to
+    ``spatial_size`` squared (:class:`~monai_bone.transforms.roi.RoiCrop`); the map is resized to the window and
+    placed there, zero elsewhere (the network saw nothing outside it), the part of the window beyond the image
+    (zero-padded by the crop) dropped.
 
     Args:
         heat: ``(spatial_size, spatial_size)`` heat map.
         source_shape: ``(Rows, Columns)`` of the source image.
         spatial_size: the bundle's ``spatial_size``.
+        roi_box: the ROI window in source pixels (:func:`~monai_bone.handlers.explain_roi.roi_box_of`), or ``None``
+            for whole-image input.
     """
     rows, cols = (int(s) for s in source_shape)
     heat = np.asarray(heat, dtype=np.float32)
     if heat.shape != (spatial_size, spatial_size):
         raise ValueError(f"heat map shape {heat.shape} is not ({spatial_size}, {spatial_size})")
+    if roi_box is not None:
+        return place_in_window(heat, (rows, cols), roi_box)
     scale = spatial_size / max(rows, cols)
     n0, n1 = max(1, round(rows * scale)), max(1, round(cols * scale))
     p0, p1 = (spatial_size - n0) // 2, (spatial_size - n1) // 2
-    inner = torch.from_numpy(np.ascontiguousarray(heat[p0 : p0 + n0, p1 : p1 + n1]))[None, None]
-    out = torch.nn.functional.interpolate(inner, size=(rows, cols), mode="bilinear", align_corners=False)
-    return out[0, 0].numpy()
+    return resize_map(heat[p0 : p0 + n0, p1 : p1 + n1], (rows, cols))
 
 
 def top_region(heat: np.ndarray, level: float = 0.8) -> np.ndarray | None:

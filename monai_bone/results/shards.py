@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -34,6 +35,8 @@ __all__ = [
     "ShardedPredictionWriter",
     "distributed_datalist",
     "done_sources",
+    "kill_process_tree",
+    "run_process_tree",
     "shard_records",
     "torchrun_inference",
 ]
@@ -177,12 +180,14 @@ def torchrun_inference(
         output_dir: the bundle's ``output_dir``.
         nproc: processes (one per GPU; on CPU, gloo processes).
         overrides: further ID overrides (``device`` is left to the multi-GPU config).
-        timeout: seconds before the run is killed (None: no limit).
+        timeout: seconds before the run is stopped (None: no limit). torchrun gets SIGTERM (it stops its ranks),
+            then after a grace period everything still alive - torchrun, every rank (each in a session of its own)
+            and their children (data loader workers) - gets SIGKILL; no process of the run outlives the call.
 
     Raises:
         RuntimeError: when torchrun fails (the message ends with the tail of its log).
+        subprocess.TimeoutExpired: after ``timeout`` seconds (``output`` holds the tail of the log).
     """
-    import subprocess
     import sys
 
     configs = "['configs/inference.json','configs/multi_gpu_inference.json']"
@@ -192,9 +197,96 @@ def torchrun_inference(
     for key, value in (overrides or {}).items():
         if key != "device":
             cmd += [f"--{key}", value if isinstance(value, str) else json.dumps(value)]
-    proc = subprocess.run(cmd, cwd=bundle, capture_output=True, text=True, timeout=timeout, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"torchrun inference exited with {proc.returncode}: {(proc.stdout + proc.stderr)[-2000:]}")
+    returncode, log = run_process_tree(cmd, cwd=bundle, timeout=timeout)
+    if returncode != 0:
+        raise RuntimeError(f"torchrun inference exited with {returncode}: {log}")
+
+
+def run_process_tree(
+    cmd: list[str], cwd: str | os.PathLike | None = None, timeout: float | None = None, tail: int = 2000
+) -> tuple[int, str]:
+    """Run ``cmd`` in a session of its own with its output in a temporary file; on timeout stop its whole tree.
+
+    Args:
+        cmd: the command line.
+        cwd: its working folder.
+        timeout: seconds (None: no limit); then :func:`kill_process_tree` ends the command and all its descendants.
+        tail: characters of the combined stdout/stderr returned.
+
+    Returns:
+        ``(returncode, tail of the log)``.
+
+    Raises:
+        subprocess.TimeoutExpired: after ``timeout`` (every process of the tree is gone by then).
+    """
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryFile() as log:  # a file, not a pipe: a surviving grandchild could hold a pipe open
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            returncode = proc.wait(timeout=timeout)
+        except BaseException as err:  # the timeout, or Ctrl-C of the caller: leave nothing running
+            kill_process_tree(proc)
+            if isinstance(err, subprocess.TimeoutExpired):
+                logger.error("%s: stopped after %s s (timeout); every process of the run was killed", cmd[:3], timeout)
+                raise subprocess.TimeoutExpired(cmd, float(timeout or 0), output=_tail(log, tail)) from None
+            raise
+        return returncode, _tail(log, tail)
+
+
+#: Seconds a timed-out command gets after SIGTERM to stop its children itself, before SIGKILL to all of them.
+KILL_GRACE_S: float = 10.0
+
+
+def kill_process_tree(proc: Any, grace: float | None = None) -> None:
+    """End a ``subprocess.Popen`` started with ``start_new_session=True`` and every process below it.
+
+    The descendants are listed first (``psutil``: a rank whose launcher died is re-parented and could no longer be
+    found), then the command gets SIGTERM and ``grace`` seconds, then every survivor and the process group of each
+    (sessions of their own, as torchrun gives its ranks) gets SIGKILL.
+    """
+    import signal
+    import subprocess
+
+    import psutil
+
+    grace = KILL_GRACE_S if grace is None else grace
+    tree = _descendants(psutil, [proc.pid])
+    proc.terminate()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=grace)
+    tree = {**tree, **_descendants(psutil, list(tree))}  # children started during the grace period
+    if hasattr(os, "killpg"):
+        groups = {proc.pid}
+        for pid in tree:
+            with contextlib.suppress(OSError):
+                groups.add(os.getpgid(pid))
+        for group in groups - {os.getpgrp()}:  # never the caller's own group
+            with contextlib.suppress(OSError):
+                os.killpg(group, signal.SIGKILL)
+    for p in tree.values():
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.kill()
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+    psutil.wait_procs(list(tree.values()), timeout=grace)
+
+
+def _descendants(psutil: Any, pids: list[int]) -> dict[int, Any]:
+    """``{pid: psutil.Process}`` of every live descendant of ``pids``."""
+    found = {}
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            found.update({c.pid: c for c in psutil.Process(pid).children(recursive=True)})
+    return found
+
+
+def _tail(log: Any, n: int) -> str:
+    size = log.seek(0, os.SEEK_END)
+    log.seek(max(0, size - 4 * n))
+    return log.read().decode("utf-8", "replace")[-n:]
 
 
 def _plain(obj: Any) -> Any:

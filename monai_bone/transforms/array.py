@@ -40,14 +40,13 @@ from pydicom.errors import InvalidDicomError
 
 from monai_bone.constants import CLINICAL_FIELDS
 from monai_bone.data.image_formats import PLAIN_IMAGE_SUFFIXES
+from monai_bone.data.xray_plain import plain_xray_meta, read_plain_image
 from monai_bone.data.xray_reader import (
     XRAY_META_KEYS,
     XrayPydicomReader,
     XrayReadError,
     first_float,
     first_line,
-    plain_xray_meta,
-    read_plain_image,
 )
 from monai_bone.transforms.clinical_stats import ClinicalStats, check_fields, encode_field
 

@@ -31,7 +31,7 @@ from monai.transforms import Compose
 from monai.transforms.transform import MapTransform
 
 from monai_bone.constants import CLINICAL_FIELDS
-from monai_bone.data.xray_reader import plain_xray_meta
+from monai_bone.data.xray_plain import plain_xray_meta
 from monai_bone.transforms.array import ClinicalVector, LoadXray, XrayNormalise
 from monai_bone.transforms.clinical_stats import ClinicalStats
 

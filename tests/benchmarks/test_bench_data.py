@@ -23,6 +23,9 @@ INDEX_KEYS = {
     "bare_files_per_s",
     "index_files_per_s",
     "ratio",
+    "bare_cpu_seconds",
+    "index_cpu_seconds",
+    "cpu_ratio",
     "scan_seconds",
     "scan_files_per_s",
     "scan_ratio",
@@ -78,6 +81,7 @@ def test_bench_data_quick(tmp_path, capsys):
     index = result["index"]
     assert set(index) == INDEX_KEYS
     assert (index["files"], index["size"], index["reps"], index["goal_ratio"]) == (12, 64, 2, 0.8)
+    assert len(index["index_cpu_seconds"]) == 2 and _positive(index["cpu_ratio"])
     for key in ("bare_seconds", "index_seconds", "scan_seconds"):
         assert len(index[key]) == 2 and all(_positive(s) for s in index[key])
     for key in ("bare_files_per_s", "index_files_per_s", "scan_files_per_s", "ratio", "scan_ratio"):

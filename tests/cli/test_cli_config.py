@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from monai_bone.cli import config as config_mod
 from monai_bone.cli import main, parse_args
-from monai_bone.cli.config import MAX_CONFIG_BYTES, ConfigError
+from monai_bone.cli.config import MAX_CONFIG_BYTES, ConfigError, resolve_config, shipped_configs
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -141,7 +142,7 @@ def test_oversized_and_missing_files_are_refused(tmp_path: Path) -> None:
     big = _write(tmp_path / "big.yaml", "# padding\n" * (MAX_CONFIG_BYTES // 10 + 1) + "task: hip\n")
     with pytest.raises(ConfigError, match=r"big\.yaml: config file larger than"):
         parse_args(["synth", "--config", big])
-    with pytest.raises(ConfigError, match=r"nope\.yaml: cannot read the config file"):
+    with pytest.raises(ConfigError, match=r"nope\.yaml: no such config file, and not a config shipped"):
         parse_args(["synth", "--config", str(tmp_path / "nope.yaml")])
 
 
@@ -149,3 +150,41 @@ def test_commands_without_config_reject_it(capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         parse_args(["export", "b", "--out", "x.zip", "--config", "c.yaml"])
     assert exc.value.code == 2 and "unrecognized arguments: --config c.yaml" in capsys.readouterr().err
+
+
+def test_config_by_shipped_name_from_any_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no configs/ folder here
+    for value in ("hip_ablation", "hip_ablation.yaml", "configs/hip_ablation.yaml"):
+        args = parse_args(["cv", "--config", value, "--data", "dl.json", "--n-boot", "5"])
+        assert (args.task, args.folds, args.out, args.n_boot) == ("hip", 10, "cv_hip_ablation", 5), value
+    assert (
+        resolve_config("realistic")
+        == resolve_config("synthetic/realistic")
+        == REPO / "configs/synthetic/realistic.yaml"
+    )
+    assert set(shipped_configs()) >= {"hip_ablation", "knee_ablation", "demo_small", "synthetic/realistic"}
+
+    # a file that exists wins over a shipped name
+    _write(tmp_path / "hip_ablation", "task: knee\nfolds: 3\n")
+    args = parse_args(["cv", "--config", "hip_ablation", "--data", "dl.json"])
+    assert (args.task, args.folds) == ("knee", 3)
+
+    for bad in ("no_such_study", "../configs/hip_ablation", "/nowhere/hip_ablation.yaml", "hip_ablation.json"):
+        with pytest.raises(ConfigError, match="not a config shipped with monai-bone .shipped: demo_small"):
+            resolve_config(bad)
+    assert main(["cv", "--config", "no_such_study", "--data", "dl.json"]) == 2
+
+
+def test_config_names_come_from_the_package_data_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    wheel = tmp_path / "site" / "shipped_configs"  # the layout of an installed wheel
+    (wheel / "synthetic").mkdir(parents=True)
+    _write(wheel / "only_in_wheel.yaml", "folds: 4\n")
+    _write(wheel / "synthetic" / "preset.yaml", "n: 7\n")
+    monkeypatch.setattr(config_mod, "_SHIPPED_ROOTS", (wheel, REPO / "configs"))
+    assert shipped_configs() == {
+        "only_in_wheel": wheel / "only_in_wheel.yaml",
+        "synthetic/preset": wheel / "synthetic" / "preset.yaml",
+    }
+    assert resolve_config("preset") == wheel / "synthetic" / "preset.yaml"
+    with pytest.raises(ConfigError, match="shipped: only_in_wheel, synthetic/preset"):
+        resolve_config("hip_ablation")

@@ -43,8 +43,8 @@ def test_knee_cv_cli(knee_data: Path, tmp_path: Path, capsys: pytest.CaptureFixt
         "--no-progress",
         "--set",
         "learning_rate=1e-4",
-        "--set",
-        "pretrained=null",  # explicit random init: the bundle default (ImageNet weights) cannot be downloaded in CI
+        "--pretrained",
+        "null",  # explicit random init: the bundle default (ImageNet weights) cannot be downloaded in CI
     ]
     assert cv_cli.run(_args(argv)) == 0
     printed = capsys.readouterr().out
@@ -69,6 +69,30 @@ def test_knee_cv_cli(knee_data: Path, tmp_path: Path, capsys: pytest.CaptureFixt
     assert "| HybridAttentionNet | 0.8293 |" in md.split("## Paper reported")[1]
     assert "0.8293" not in md.split("## Paper reported")[0]
     assert (out / "ablation.png").is_file() and (out / "oof_predictions.csv").is_file()
+    # the locked test split, scored once per network row, thresholds chosen on the row's out-of-fold predictions
+    n_test = 12 - n_train
+    for row in ("hybrid", "densenet169"):
+        m = json.loads((out / "test" / row / "metrics.json").read_text())
+        assert m["split"] == "test" and m["n_studies"] == n_test and m["selected_on_split"] is False
+        assert m["operating_points"]["thresholds_chosen_on"] == "training folds (oof_predictions.csv)"
+    assert "| hybrid | test |" in (out / "test_split.md").read_text()
+
+
+def test_cv_offline_imagenet_default_is_one_clear_line(
+    knee_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))  # empty weights cache
+    monkeypatch.setenv("MONAI_BONE_WEIGHTS_MIRROR", "http://127.0.0.1:9/")  # nothing listens on the discard port
+    monkeypatch.delenv("MONAI_BONE_WEIGHTS_REGISTRY", raising=False)
+    out = tmp_path / "cv"
+    argv = ["--task", "knee", "--data", str(knee_data), "--out", str(out), "--variants", "image_stats,hybrid"]
+    assert cv_cli.run(_args([*argv, "--epochs", "1", "--size", "32", "--no-progress"])) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("monai-bone: bad --pretrained:") and "--pretrained null" in line, line
+    assert str(tmp_path / "torch_home") in line  # names the cache path the file belongs in
+    assert not list(out.rglob("oof.json"))  # stopped before any network fit
 
 
 def test_cv_cli_errors(knee_data: Path, tmp_path: Path) -> None:

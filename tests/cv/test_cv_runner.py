@@ -101,8 +101,12 @@ def test_hip_cv_table_has_every_row(hip_datalist: Path, tmp_path: Path, monkeypa
     assert result.paths["png"].stat().st_size > 1000
     preds = result.paths["predictions"].read_text().splitlines()
     assert len(preds) == 2 + 10 * n_train  # comment + header + every study of every row
-    # no checkpoints kept: a CV fit leaves only its out-of-fold predictions
-    assert not list((tmp_path / "cv" / "runs").rglob("*.pt"))
+    # a CV fit leaves only its out-of-fold predictions, except each network row's fold-0 model, kept because it
+    # scored the locked test split (monai_bone.cv.test_split)
+    runs = tmp_path / "cv" / "runs"
+    kept = sorted(str(p.relative_to(runs)) for p in runs.rglob("*.pt"))
+    assert kept == sorted(f"{n}/fold0/models/model.pt" for n in names[4:])
+    assert json.loads(result.paths["test_xattn"].read_text())["split"] == "test"
 
     # a second run with the same settings reuses every finished fit (no training)
     def fail(*_a, **_k):

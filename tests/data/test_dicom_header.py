@@ -287,3 +287,37 @@ def test_never_decodes_pixels(tmp_path, monkeypatch):
 def test_reject_error_validates_reason():
     with pytest.raises(ValueError, match="unknown reject reason"):
         RejectError("bogus", "x")
+
+
+@pytest.mark.parametrize(
+    "limits", [(256, 512), (256, 3000), (3000, 4000), (100_000, 200_000)], ids=["file", "grown", "first", "whole"]
+)
+def test_header_parsed_in_memory_equals_file_parse(tmp_path, monkeypatch, limits):
+    """The header is parsed from the first bytes read (grown when the header is longer, else the file itself): the
+    result and every reject are those of the default read, whichever path is taken (files larger than each limit)."""
+    import monai_bone.data.dicom_header as dicom_header
+
+    ds = pydicom.dcmread(_dx(tmp_path / "a.dcm"))
+    ds.add_new(0x00091010, "LO", "MONAI-BONE TEST")  # private creator, then a long private value in the header
+    ds.add_new(0x00091011, "OB", bytes(range(256)) * 4)
+    ds.save_as(tmp_path / "long.dcm", enforce_file_format=True)
+    data = (tmp_path / "long.dcm").read_bytes()
+    (tmp_path / "cut_pixels.dcm").write_bytes(data[:-500])
+    (tmp_path / "cut_header.dcm").write_bytes(data[:700])
+    (tmp_path / "pixels_gone.dcm").write_bytes(data[: data.rfind(b"\xe0\x7f\x10\x00")] + b"\x00" * 200)
+    names = ["long.dcm", "cut_pixels.dcm", "cut_header.dcm", "pixels_gone.dcm"]
+    assert data.rfind(b"\xe0\x7f\x10\x00") in range(2600, 2900) and len(data) > 6000  # the limits straddle these
+
+    def outcome(name):
+        try:
+            return read_header(tmp_path / name)
+        except RejectError as err:
+            return (err.reason, err.detail)
+
+    expected = {name: outcome(name) for name in names}
+    assert expected["long.dcm"].patient_id == "P-1" and expected["long.dcm"].rows == 48
+    assert [expected[n][0] for n in names[1:]] == ["no_pixel_data"] * 3
+    monkeypatch.setattr(dicom_header, "HEAD_BYTES", limits[0])
+    monkeypatch.setattr(dicom_header, "HEAD_BYTES_MAX", limits[1])
+    for name in names:
+        assert outcome(name) == expected[name], name

@@ -90,3 +90,17 @@ def test_patient_id_column_for_image_folders(tmp_path):
         folds.setdefault(r["patient_id"], set()).add(r["fold"])
     assert all(len(f) == 1 for f in folds.values())
     assert not any(w["code"] == "patient_id_from_file_name" for w in _rows(tmp_path / "warnings.csv"))
+
+
+def test_dct_hash_equals_imagehash_phash():
+    """The matrix DCT gives imagehash.phash's bits (on a 64² grey image phash does not resize)."""
+    import imagehash
+
+    from monai_bone.data.duplicates import HASH_SIZE, PHASH_SIDE, dct_hash
+
+    for seed in range(3):
+        img = _image(seed, size=PHASH_SIDE)
+        noisy = np.clip(np.asarray(img, dtype=float) + np.random.default_rng(seed).normal(0, 8, img.size), 0, 255)
+        img = Image.fromarray(noisy.astype(np.uint8))
+        ours = dct_hash(np.asarray(img, dtype=np.float64), HASH_SIZE)
+        assert ours - imagehash.phash(img, hash_size=HASH_SIZE) == 0

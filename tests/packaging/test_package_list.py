@@ -17,6 +17,7 @@ from monai_bone.bundle import BUNDLE_FILES, BUNDLE_NAMES
 tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = "monai_bone.bundle.shipped"
+CONFIGS = "monai_bone.cli.shipped_configs"  # the top-level configs/ (`--config NAME`)
 
 
 def _setuptools() -> dict:
@@ -32,12 +33,12 @@ def test_every_subpackage_is_listed() -> None:
     listed = set(_setuptools()["packages"])
     missing = sorted(on_disk - listed)
     assert not missing, f"add {missing} to [tool.setuptools] packages in pyproject.toml (wheels would lack them)"
-    assert listed - on_disk == {SHIPPED}, f"listed but not on disk: {sorted(listed - on_disk - {SHIPPED})}"
+    assert listed - on_disk == {SHIPPED, CONFIGS}, f"listed but not on disk: {sorted(listed - on_disk - {SHIPPED})}"
 
 
 def test_bundles_ship_as_package_data_without_weights() -> None:
     cfg = _setuptools()
-    assert cfg["package-dir"] == {SHIPPED: "bundles"}
+    assert cfg["package-dir"] == {SHIPPED: "bundles", CONFIGS: "configs"}
     globs = cfg["package-data"][SHIPPED]
     matched = {
         Path(f).relative_to(REPO / "bundles")
@@ -55,3 +56,10 @@ def test_bundles_ship_as_package_data_without_weights() -> None:
             expected |= {f.relative_to(REPO / "bundles") for f in files if "__pycache__" not in f.parts}
     assert matched == expected, f"globs {globs} ship {sorted(map(str, matched ^ expected))} differently"
     assert not [f for f in matched if f.parts[1] in ("models", "eval", "runs") or f.suffix in (".pt", ".ts")]
+
+
+def test_example_configs_ship_as_package_data() -> None:
+    globs = _setuptools()["package-data"][CONFIGS]
+    matched = {f for g in globs for f in glob.glob(str(REPO / "configs" / g)) if Path(f).is_file()}
+    expected = {str(f) for f in (REPO / "configs").rglob("*.yaml")}
+    assert expected and matched == expected, f"globs {globs} ship {sorted(matched ^ expected)} differently"

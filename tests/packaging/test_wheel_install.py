@@ -86,6 +86,8 @@ def test_wheel_and_sdist_ship_the_bundles_without_weights(dist: dict[str, Path])
         names = whl.namelist()
         shipped = {n[len(SHIPPED) + 1 :]: whl.read(n) for n in names if n.startswith(SHIPPED + "/")}
     assert shipped == expected  # every file, byte-identical, and nothing else (no models/, eval/, runs/)
+    configs = {n.removeprefix("monai_bone/cli/shipped_configs/") for n in names if "/shipped_configs/" in n}
+    assert configs == {str(p.relative_to(REPO / "configs")) for p in (REPO / "configs").rglob("*.yaml")}
     with tarfile.open(dist["sdist"]) as sdist:
         members = {m.name.split("/", 1)[1]: m for m in sdist.getmembers() if m.isfile()}
         bundles = {k.removeprefix("bundles/"): m for k, m in members.items() if k.startswith("bundles/")}
@@ -134,7 +136,9 @@ def test_demo_cv_and_bundle_run_from_the_installed_wheel(venv: dict[str, Path]) 
     assert meta["network_data_format"]["inputs"]["image"]["spatial_shape"] == [64, 64]  # consistent with its configs
 
     cohort = cwd / "demo" / "data" / "hip"
-    cv = ["cv", "--task", "hip", "--data", str(cohort / "datalist.json"), "--out", "cv", "--folds", "2"]
+    # --config NAME: a config shipped in the wheel (no configs/ folder here); the flags below win over it
+    cv = ["cv", "--config", "hip_ablation", "--task", "hip", "--data", str(cohort / "datalist.json"), "--out", "cv"]
+    cv += ["--folds", "2"]
     # batch 16 = one batch per fit: a last batch of a single study meets a 1x1 feature map in BatchNorm at 32 px
     cv += ["--epochs", "1", "--size", "32", "--batch-size", "16", "--num-workers", "0", "--device", "cpu"]
     cv += ["--variants", "ost,image_stats,image", "--no-loss-ablation", "--n-boot", "20", "--no-progress"]
