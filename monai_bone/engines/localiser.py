@@ -140,7 +140,7 @@ def fit_localiser(
     if not records:
         raise ValueError("fit_localiser needs at least one landmark-labelled record")
     with torch.random.fork_rng(devices=[]):  # the caller's random state is left as it was (same on every rank)
-        return _fit(records, path, size, epochs, batch_size, learning_rate, channels, seed, max_shift, task)
+        return _fit(records, path, size, epochs, batch_size, learning_rate, channels, seed, max_shift, task, bilateral)
 
 
 def _fit(
@@ -154,6 +154,7 @@ def _fit(
     seed: int,
     max_shift: float,
     task: str | None,
+    bilateral: bool,
 ) -> dict[str, Any]:
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
