@@ -22,6 +22,7 @@ import sys
 from collections.abc import Sequence
 
 from monai_bone._version import __version__
+from monai_bone.cli.arguments import add_flag
 from monai_bone.cli.commands import COMMANDS, command_help
 from monai_bone.cli.config import ConfigError, expand_config
 
@@ -51,7 +52,7 @@ def build_parser(argv: Sequence[str] | None = None, *, full: bool = False) -> ar
         description="Bone health from plain X-rays (MONAI plugin): synthetic cohorts, indexing, training, reports.",
     )
     parser.add_argument("--version", action="version", version=f"monai-bone {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    add_flag(parser, "-v", "--verbose", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     wanted = _command_in(argv or ())
     for name, (module, text) in COMMANDS.items():

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from monai_bone.cli.arguments import add_flag
 from monai_bone.cli.commands import command_help
 
 __all__ = ["add_parser", "run"]
@@ -30,7 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     p.add_argument("archive", metavar="X.zip", help="archive written by `monai-bone export`")
     p.add_argument("--out", required=True, metavar="DIR", help="bundle folder to create")
-    p.add_argument("--overwrite", action="store_true", help="replace DIR when it exists and is not empty")
+    add_flag(p, "--overwrite", help="replace DIR when it exists and is not empty")
     p.add_argument(
         "--expect-sha256",
         default=None,

@@ -13,8 +13,10 @@ How it works: the file's options are checked against the sub-command's parser (a
 argument or a bad value is a one-line :class:`ConfigError` naming the file and the key) and inserted into the command
 line right after the sub-command, before the options typed by the user. ``argparse`` then parses everything as usual:
 a later option overrides an earlier one, so an option given on the command line wins over the file; repeatable
-options collect the file's values, then the command line's. A flag switched on in the file cannot be switched off on
-the command line (unless it has a ``--no-`` form): edit the file or copy it.
+options collect the file's values, then the command line's. Every flag has an opposite form (``--overwrite`` /
+``--no-overwrite``, ``--no-progress`` / ``--progress``; :func:`~monai_bone.cli.arguments.add_flag`), so a flag switched
+on in the file is switched off on the command line, and the other way round. In the file, ``key: false`` is that
+opposite form (``overwrite: false`` is ``--no-overwrite``, ``no_progress: false`` is ``--progress``).
 
 ``--config`` also takes the name of a config shipped with monai-bone (the repository's ``configs/``, package data of
 ``monai_bone.cli.shipped_configs`` in a wheel): ``--config hip_ablation``, ``--config realistic``, or the repository
@@ -30,6 +32,8 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from monai_bone.cli.arguments import FlagPair
 
 __all__ = [
     "MAX_CONFIG_BYTES",
@@ -182,7 +186,7 @@ def _flag_tokens(action: argparse.Action, opt: str, value: Any, where: str) -> l
         raise ConfigError(f"{where}: expected true or false, got {value!r}")
     if value:
         return [opt]
-    if isinstance(action, argparse.BooleanOptionalAction):  # `dedup: false` -> --no-dedup
+    if isinstance(action, (argparse.BooleanOptionalAction, FlagPair)):  # `dedup: false` -> --no-dedup
         return [o for o in action.option_strings if o != opt and o.startswith("--")][:1]
     return []  # a plain flag set to false: left off
 

@@ -12,7 +12,7 @@ import json
 import logging
 import sys
 
-from monai_bone.cli.arguments import folds_argument
+from monai_bone.cli.arguments import add_flag, folds_argument
 from monai_bone.cli.commands import command_help
 from monai_bone.cli.config import add_config_argument
 from monai_bone.tasks import task_names
@@ -69,7 +69,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda:0 (default: CUDA when available)")
     p.add_argument("--bundle", default=None, metavar="DIR", help="bundle folder (default: this tree's bundle)")
     p.add_argument("--variants", default=None, metavar="A,B", help="comma-separated subset of the rows")
-    p.add_argument("--no-loss-ablation", action="store_true", help="hip: skip the Smooth L1 reruns")
+    add_flag(p, "--no-loss-ablation", help="hip: skip the Smooth L1 reruns")
     p.add_argument("--n-boot", type=int, default=1000, metavar="N", help="bootstrap resamples (default 1000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
@@ -86,14 +86,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="initial weights of the networks: imagenet (the bundles' default, downloaded once into the torch hub "
         "cache), a local weights file, or null (random initialisation; no download)",
     )
-    p.add_argument(
+    add_flag(
+        p,
         "--no-test-eval",
-        action="store_true",
         help="do not score the locked test split (default: when the datalist has one, each network row's fold-0 fit "
         "is scored by the bundle's evaluate.json, thresholds chosen on its out-of-fold predictions)",
     )
     p.add_argument("--set", action="append", metavar="ID=VALUE", help="extra bundle config override (repeatable)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_flag(p, "--no-progress", help="no progress bar")
     p.set_defaults(func=run)
     return p
 
@@ -107,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
     if args.pretrained is not None:
         text = args.pretrained.strip()
         overrides["pretrained"] = None if text.lower() in ("null", "none", "") else text
+    overrides = _with_class_count(args.task, args.data, overrides)
     try:
         result = _run_cv(run_cv, args, variants, overrides)
     except RuntimeError as err:  # e.g. ImageNet weights neither cached nor downloadable: the bundles' one line
@@ -119,6 +120,19 @@ def run(args: argparse.Namespace) -> int:
     print(text.split("\n## Paper reported")[0].rstrip())
     print(f"\nwritten: {', '.join(str(p) for p in result.paths.values())}")
     return 0
+
+
+def _with_class_count(task: str, data: str, overrides: dict) -> dict:
+    """A classification task's ``num_classes`` from the datalist's class names unless ``--set`` gives it: a 3-class
+    index (the synthetic knee default) trains three logits, as the CV's tables and thresholds expect."""
+    from monai_bone.cv.folds import resolve_datalist
+    from monai_bone.data.folds import datalist_info
+    from monai_bone.tasks import get_task
+
+    if "num_classes" in overrides or get_task(task).is_regression:
+        return overrides
+    labels = datalist_info(resolve_datalist(data)).get("labels")
+    return {**overrides, "num_classes": len(labels)} if labels else overrides
 
 
 def _argument_error_line(err: BaseException) -> str | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from monai_bone.cli.arguments import folds_argument
+from monai_bone.cli.arguments import add_flag, folds_argument
 from monai_bone.cli.commands import command_help
 from monai_bone.cli.config import add_config_argument
 from monai_bone.tasks import task_names
@@ -38,9 +38,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     add_config_argument(p)
     p.add_argument("--out", default="monai-bone-demo", metavar="DIR", help="report folder (default ./monai-bone-demo)")
-    p.add_argument(
+    add_flag(
+        p,
         "--quick",
-        action="store_true",
         help=f"smoke run: {Q['n_hip']} studies per task, {Q['epochs']} epoch, {Q['size']} px (explicit options win)",
     )
     p.add_argument("--n-hip", type=int, default=None, metavar="N", help=f"hip cohort size (default {D['n_hip']})")
@@ -63,8 +63,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--device", default=None, help="torch device (default: CUDA when available, else CPU)")
     p.add_argument("--num-workers", type=int, default=0, metavar="W", help="data loader workers (default 0)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--overwrite", action="store_true", help="replace an earlier demo in DIR")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_flag(p, "--overwrite", help="replace an earlier demo in DIR")
+    add_flag(p, "--no-progress", help="no progress bars")
     p.set_defaults(func=run)
     return p
 

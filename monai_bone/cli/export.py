@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from monai_bone.cli.arguments import add_flag
 from monai_bone.cli.commands import command_help
 
 __all__ = ["add_parser", "run"]
@@ -36,7 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="network key inside a training checkpoint given with --ckpt (e.g. network); only its weights are packed",
     )
     p.add_argument("--net-id", default="network_def", help="network ID in the inference config (default network_def)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing archive")
+    add_flag(p, "--overwrite", help="replace an existing archive")
     p.add_argument(
         "--name",
         default=None,
@@ -49,7 +50,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         metavar="KEY",
         help="sign the manifest with this ed25519 private key (make one with `monai-bone bundle keygen KEY`)",
     )
-    p.add_argument("--onnx", action="store_true", help="add models/model.onnx (every input, dynamic batch axis)")
+    add_flag(p, "--onnx", help="add models/model.onnx (every input, dynamic batch axis)")
     p.add_argument(
         "--half",
         choices=("fp16", "bf16"),

@@ -27,7 +27,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from monai_bone.cli.arguments import folds_argument
+from monai_bone.cli.arguments import add_flag, folds_argument
 from monai_bone.cli.commands import command_help
 from monai_bone.tasks import task_names
 
@@ -98,9 +98,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         metavar="DIR",
         help=f"DICOMweb source: folder for the retrieved instances (default: {DEFAULT_CACHE_NAME}/ beside --out)",
     )
-    parser.add_argument(
+    add_flag(
+        parser,
         "--pseudonymise",
-        action="store_true",
         help="replace PatientID, Study/SOP Instance UIDs and the join key by salted pseudonyms in all outputs "
         "(the clinical CSV join uses the originals)",
     )
@@ -151,7 +151,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "or train/test, and reject duplicates with conflicting labels (conflicting_duplicate). Default: on when the "
         "data are labelled",
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_flag(parser, "--no-progress", help="no progress bar")
     parser.set_defaults(func=run)
     return parser
 

@@ -14,6 +14,7 @@ import importlib.util
 import json
 import logging
 
+from monai_bone.cli.arguments import add_flag
 from monai_bone.cli.commands import command_help
 from monai_bone.cli.config import add_config_argument
 from monai_bone.tasks import task_names
@@ -100,7 +101,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         metavar="MB",
         help="largest request body (image upload) in MB; larger ones are answered 413 (default: %(default)g)",
     )
-    s.add_argument("--no-progress", action="store_true", help="hide the index progress bar")
+    add_flag(s, "--no-progress", help="hide the index progress bar")
     s.add_argument(
         "monailabel_args",
         nargs=argparse.REMAINDER,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from monai_bone.cli.arguments import add_flag
 from monai_bone.cli.commands import command_help
 from monai_bone.cli.config import add_config_argument
 from monai_bone.synthetic.phantom import PRESETS
@@ -71,8 +72,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         default="realistic",
         help="phantom look: realistic (default) or simple (fast, BMD visible in brightness; for speed tests)",
     )
-    parser.add_argument("--overwrite", action="store_true", help="replace a previous synthetic cohort in --out")
-    parser.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
+    add_flag(parser, "--overwrite", help="replace a previous synthetic cohort in --out")
+    add_flag(parser, "--no-progress", dest="progress", help="hide the progress bar", const=False)
     parser.set_defaults(func=run)
     return parser
 

@@ -6,6 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from monai_bone.cli.arguments import add_flag
 from monai_bone.cli.commands import command_help
 from monai_bone.cli.label import add_bundle_arguments, given_bundles, parse_override
 from monai_bone.tasks import task_names
@@ -54,8 +55,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument(
         "--override", action="append", default=[], metavar="TASK.ID=VALUE", help="inference.json ID override"
     )
-    p.add_argument("--heatmap", action="store_true", help="Grad-CAM: heat-map SC stored too, SR attached to a region")
-    p.add_argument("--once", action="store_true", help="one poll, then exit (for cron); exit 1 if the server is down")
+    add_flag(p, "--heatmap", help="Grad-CAM: heat-map SC stored too, SR attached to a region")
+    add_flag(p, "--once", help="one poll, then exit (for cron); exit 1 if the server is down")
     p.add_argument("--interval", type=float, default=60.0, help="seconds between polls (default: %(default)s)")
     p.add_argument("--max-backoff", type=float, default=600.0, help="longest retry wait while the server is down")
     p.add_argument("--since", metavar="YYYYMMDD", help="QIDO-RS study search from this StudyDate on")
@@ -65,12 +66,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         default=2,
         help="later QIDO-RS polls search StudyDate from the last poll minus this (-1: always from --since)",
     )
-    p.add_argument("--no-changes", action="store_true", help="do not use Orthanc's change feed (QIDO-RS only)")
+    add_flag(p, "--no-changes", help="do not use Orthanc's change feed (QIDO-RS only)")
     p.add_argument("--credentials-file", help="file whose first line is user:password (HTTP basic auth)")
-    p.add_argument("--allow-remote", action="store_true", help="allow a server that is not on this machine")
+    add_flag(p, "--allow-remote", help="allow a server that is not on this machine")
     p.add_argument("--nproc", type=int, default=1, help="torchrun processes for a large backlog (one per GPU)")
     p.add_argument("--backlog", type=int, default=200, help="new instances of a bundle from which --nproc applies")
-    p.add_argument("--keep-work", action="store_true", help="keep each poll's retrieved files and outputs")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="a --nproc torchrun run taking longer is stopped (all its processes killed) and its instances get an "
+        "error entry; set it above what your largest backlog needs; 0: no limit (default: %(default)s)",
+    )
+    add_flag(p, "--keep-work", help="keep each poll's retrieved files and outputs")
     p.set_defaults(func=run_watch)
     return p
 
@@ -115,6 +124,7 @@ def run_watch(args: argparse.Namespace) -> int:
         keep_work=args.keep_work,
         nproc=args.nproc,
         backlog=args.backlog,
+        timeout=args.timeout,
     )
     watcher = Watcher(client, WatchState(args.state), config)
     logger.info("watching %s (bundles: %s; state %s)", client.url, ", ".join(sorted(bundles)), args.state)

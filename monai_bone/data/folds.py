@@ -66,16 +66,21 @@ def datalist_info(datalist: str | os.PathLike) -> dict[str, Any]:
         FileNotFoundError: when ``datalist`` does not exist.
         ValueError: when the file is not a JSON object.
     """
-    path = Path(datalist)
+    data = _datalist_doc(Path(datalist))
+    return {k: v for k, v in data.items() if k not in (DATALIST_KEY, "validation", "test")}
+
+
+def _datalist_doc(path: Path) -> dict[str, Any]:
+    """The datalist JSON object, or a clear error naming ``path``."""
     if not path.is_file():
         raise FileNotFoundError(f"datalist not found: {path}")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path}: not a valid JSON datalist ({err})") from err
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a datalist must be a JSON object with a 'training' list")
-    return {k: v for k, v in data.items() if k not in (DATALIST_KEY, "validation", "test")}
+    return data
 
 
 def dump_datalist(doc: dict[str, Any]) -> str:
@@ -109,15 +114,16 @@ def load_records(datalist: str | os.PathLike, key: str = DATALIST_KEY) -> list[d
     from monai.data import load_decathlon_datalist
 
     path = Path(datalist)
-    datalist_info(path)  # clear errors for a missing or malformed file
+    listed = _datalist_doc(path).get(key)  # clear errors for a missing or malformed file
+    if listed is not None and not isinstance(listed, list):
+        raise ValueError(f"{path}: '{key}' must be a list of records, got {type(listed).__name__}")
+    for i, rec in enumerate(listed or []):
+        if not isinstance(rec, dict) or not isinstance(rec.get("image"), str) or not rec.get("image"):
+            raise ValueError(f"{path}: record {i} of '{key}' has no 'image' path")
     try:
-        records = load_decathlon_datalist(path, is_segmentation=False, data_list_key=key)
+        return load_decathlon_datalist(path, is_segmentation=False, data_list_key=key)
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from err
-    for i, rec in enumerate(records):
-        if not isinstance(rec, dict) or not rec.get("image"):
-            raise ValueError(f"{path}: record {i} of '{key}' has no 'image' path")
-    return records
 
 
 def has_value(record: dict, key: str) -> bool:

@@ -9,12 +9,16 @@ true and ``epochs`` lists 1..``max_epochs``.
 File format (``format`` = :data:`HISTORY_FORMAT`)::
 
     {"format": "monai-bone-training-history/1", "max_epochs": 3, "completed": true, "synthetic": true,
-     "epochs": [{"epoch": 1, "iteration": 6, "loss": 0.41, "lr": 1e-4, "time_s": 2.1,
-                 "train_r2": -0.3, "val_r2": 0.1, "val_mae": 0.08, ...}, ...]}
+     "epochs": [{"epoch": 1, "iteration": 6, "loss": 0.41, "lr": 1e-4, "lr_backbone": 1e-5, "lr_head": 1e-4,
+                 "time_s": 2.1, "train_r2": -0.3, "val_r2": 0.1, "val_mae": 0.08, ...}, ...]}
 
-``loss`` is the mean of the iteration losses of the epoch (of this rank in distributed runs), ``lr`` the learning rate
-of the first parameter group during the epoch, ``time_s`` the epoch's wall time; metric names are those
-of the trainer's and the validator's ``state.metrics`` (validator values only on epochs where it ran).
+``loss`` is the mean of the iteration losses of the epoch (of this rank in distributed runs); ``lr`` the learning rate
+during the epoch of the group named ``head`` (:func:`monai_bone.networks.param_groups`; else of the first group) and,
+when the optimiser has several groups or named ones, ``lr_<name>`` that of each group (``lr_group<i>`` for an unnamed
+group ``i``): with ``backbone_lr_multiplier`` != 1 the backbone and the head learn at different rates. ``time_s`` is
+the epoch's wall time; metric names are those of the trainer's and the validator's ``state.metrics`` (validator values
+only on epochs where it ran). With ``plot_path`` the loss and every learning rate are also drawn per epoch
+(:func:`monai_bone.metrics.history_plot.plot_training_history`).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from monai_bone.constants import SYNTHETIC_NOTE
 from monai_bone.utils.io import atomic_write_json
 from monai_bone.utils.jsonsafe import json_safe
 
-__all__ = ["HISTORY_FORMAT", "TrainingHistory"]
+__all__ = ["HISTORY_FORMAT", "TrainingHistory", "group_learning_rates"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +59,23 @@ def _number(value: Any) -> Any:
     return None
 
 
+def group_learning_rates(optimizer: Any) -> dict[str, float]:
+    """The history's learning-rate entries of ``optimizer``: ``lr`` (the group named ``head``, else the first group)
+    and, when there are several groups or named ones, ``lr_<name>`` per group (``lr_group<i>`` when unnamed).
+
+    Returns:
+        ``{}`` for an object without ``param_groups``.
+    """
+    groups = list(getattr(optimizer, "param_groups", None) or [])
+    if not groups:
+        return {}
+    heads = [g for g in groups if g.get("name") == "head"]
+    out = {"lr": float((heads or groups)[0]["lr"])}
+    if len(groups) > 1 or any(g.get("name") for g in groups):
+        out.update({f"lr_{g.get('name') or f'group{i}'}": float(g["lr"]) for i, g in enumerate(groups)})
+    return out
+
+
 class TrainingHistory:
     """Record per-epoch loss, learning rate and metrics of a trainer into a JSON file, written atomically.
 
@@ -65,6 +86,7 @@ class TrainingHistory:
             ``monai.handlers.from_engine(["loss"], first=True)``.
         synthetic: mark the file as describing synthetic data.
         save_rank: the rank that writes the file in distributed runs.
+        plot_path: also draw the loss and the learning rate of every group per epoch into this PNG (None: no plot).
     """
 
     def __init__(
@@ -74,18 +96,20 @@ class TrainingHistory:
         loss_transform: Callable | None = None,
         synthetic: bool = False,
         save_rank: int = 0,
+        plot_path: str | os.PathLike | None = None,
     ) -> None:
         self.path = Path(path)
         self.validator = validator
         self.loss_transform = loss_transform or from_engine(["loss"], first=True)
         self.synthetic = bool(synthetic)
         self.save_rank = int(save_rank)
+        self.plot_path = Path(plot_path) if plot_path is not None else None
         self.epochs: list[dict[str, Any]] = []
         self.completed = False
         self._sum = 0.0
         self._count = 0
         self._start = 0.0
-        self._lr: float | None = None
+        self._lrs: dict[str, float] = {}
 
     def attach(self, engine: Engine) -> None:
         """Register on ``engine`` (attach after the ValidationHandler so this epoch's validation is included)."""
@@ -107,9 +131,7 @@ class TrainingHistory:
         self._sum, self._count = 0.0, 0
         self._start = time.perf_counter()
         self.completed = False
-        optimizer = getattr(engine, "optimizer", None)
-        groups = getattr(optimizer, "param_groups", None)
-        self._lr = float(groups[0]["lr"]) if groups else None  # the rate used during this epoch
+        self._lrs = group_learning_rates(getattr(engine, "optimizer", None))  # the rates used during this epoch
 
     def _iteration_completed(self, engine: Engine) -> None:
         try:
@@ -130,8 +152,7 @@ class TrainingHistory:
             "iteration": int(engine.state.iteration),
             "loss": self._sum / self._count if self._count else None,
         }
-        if self._lr is not None:
-            entry["lr"] = self._lr
+        entry.update(self._lrs)
         entry["time_s"] = round(time.perf_counter() - self._start, 3)
         for name, value in engine.state.metrics.items():
             entry[str(name)] = _number(value)
@@ -162,3 +183,7 @@ class TrainingHistory:
             doc["note"] = SYNTHETIC_NOTE
         doc["epochs"] = self.epochs
         atomic_write_json(self.path, doc)
+        if self.plot_path is not None:
+            from monai_bone.metrics.history_plot import plot_training_history  # matplotlib only when plotting
+
+            plot_training_history(doc, self.plot_path)

@@ -6,6 +6,11 @@ model (or the same recipe) made on the training folds, e.g. the ``oof_prediction
 (columns ``variant, fold, id, true, pred``) or a ``predictions.csv`` this report wrote for the training part
 (hip ``pred_bmd, true_bmd``; knee ``prob_<class>, true_index``). The file is outside input: its size is bounded and
 every problem is reported with the file name.
+
+The two knee formats say "positive" differently: a report's ``true_index`` is the class index (positive when it equals
+the positive class's index), while a CV file's ``true`` is already the screening reference "last class
+(osteoporosis) vs rest" as 0/1 and ``pred`` that class's probability, for a 2- and a 3-class model alike. Both are read
+into the same 0/1 truth, so a 3-class report does not choose its cuts on all-negative labels.
 """
 
 from __future__ import annotations
@@ -44,12 +49,32 @@ def _columns(fields: Sequence[str], regression: bool, positive_name: str | None)
     raise ValueError(f"has neither 'pred, true' nor '{want}' columns (found {list(fields)})")
 
 
+def _positive_truth(p: Path, true: np.ndarray, true_col: str, positive_index: int, n_classes: int | None) -> np.ndarray:
+    """1.0 for the positive class, else 0.0, from a class-index column or a CV file's 0/1 reference."""
+    if true_col != "true":
+        return (np.rint(true) == positive_index).astype(float)
+    odd = sorted(set(true[(true != 0.0) & (true != 1.0)].tolist()))
+    if odd:
+        raise ValueError(
+            f"threshold_predictions {p}: column 'true' of a classification CV file must be 0/1 (positive class vs "
+            f"rest), found {odd[:5]}."
+        )
+    if n_classes is not None and positive_index != n_classes - 1:
+        raise ValueError(
+            f"threshold_predictions {p}: a CV file scores the last class (index {n_classes - 1}) vs rest, but the "
+            f"report's positive class is index {positive_index}; set the report's positive class to the last one or "
+            "pass a predictions.csv with prob_<class> and true_index columns."
+        )
+    return true
+
+
 def read_reference_predictions(
     path: str | os.PathLike,
     regression: bool,
     positive_name: str | None = None,
     positive_index: int = 1,
     variant: str | None = None,
+    n_classes: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Read ``(pred, true)`` of the studies with both values.
 
@@ -58,8 +83,11 @@ def read_reference_predictions(
         regression: hip-like task (predicted and true values) or classification (probability of the positive class
             and the true class index).
         positive_name: the positive class name (classification: column ``prob_<name>``).
-        positive_index: the positive class index (classification: ``true == positive_index`` is positive).
+        positive_index: the positive class index (classification, ``true_index`` column: ``true_index ==
+            positive_index`` is positive; a CV file's ``true`` column is already 0/1 for the positive class).
         variant: keep only the rows of this ``variant`` (CV files hold several rows per study).
+        n_classes: the model's class count (classification): a CV file scores the last class, so another positive
+            class is refused.
 
     Returns:
         ``pred`` (regression: value; classification: positive-class probability) and ``true`` (regression: value;
@@ -67,7 +95,8 @@ def read_reference_predictions(
 
     Raises:
         ValueError: naming the file, for a missing/too large file, missing columns, several variants without
-            ``variant``, or no usable row.
+            ``variant``, no usable row, or (classification CV file) a ``true`` other than 0/1 or a positive class
+            other than the last.
     """
     p = Path(path)
     if not p.is_file():
@@ -95,5 +124,5 @@ def read_reference_predictions(
         raise ValueError(f"threshold_predictions {p}: no row with both {pred_col!r} and {true_col!r}.")
     pred, true = pred[ok], true[ok]
     if not regression:
-        true = (np.rint(true) == positive_index).astype(float)
+        true = _positive_truth(p, true, true_col, positive_index, n_classes)
     return pred, true

@@ -282,11 +282,18 @@ class BoneReportWriter(StudyRowHandler, TaskSections):
         keys = regression if self.spec.is_regression else ("accuracy", "sensitivity", "specificity", "f1", "auc")
         return {k: self.metrics.get(k) for k in keys}
 
-    def _reference(self, positive_name: str | None = None, positive_index: int = 1) -> tuple | None:
+    def _reference(
+        self, positive_name: str | None = None, positive_index: int = 1, n_classes: int | None = None
+    ) -> tuple | None:
         if self.threshold_predictions is None:
             return None
         return read_reference_predictions(
-            self.threshold_predictions, self.spec.is_regression, positive_name, positive_index, self.threshold_variant
+            self.threshold_predictions,
+            self.spec.is_regression,
+            positive_name,
+            positive_index,
+            self.threshold_variant,
+            n_classes,
         )
 
     def _reference_name(self) -> str:

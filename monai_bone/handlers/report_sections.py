@@ -106,7 +106,7 @@ class TaskSections:
             )
         probs = as_class_probabilities(prob)
         is_pos = (y == pos).astype(float)
-        ref = self._reference(positive, pos)
+        ref = self._reference(positive, pos, len(names))
         ops = knee_operating_points(probs[:, pos], is_pos, metrics, self.threshold, ref, self._reference_name())
         report["operating_points"] = {**evidence, **ops}
         report["subgroups"] = self._subgroups(good, probs[:, pos], is_pos, {"class": [names[i] for i in y]})

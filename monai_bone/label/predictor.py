@@ -115,11 +115,15 @@ class BundlePredictor:
         work_dir: str | os.PathLike | None = None,
         name: str | None = None,
     ) -> None:
-        # Costly (MONAI, Ignite: ~1.7 s -> ~10 s for `import monai_bone.label`, measured on a loaded machine): loaded
-        # when a predictor is built, so the server launcher and label.process users import torch and bundle/ only.
-        from monai.bundle import ConfigParser
+        # Imported when a predictor is built, not with the module: `import monai_bone.label` (the server launcher,
+        # label.process, `monai-bone watch`'s resolve_bundle) then costs torch and bundle/ only (~3.4 s on a loaded
+        # machine). Each of the three below, imported alone after this module, loads MONAI (measured 00:05 UTC on the
+        # shared, loaded 2-core machine: ~9-13 s each, and the first pays for all):
+        from monai.bundle import ConfigParser  # MONAI's bundle machinery (monai + its transforms): ~13 s
 
-        from monai_bone.data.collate import collate_records
+        from monai_bone.data.collate import collate_records  # monai.data's list_data_collate: ~8.5 s
+
+        # the Ignite handlers (monai.handlers + ignite): ~9.6 s
         from monai_bone.handlers import BonePredictionWriter, CheckpointFileError, load_checkpoint
 
         self.bundle_dir = resolve_bundle(bundle, work_dir)

@@ -19,6 +19,8 @@ import contextlib
 import json
 import logging
 import os
+import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -171,6 +173,7 @@ def torchrun_inference(
     nproc: int,
     overrides: dict[str, Any] | None = None,
     timeout: float | None = None,
+    stop: threading.Event | None = None,
 ) -> None:
     """Run ``inference.json`` + ``multi_gpu_inference.json`` of ``bundle`` under ``torchrun --standalone``.
 
@@ -183,10 +186,12 @@ def torchrun_inference(
         timeout: seconds before the run is stopped (None: no limit). torchrun gets SIGTERM (it stops its ranks),
             then after a grace period everything still alive - torchrun, every rank (each in a session of its own)
             and their children (data loader workers) - gets SIGKILL; no process of the run outlives the call.
+        stop: an event that, once set, stops the run the same way (e.g. ``monai-bone watch`` getting SIGTERM).
 
     Raises:
         RuntimeError: when torchrun fails (the message ends with the tail of its log).
         subprocess.TimeoutExpired: after ``timeout`` seconds (``output`` holds the tail of the log).
+        InterruptedError: when ``stop`` was set.
     """
     import sys
 
@@ -197,13 +202,17 @@ def torchrun_inference(
     for key, value in (overrides or {}).items():
         if key != "device":
             cmd += [f"--{key}", value if isinstance(value, str) else json.dumps(value)]
-    returncode, log = run_process_tree(cmd, cwd=bundle, timeout=timeout)
+    returncode, log = run_process_tree(cmd, cwd=bundle, timeout=timeout, stop=stop)
     if returncode != 0:
         raise RuntimeError(f"torchrun inference exited with {returncode}: {log}")
 
 
 def run_process_tree(
-    cmd: list[str], cwd: str | os.PathLike | None = None, timeout: float | None = None, tail: int = 2000
+    cmd: list[str],
+    cwd: str | os.PathLike | None = None,
+    timeout: float | None = None,
+    tail: int = 2000,
+    stop: threading.Event | None = None,
 ) -> tuple[int, str]:
     """Run ``cmd`` in a session of its own with its output in a temporary file; on timeout stop its whole tree.
 
@@ -212,12 +221,14 @@ def run_process_tree(
         cwd: its working folder.
         timeout: seconds (None: no limit); then :func:`kill_process_tree` ends the command and all its descendants.
         tail: characters of the combined stdout/stderr returned.
+        stop: an event that, once set, ends the tree like a timeout does.
 
     Returns:
         ``(returncode, tail of the log)``.
 
     Raises:
         subprocess.TimeoutExpired: after ``timeout`` (every process of the tree is gone by then).
+        InterruptedError: when ``stop`` was set (every process of the tree is gone by then).
     """
     import subprocess
     import tempfile
@@ -225,14 +236,40 @@ def run_process_tree(
     with tempfile.TemporaryFile() as log:  # a file, not a pipe: a surviving grandchild could hold a pipe open
         proc = subprocess.Popen(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            returncode = proc.wait(timeout=timeout)
-        except BaseException as err:  # the timeout, or Ctrl-C of the caller: leave nothing running
+            returncode = _wait(proc, timeout, stop)
+        except BaseException as err:  # the timeout, a stop, or Ctrl-C of the caller: leave nothing running
             kill_process_tree(proc)
+            if isinstance(err, InterruptedError):
+                logger.warning("%s: stopped on request; every process of the run was killed", cmd[:3])
             if isinstance(err, subprocess.TimeoutExpired):
                 logger.error("%s: stopped after %s s (timeout); every process of the run was killed", cmd[:3], timeout)
                 raise subprocess.TimeoutExpired(cmd, float(timeout or 0), output=_tail(log, tail)) from None
             raise
         return returncode, _tail(log, tail)
+
+
+def _wait(proc: Any, timeout: float | None, stop: threading.Event | None) -> int:
+    """``proc.wait(timeout)``, checking ``stop`` every half second.
+
+    Raises:
+        subprocess.TimeoutExpired: after ``timeout``.
+        InterruptedError: once ``stop`` is set.
+    """
+    import subprocess
+
+    if stop is None:
+        return proc.wait(timeout=timeout)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        if stop.is_set():
+            raise InterruptedError("stopped on request")
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            raise subprocess.TimeoutExpired(proc.args, float(timeout or 0))
+        try:
+            return proc.wait(timeout=0.5 if left is None else min(0.5, left))
+        except subprocess.TimeoutExpired:
+            continue
 
 
 #: Seconds a timed-out command gets after SIGTERM to stop its children itself, before SIGKILL to all of them.

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import shutil
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Mapping
@@ -42,12 +43,14 @@ from .pacs import PacsClient
 from .shards import torchrun_inference
 from .state import WatchState
 
-__all__ = ["DEFAULT_BODY_PARTS", "WATCH_MODALITIES", "WatchConfig", "Watcher", "qido_since"]
+__all__ = ["DEFAULT_BODY_PARTS", "DEFAULT_TORCHRUN_TIMEOUT", "WATCH_MODALITIES", "WatchConfig", "Watcher", "qido_since"]
 
 logger = logging.getLogger(__name__)
 
 #: BodyPartExamined (upper case) -> task, from the task registry (``{"HIP": "hip", "PELVIS": "hip", "KNEE": "knee"}``).
 DEFAULT_BODY_PARTS: dict[str, str] = {part: spec.name for spec in REGISTRY.values() for part in spec.body_parts}
+#: Default of :attr:`WatchConfig.timeout` (seconds one torchrun run may take).
+DEFAULT_TORCHRUN_TIMEOUT: float = 3600.0
 #: Modalities processed.
 WATCH_MODALITIES: tuple[str, ...] = ("DX", "CR")
 
@@ -73,6 +76,10 @@ class WatchConfig:
         nproc: with more than 1, a bundle's batch of at least ``backlog`` new instances runs under ``torchrun``
             with ``multi_gpu_inference.json`` (one process per GPU; gloo processes on CPU).
         backlog: batch size from which ``nproc`` applies.
+        timeout: seconds one ``torchrun`` run (``nproc`` > 1) may take before it is stopped - torchrun, its ranks and
+            their children are all killed and the batch's instances get an ``error`` entry naming the timeout, so a
+            hung run never blocks the watcher (None or <= 0: no limit). Set it above the time your largest backlog
+            needs. In-process runs (``nproc`` 1) have no limit.
     """
 
     bundles: Mapping[str, Path]
@@ -88,6 +95,7 @@ class WatchConfig:
     keep_work: bool = False
     nproc: int = 1
     backlog: int = 200
+    timeout: float | None = DEFAULT_TORCHRUN_TIMEOUT
 
 
 @dataclass
@@ -210,8 +218,7 @@ class Watcher:
 
         overrides = {"write_sr": True, "save_gradcam": bool(self.config.heatmap), **self.config.overrides.get(task, {})}
         if self.config.nproc > 1 and n >= self.config.backlog:
-            logger.info("%s: %d new instances -> torchrun with %d processes", task, n, self.config.nproc)
-            torchrun_inference(self.config.bundles[task], source, out, self.config.nproc, overrides)
+            self._torchrun(task, source, out, n, overrides)
         else:
             with quiet_engines():
                 wf = bundle_workflow(
@@ -231,6 +238,26 @@ class Watcher:
         for r in studies:
             rows.setdefault(Path(r["image"]).name, {}).update({f"dicom_{k}": v for k, v in r.items()})
         return rows
+
+    def _torchrun(self, task: str, source: Path, out: Path, n: int, overrides: Mapping[str, Any]) -> None:
+        """:func:`~monai_bone.results.shards.torchrun_inference` with :attr:`WatchConfig.timeout`.
+
+        Raises:
+            TimeoutError: when the run took longer (all its processes are gone by then).
+            InterruptedError: when :attr:`stop_event` was set during the run (SIGTERM; likewise).
+        """
+        nproc, timeout = self.config.nproc, self.config.timeout
+        timeout = float(timeout) if timeout is not None and timeout > 0 else None
+        logger.info("%s: %d new instances -> torchrun with %d processes (timeout %s s)", task, n, nproc, timeout)
+        try:
+            torchrun_inference(
+                self.config.bundles[task], source, out, nproc, dict(overrides), timeout=timeout, stop=self.stop_event
+            )
+        except subprocess.TimeoutExpired:
+            raise TimeoutError(
+                f"torchrun with {nproc} processes did not finish {n} instances within {timeout:g} s (watch --timeout); "
+                "every process of the run was stopped"
+            ) from None
 
     def _store(self, item: _Pending, row: Mapping[str, Any]) -> None:
         import pydicom
@@ -286,6 +313,9 @@ class Watcher:
                 try:
                     rows = self._infer(task, work / "incoming" / task, work / "out" / task, len(group))
                 except Exception as err:  # a bundle failing on this batch: every instance gets its error entry
+                    if self.stop_event.is_set():  # stopped (SIGTERM) during the run: left for the restart
+                        logger.info("%s: stopped during inference; its %d instances stay pending", task, len(group))
+                        break
                     message = f"{task} inference failed: {type(err).__name__}: {err}"
                     logger.error("%s", message)
                     for item in group:

@@ -97,6 +97,14 @@ def test_load_records_and_info_errors(tmp_path):
     no_image = _write(tmp_path / "noimg.json", [{"patient_id": "P1", "fold": 0}])
     with pytest.raises(ValueError, match="record 0 of 'training' has no 'image'"):
         load_records(no_image)
+    not_list = tmp_path / "notlist.json"
+    not_list.write_text('{"training": "x"}')
+    with pytest.raises(ValueError, match="notlist.json: 'training' must be a list of records, got str"):
+        load_records(not_list)
+    not_record = tmp_path / "notrecord.json"
+    not_record.write_text('{"training": ["a.dcm"]}')
+    with pytest.raises(ValueError, match="notrecord.json: record 0 of 'training' has no 'image'"):
+        load_records(not_record)
     info = datalist_info(_write(tmp_path / "ok.json", _records(), labels=["a", "b"]))
     assert info["task"] == "hip" and info["labels"] == ["a", "b"] and "training" not in info
 
