@@ -94,8 +94,9 @@ def smooth_l1_overrides(row: str, beta: float) -> dict[str, Any]:
 
 
 def densenet_def(bundle: Path) -> dict[str, Any]:
-    """MONAI ``DenseNet169`` with the bundle network's input/output channels and initialisation (the bundle's
-    ``pretrained`` setting, as the hybrid row), replacing ``network_def``."""
+    """MONAI ``DenseNet169`` with the bundle network's input/output channels, initialisation (the bundle's
+    ``pretrained`` setting, as the hybrid row) and texture descriptor (``texture_features``, so the pair differs only
+    in the attention module and head), replacing ``network_def``."""
     parser = ConfigParser()
     parser.read_config(str(bundle / "configs" / "train.json"))
     net = parser.get("network_def")
@@ -105,6 +106,7 @@ def densenet_def(bundle: Path) -> dict[str, Any]:
         "in_channels": net.get("in_channels", 1),
         "out_channels": net.get("out_channels", 1),
         "pretrained": net.get("pretrained"),
+        "texture_features": net.get("texture_features", 0),
     }
 
 
@@ -130,6 +132,8 @@ _NETWORK_KEYS: tuple[str, ...] = (
     "texture_features",
     "texture_kernel_size",
     "linear_skip",
+    "roi_size_mm",
+    "roi_texture_features",
 )
 """Overrides that shape (or initialise) a row's network, so its parameter count is that of the trained network
 (``pretrained*`` as trained: the weights are already cached by then, and ``pretrained: null`` downloads nothing)."""

@@ -10,7 +10,9 @@ __all__ = ["DEMO_DEFAULTS", "QUICK_SETTINGS"]
 #: running). On the realistic synthetic default whole images at 96 px carry no usable signal (hip R² 0.001, knee AUC
 #: 0.551); on ROI crops with the hip bundle's texture token (``texture_features`` 16) the hip reaches R² 0.439 on the
 #: locked test split, above the clinical-only ridge (0.342) and the trivial image baseline (0.391) but with paired CIs
-#: that include 0 (n = 60; 0.254 without the token); the knee AUC 0.605 vs 0.555 trivial (CI includes 0, n = 32).
+#: that include 0 (n = 60; 0.254 without the token). Knee (bilateral-aware localiser, texture descriptor, no zoom):
+#: AUC 0.797 vs trivial 0.555 on the 32 test studies, ΔAUC +0.242 [-0.014, +0.499], DeLong p 0.064 -- above it, CI
+#: includes 0; n_knee 320 gave 0.820 vs 0.682 (p 0.11, n = 64) at 1.7x the CPU time, so 160 stays (knee model card).
 DEMO_DEFAULTS: dict[str, Any] = {
     "n_hip": 300,
     "n_knee": 160,
@@ -25,8 +27,9 @@ DEMO_DEFAULTS: dict[str, Any] = {
     # region-of-interest input (issue 17 item 4): a localiser trained on the training folds' synthetic landmarks
     # finds the femoral neck / knee joint centre, and the network sees a crop of this many mm (None: whole image).
     # Measured on the locked test split (SYNTHETIC): hip 30 mm at 96 px, AdamW 3e-4, batch 8: R2 0.439 with the hip
-    # bundle's texture token and texture-safe augmentation, 0.254 without (whole image
-    # 0.001); knee 50 mm, same recipe: AUC 0.605 (whole image 0.465, trivial baseline 0.555; n = 32).
+    # bundle's texture token and texture-safe augmentation, 0.254 without (whole image 0.001); knee 50 mm: the bundle
+    # adds its ROI recipe (bilateral-aware localiser, texture_features 32, no rotation/zoom; knee model card): AUC 0.797
+    # vs trivial 0.555 on 32 test studies (DeLong p 0.064).
     "roi_hip_mm": 30.0,
     "roi_knee_mm": 50.0,
 }

@@ -5,8 +5,11 @@ Records are datalist records with the image path and the landmark in pixels of t
 are read once through :class:`~monai_bone.transforms.LoadXray` + :class:`~monai_bone.transforms.XrayNormalise` and
 reduced to the localiser input (:func:`~monai_bone.transforms.localise.landmark_input`); training augments with
 horizontal flips (the landmark flips with the image), random translations by zero-padding shifts and intensity
-gamma. :func:`localiser_errors` reports the distance to the true landmark in millimetres (from PixelSpacing), the
-number a user needs before trusting a crop of a given size.
+gamma. With ``bilateral`` on (knee), a bilateral image is reduced to its displayed-left knee first
+(:func:`~monai_bone.transforms.localise.bilateral_view`; the synthetic landmark marks that knee), so the flip
+augmentation never shows the localiser a landmark on either of two knees. :func:`localiser_errors` reports the
+distance to the true landmark in millimetres (from PixelSpacing), the number a user needs before trusting a crop of a
+given size.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from filelock import FileLock
 from monai_bone.data.landmarks import attach_landmarks
 from monai_bone.networks.nets.landmark import LandmarkNet
 from monai_bone.transforms.array import LoadXray, XrayNormalise
-from monai_bone.transforms.localise import LocateRoi, landmark_input
+from monai_bone.transforms.localise import LocateRoi, bilateral_view, landmark_input
 from monai_bone.transforms.roi import image_spacing_mm
 from monai_bone.utils.io import atomic_write_json, atomic_write_stream
 
@@ -38,18 +41,33 @@ def _load(path: str) -> torch.Tensor:
 
 
 def localiser_inputs(
-    records: Sequence[dict], size: int, row_key: str = "roi_row", col_key: str = "roi_col"
+    records: Sequence[dict], size: int, row_key: str = "roi_row", col_key: str = "roi_col", bilateral: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Localiser inputs ``(N, 1, size, size)`` and normalised targets ``(N, 1, 2)`` of landmark-labelled records.
 
+    Args:
+        records: records with ``image`` and the landmark.
+        size: localiser input side.
+        row_key, col_key: the landmark's keys.
+        bilateral: reduce bilateral images to their displayed-left knee (module docstring).
+
     Raises:
         KeyError: a record without the landmark (names its image).
+        ValueError: ``bilateral`` is on and a bilateral image's landmark is not in its left half (names the image).
     """
     xs, ys = [], []
     for r in records:
         if r.get(row_key) is None or r.get(col_key) is None:
             raise KeyError(f"{r.get('image')}: no landmark ({row_key}/{col_key}) for the localiser")
-        x, scale = landmark_input(_load(r["image"]), size)
+        img = _load(r["image"])
+        if bilateral:
+            img, split = bilateral_view(img)
+            if split and float(r[col_key]) >= img.shape[-1]:
+                raise ValueError(
+                    f"{r.get('image')}: bilateral image whose landmark (column {float(r[col_key]):.0f}) is not on the "
+                    "displayed-left knee; the bilateral localiser needs the left knee's landmark"
+                )
+        x, scale = landmark_input(img, size)
         xs.append(x)
         ys.append([(float(r[row_key]) + 0.5) * scale / size, (float(r[col_key]) + 0.5) * scale / size])
     return torch.stack(xs), torch.tensor(ys, dtype=torch.float32)[:, None, :]
@@ -91,6 +109,7 @@ def fit_localiser(
     seed: int = 0,
     max_shift: float = 0.08,
     task: str | None = None,
+    bilateral: bool = False,
 ) -> dict[str, Any]:
     """Train a :class:`LandmarkNet` on landmark-labelled records and save it (file format: :mod:`.localise`).
 
@@ -107,6 +126,8 @@ def fit_localiser(
         seed: random seed (initialisation, batches, augmentation).
         max_shift: largest random translation as a fraction of the input side.
         task: recorded in the file (``"hip"``/``"knee"``).
+        bilateral: fit (and, recorded in the file, locate) on the displayed-left knee of bilateral knee images
+            (module docstring); use it for knee localisers.
 
     Returns:
         ``{"path", "n_train", "epochs", "final_loss", "size"}``.
@@ -119,7 +140,7 @@ def fit_localiser(
     if not records:
         raise ValueError("fit_localiser needs at least one landmark-labelled record")
     with torch.random.fork_rng(devices=[]):  # the caller's random state is left as it was (same on every rank)
-        return _fit(records, path, size, epochs, batch_size, learning_rate, channels, seed, max_shift, task)
+        return _fit(records, path, size, epochs, batch_size, learning_rate, channels, seed, max_shift, task, bilateral)
 
 
 def _fit(
@@ -133,10 +154,11 @@ def _fit(
     seed: int,
     max_shift: float,
     task: str | None,
+    bilateral: bool,
 ) -> dict[str, Any]:
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
-    x, y = localiser_inputs(records, size)
+    x, y = localiser_inputs(records, size, bilateral=bilateral)
     net = LandmarkNet(2, 1, 1, channels=channels)
     opt = torch.optim.Adam(net.parameters(), lr=learning_rate)
     steps = max(1, epochs * math.ceil(len(x) / batch_size))
@@ -163,6 +185,7 @@ def _fit(
         "channels": [int(c) for c in channels],
         "landmarks": ["roi"],
         "task": task,
+        "bilateral": bool(bilateral),
         "n_train": len(x),
         "epochs": int(epochs),
     }

@@ -5,6 +5,12 @@ side resized to ``size`` with area averaging, zero padding at the bottom/right) 
 back to image pixels. :class:`LocateRoi` runs the network on it and returns the landmark ``(row, col)`` in pixels of
 the image as loaded; :class:`LocateRoid` writes it to ``data[centre_key]`` for :class:`~monai_bone.transforms.RoiCropd`.
 
+Bilateral knee images (both knees side by side) hold two joint centres, and a localiser fitted on whole bilateral
+images learns the point between them. With ``bilateral`` on (knee localisers; recorded in the localiser file),
+:func:`bilateral_view` keeps the displayed-left knee of an image that
+:func:`~monai_bone.data.image_guards.is_bilateral` flags, both when fitting and when locating, so the landmark is
+always one knee's joint centre (the synthetic generator marks that knee; both knees are one subject).
+
 The localiser file is written by :func:`monai_bone.engines.localiser.fit_localiser`: a ``torch.save`` dictionary with
 ``state_dict``, ``size``, ``channels`` and ``landmarks`` (read with ``weights_only=True``).
 """
@@ -23,10 +29,39 @@ from monai.transforms import Compose, Resized, SpatialPadd
 from monai.transforms.transform import MapTransform, Transform
 from monai.utils import TransformBackends
 
+from monai_bone.data.image_guards import is_bilateral
 from monai_bone.networks.nets.landmark import LandmarkNet
 from monai_bone.transforms.roi import RoiCropd
 
-__all__ = ["LocateRoi", "LocateRoiD", "LocateRoiDict", "LocateRoid", "RoiInputd", "landmark_input", "load_localiser"]
+__all__ = [
+    "LocateRoi",
+    "LocateRoiD",
+    "LocateRoiDict",
+    "LocateRoid",
+    "RoiInputd",
+    "bilateral_view",
+    "landmark_input",
+    "load_localiser",
+]
+
+
+def bilateral_view(img: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """The displayed-left knee of a bilateral knee image, or the image itself.
+
+    Args:
+        img: ``(C, H, W)`` normalised radiograph (bone bright).
+
+    Returns:
+        ``(view, split)``: ``view`` is the left half ``img[..., :W // 2]`` (as
+        :func:`~monai_bone.data.image_guards.split_halves` and ``monai-bone index --bilateral split`` cut it; same
+        row and column origin as ``img``) when :func:`~monai_bone.data.image_guards.is_bilateral` flags channel 0,
+        else ``img``; ``split`` says which.
+    """
+    x = torch.as_tensor(img)
+    plain = x.as_tensor() if hasattr(x, "as_tensor") else x
+    if not is_bilateral(plain[0].detach().float().cpu().numpy()):
+        return img, False
+    return img[..., : img.shape[-1] // 2], True  # the "left" half of split_halves, kept a tensor
 
 
 def landmark_input(img: torch.Tensor, size: int) -> tuple[torch.Tensor, float]:
@@ -72,6 +107,8 @@ class LocateRoi(Transform):
         size: localiser input side (read from the file when ``localiser`` is a path).
         landmark: index of the landmark when the network predicts several.
         device: where the localiser runs.
+        bilateral: locate in the displayed-left knee of bilateral images (:func:`bilateral_view`). ``None``: as the
+            localiser file records (``bilateral``; off for a network or an older file).
     """
 
     backend = [TransformBackends.TORCH]
@@ -82,7 +119,9 @@ class LocateRoi(Transform):
         size: int | None = None,
         landmark: int = 0,
         device: str | torch.device = "cpu",
+        bilateral: bool | None = None,
     ) -> None:
+        info: dict[str, Any] = {}
         if isinstance(localiser, LandmarkNet):
             if size is None:
                 raise ValueError("size is needed when localiser is a network")
@@ -91,8 +130,11 @@ class LocateRoi(Transform):
             self.net, info = load_localiser(localiser, device)
             self.size = int(size or info["size"])
         self.landmark, self.device = int(landmark), torch.device(device)
+        self.bilateral = bool(info.get("bilateral", False) if bilateral is None else bilateral)
 
     def __call__(self, img: torch.Tensor) -> np.ndarray:
+        if self.bilateral:
+            img, _ = bilateral_view(img)  # the left half keeps the image's pixel origin: no offset to add back
         x, scale = landmark_input(img, self.size)
         with torch.no_grad():
             rc = self.net(x[None].to(self.device))[0, self.landmark].double().cpu().numpy()

@@ -31,7 +31,13 @@ def test_knee_roi_train_fits_localiser_and_inference_uses_it(knee_datalist, tmp_
     fitted = json.loads((models / "localiser.pt.json").read_text())
     train = [r for r in json.loads(knee_datalist.read_text())["training"] if r["fold"] != 0]
     assert fitted["n_train"] == len(train) and fitted["held_out"]["n"] == 12 - len(train)
-    assert set(torch.load(models / "localiser.pt", weights_only=True)) >= {"state_dict", "size", "channels"}
+    localiser = torch.load(models / "localiser.pt", weights_only=True)
+    assert set(localiser) >= {"state_dict", "size", "channels"}
+    assert localiser["bilateral"] is True  # roi_bilateral: the knee localiser reads one knee of a bilateral image
+    state = torch.load(models / "model.pt", weights_only=True)
+    state = state.get("model", state)
+    # the ROI input brings the texture descriptor (roi_texture_features = 32) into the head
+    assert state["texture.0.filters.weight"].shape[0] == 32 and state["head.0.weight"].shape[1] == 1792 + 32
 
     out = tmp_path / "infer"
     overrides = {k: v for k, v in tiny.items() if k != "val_batch_size"}

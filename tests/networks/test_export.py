@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from monai_bone.networks import HybridAttentionNet, XAttnBMD
+from monai_bone.networks import DenseNet169Baseline, HybridAttentionNet, XAttnBMD
 
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
@@ -50,6 +50,22 @@ def test_hybrid_attention_torchscript_and_onnx(tmp_path):
         run = _onnx_run(net, (x1,), ["image"], tmp_path / "hybrid.onnx")
     np.testing.assert_allclose(run(x1), eager1.numpy(), rtol=0, atol=1e-4)
     np.testing.assert_allclose(run(x2), eager2.numpy(), rtol=0, atol=1e-4)  # not a constant of the export input
+
+
+@pytest.mark.parametrize("cls", [HybridAttentionNet, DenseNet169Baseline])
+def test_knee_networks_with_texture_features_torchscript_and_onnx(cls, tmp_path):
+    """The ``texture_features`` branch (TextureEnergy + BatchNorm) exports like the rest of the network."""
+    torch.manual_seed(0)
+    net = cls(in_channels=1, out_channels=1, texture_features=8).eval()
+    x1, x2 = torch.rand(2, 1, 64, 64), torch.rand(2, 1, 64, 64)
+    with torch.no_grad():
+        eager1, eager2 = net(x1), net(x2)
+        scripted = torch.jit.script(net)
+        torch.jit.save(scripted, str(tmp_path / "net.ts"))
+        torch.testing.assert_close(torch.jit.load(str(tmp_path / "net.ts"))(x2), eager2, rtol=0, atol=1e-4)
+        run = _onnx_run(net, (x1,), ["image"], tmp_path / "net.onnx")
+    np.testing.assert_allclose(run(x1), eager1.numpy(), rtol=0, atol=1e-4)
+    np.testing.assert_allclose(run(x2), eager2.numpy(), rtol=0, atol=1e-4)
 
 
 @pytest.mark.parametrize("fusion", ["xattn", "concat", "image", "clinical"])

@@ -10,6 +10,7 @@ from monai.networks.nets import DenseNet169
 
 from ..blocks.input_normalisation import InputNormalisation
 from ..pretrained import pretrained_entry, resolve_pretrained, resolve_pretrained_setting
+from .texture_option import texture_branch
 
 __all__ = ["DenseNet169Baseline"]
 
@@ -24,6 +25,9 @@ class DenseNet169Baseline(nn.Module):
         pretrained_registry: registry overrides, see :func:`~monai_bone.networks.pretrained_entry`.
         input_norm: as :class:`~monai_bone.networks.HybridAttentionNet` (``"auto"``: ImageNet statistics when
             pretrained).
+        texture_features: as :class:`~monai_bone.networks.HybridAttentionNet`: a texture descriptor of this length
+            joins the pooled 1664 DenseNet features before the classifier (0: MONAI's DenseNet169 unchanged), so the
+            knee pair compares the attention module and head, not the texture input.
     """
 
     def __init__(
@@ -34,9 +38,14 @@ class DenseNet169Baseline(nn.Module):
         pretrained: str | os.PathLike | None = None,
         pretrained_registry: dict | None = None,
         input_norm: str | dict | None = "auto",
+        texture_features: int = 0,
     ) -> None:
         super().__init__()
         self.net = DenseNet169(spatial_dims=spatial_dims, in_channels=in_channels, out_channels=out_channels)
+        self.texture = texture_branch(spatial_dims, in_channels, texture_features)
+        if self.texture is not None:  # MONAI's classifier (class_layers.out) widened by the descriptor
+            out = self.net.class_layers.out
+            self.net.class_layers.out = nn.Linear(out.in_features + int(texture_features), out.out_features)
         weights = resolve_pretrained_setting(pretrained)
         default = None
         if weights is not None:
@@ -52,4 +61,9 @@ class DenseNet169Baseline(nn.Module):
         return self.net.features, "densenet"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(self.input_norm(x))
+        x = self.input_norm(x)
+        if self.texture is None:
+            return self.net(x)
+        layers = self.net.class_layers
+        pooled = layers.flatten(layers.pool(layers.relu(self.net.features(x))))
+        return layers.out(torch.cat([pooled, self.texture(x)], dim=1))

@@ -15,6 +15,7 @@ from monai.networks.nets import DenseNet169
 from ..blocks.attention_module import AttentionModule
 from ..blocks.input_normalisation import InputNormalisation
 from ..pretrained import pretrained_entry, resolve_pretrained, resolve_pretrained_setting
+from .texture_option import texture_branch
 
 __all__ = ["HybridAttentionNet"]
 
@@ -36,6 +37,11 @@ class HybridAttentionNet(nn.Module):
 
     Parameters with the defaults (``in_channels=1``, ``out_channels=1``): 15,081,740 = DenseNet169 features
     12,478,208 + Attention Module 74,507 + head 2,529,025 (checked in ``tests/networks/test_hybrid_attention.py``).
+
+    With ``texture_features=K > 0`` (our addition, off by default) a texture descriptor of the input
+    (:func:`~monai_bone.networks.nets.texture_option.texture_branch`: ``K`` learnable filter-bank log energies, batch
+    normalised) joins the concatenation, so the head input is ``1792 + K``. The knee bundle uses it with the ROI input
+    (reason and measurements in the knee model card).
 
     Export: ``torch.jit.script`` and ``torch.onnx.export`` reproduce the eager outputs (an ONNX graph is specialised to
     the export input size).
@@ -63,6 +69,8 @@ class HybridAttentionNet(nn.Module):
             exports): ``"auto"`` = ImageNet mean/SD (adapted to ``in_channels``) when pretrained, identity otherwise;
             None; ``"imagenet"``; ``{"mean", "std"}``. Both the DenseNet and the Attention Module see the
             normalised image.
+        texture_features: length of the texture descriptor concatenated to the head input (0: none, the paper's
+            network).
 
     Raises:
         ValueError: when ``head_dropout`` and ``head_channels`` differ in length or a dropout is outside [0, 1);
@@ -91,6 +99,7 @@ class HybridAttentionNet(nn.Module):
         pretrained: str | os.PathLike | None = None,
         pretrained_registry: dict | None = None,
         input_norm: str | dict | None = "auto",
+        texture_features: int = 0,
     ) -> None:
         super().__init__()
         head_channels = [int(c) for c in head_channels]
@@ -117,8 +126,10 @@ class HybridAttentionNet(nn.Module):
             spatial_kernel=am_spatial_kernel,
             act=act,
         )
+        self.texture = texture_branch(spatial_dims, in_channels, texture_features)
+        self.texture_features = int(texture_features)
         layers: list[nn.Module] = []
-        prev = DENSENET169_FEATURES + am_features
+        prev = DENSENET169_FEATURES + am_features + self.texture_features
         for width, p in zip(head_channels, head_dropout):
             layers.append(nn.Linear(prev, width))
             layers.append(
@@ -153,4 +164,6 @@ class HybridAttentionNet(nn.Module):
         x = self.input_norm(x)
         dense = self.feature_pool(self.features(x))
         am = self.attention_module(x)
+        if self.texture is not None:
+            return self.head(torch.cat([dense, am, self.texture(x)], dim=1))
         return self.head(torch.cat([dense, am], dim=1))
