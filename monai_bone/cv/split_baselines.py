@@ -25,24 +25,20 @@ from monai_bone.tasks import get_task
 from .baselines import ClinicalBaseline, OSTBaseline
 from .image_stats import ImageStatsBaseline
 
-__all__ = ["TRIVIAL_LABEL", "score_baselines"]
+__all__ = ["TRIVIAL_LABEL", "baseline_predictions", "score_baselines"]
 
 #: Row label of the trivial image baseline in the demo table.
 TRIVIAL_LABEL: str = "trivial image statistics"
 
 
-def score_baselines(task: str, datalist: str | os.PathLike, val_fold: int = 0, seed: int = 0) -> dict[str, Any]:
-    """Fit the task's baselines on the training folds (all but ``val_fold``) and score them on the evaluation split.
-
-    Args:
-        task: ``"hip"`` or ``"knee"``.
-        datalist: datalist JSON.
-        val_fold: the bundle run's validation fold (excluded from the baselines' training records too).
-        seed: random state of the models.
+def baseline_predictions(
+    task: str, datalist: str | os.PathLike, val_fold: int = 0, seed: int = 0
+) -> tuple[list[dict], np.ndarray, dict[str, np.ndarray], int]:
+    """Fit the task's baselines on the training folds (all but ``val_fold``) and predict the evaluation split.
 
     Returns:
-        ``{"split", "n_studies", "n_patients", "rows": {name: metrics}}`` where hip metrics are ``mae``, ``r2``,
-        ``auc`` (screening at 0.899 g/cm²) and knee metrics the Table I set with ``auc``.
+        ``(scored records, reference, {row name: predictions}, n training records)``: hip references are BMD,
+        knee references 0/1 (the last class vs the rest) and predictions its probability.
     """
     spec = get_task(task)
     target = spec.label_key
@@ -61,13 +57,35 @@ def score_baselines(task: str, datalist: str | os.PathLike, val_fold: int = 0, s
         y = np.array([float(int(r[target]) == top) for r in train])
         t = np.array([float(int(r[target]) == top) for r in scored])
         models = {f"{TRIVIAL_LABEL} logistic": ImageStatsBaseline(task, seed=seed)}
+    preds = {name: np.asarray(model.fit(train, y).predict(scored), dtype=float) for name, model in models.items()}
+    return scored, t, preds, len(train)
+
+
+def score_baselines(
+    task: str, datalist: str | os.PathLike, val_fold: int = 0, seed: int = 0, fitted: tuple | None = None
+) -> dict[str, Any]:
+    """Fit the task's baselines on the training folds (all but ``val_fold``) and score them on the evaluation split.
+
+    Args:
+        task: ``"hip"`` or ``"knee"``.
+        datalist: datalist JSON.
+        val_fold: the bundle run's validation fold (excluded from the baselines' training records too).
+        seed: random state of the models.
+        fitted: the result of :func:`baseline_predictions` for these arguments, when the caller already has it.
+
+    Returns:
+        ``{"split", "n_studies", "n_patients", "rows": {name: metrics}}`` where hip metrics are ``mae``, ``r2``,
+        ``auc`` (screening at 0.899 g/cm²) and knee metrics the Table I set with ``auc``.
+    """
+    spec = get_task(task)
+    scored, t, preds, n_train = fitted or baseline_predictions(task, datalist, val_fold, seed)
     rows: dict[str, dict[str, float]] = {}
-    for name, model in models.items():
-        pred = model.fit(train, y).predict(scored)
+    for name, pred in preds.items():
         if spec.is_regression:
             reg, scr = regression_metrics(pred, t), screening_metrics(pred, t, spec.screening_threshold)
             rows[name] = {"mae": reg["mae"], "r2": reg["r2"], "auc": scr["auc"]}
         else:
             tab = classification_table(np.clip(pred, 0.0, 1.0), t.astype(int))
             rows[name] = {k: float(tab[k]) for k in ("auc", "accuracy", "sensitivity", "specificity", "f1")}
-    return {**split_summary(scored, part, selected_on_split=False), "n_train": len(train), "rows": rows}
+    part = default_eval_part(datalist)
+    return {**split_summary(scored, part, selected_on_split=False), "n_train": n_train, "rows": rows}

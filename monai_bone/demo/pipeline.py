@@ -33,7 +33,8 @@ from typing import Any
 from monai_bone.bundle import default_bundle_dir
 from monai_bone.bundle.metadata import pin_settings, sync_metadata
 from monai_bone.constants import SYNTHETIC_NOTE
-from monai_bone.cv.split_baselines import score_baselines
+from monai_bone.cv.split_baselines import baseline_predictions, score_baselines
+from monai_bone.cv.split_paired import paired_vs_baselines
 from monai_bone.data.datalist import build_datalist
 from monai_bone.data.folds import fold_records, load_records, split_folds
 from monai_bone.synthetic.synth import synthesize
@@ -193,7 +194,11 @@ def task_entry(
         entry["fusion"] = "xattn"
     if spec.is_regression:
         entry["oracle_r2"] = cohort.get("oracle_r2")
-    entry["baselines"] = score_baselines(task, datalist, 0, s["seed"])
+    fitted = baseline_predictions(task, datalist, 0, s["seed"])
+    entry["baselines"] = score_baselines(task, datalist, 0, s["seed"], fitted=fitted)
+    predictions = out / task / "evaluation" / "predictions.csv"
+    if predictions.is_file():
+        entry["paired"] = paired_vs_baselines(task, datalist, predictions, 0, s["seed"], int(s["n_boot"]), fitted)
     roi_mm = s.get(f"roi_{task}_mm")
     if roi_mm:
         entry["roi"] = roi_summary(bundle, datalist, datalist.parent / "realism.csv", out / task, float(roi_mm))

@@ -59,6 +59,7 @@ def format_summary(summary: Mapping[str, Any]) -> str:
         what = f"{task}: scored split '{m.get('split')}', model selected on it: {m.get('selected_on_split')}"
         notes.append(f"{what} — {m['optimistic']}" if m.get("optimistic") else what)
         notes += _operating_point_lines(task, m)
+        notes += _paired_lines(task, entry.get("paired") or [], m.get("split"))
     lines += ["", *notes, "Baselines: fitted on the network's training folds, nothing selected on the scored split."]
     if any("DOES NOT BEAT" in line for line in lines):
         lines.append("DOES NOT BEAT: the network's point estimate is not better than the trivial image baseline's.")
@@ -94,6 +95,24 @@ def _operating_point_lines(task: str, m: Mapping[str, Any]) -> list[str]:
                 f"{task} {target} operating points on '{ops.get('split', m.get('split'))}' (thresholds: "
                 f"{ops.get('thresholds_chosen_on', t.get('thresholds_chosen_on'))}): " + "; ".join(cuts)
             )
+    return lines
+
+
+def _paired_lines(task: str, rows: list[Mapping[str, Any]], split: Any) -> list[str]:
+    """One line per baseline: the network minus the baseline with its paired 95 % CI and p (same studies)."""
+    lines = []
+    for name in dict.fromkeys(r["b"] for r in rows):
+        parts, n = [], ""
+        for r in (r for r in rows if r["b"] == name):
+            if not _finite(r.get("diff")):
+                continue
+            low, high = (f"{r[k]:+.3f}" if _finite(r.get(k)) else "n/a" for k in ("diff_low", "diff_high"))
+            p = f"{r['p_value']:.3g}" if _finite(r.get("p_value")) else "n/a"
+            metric = r["metric"].upper().replace("R2", "R²")
+            parts.append(f"Δ{metric} {r['diff']:+.3f} [{low}, {high}], p {p} ({r['test']})")
+            n = f"n {r.get('n_studies')} studies / {r.get('n_patients')} patients"
+        if parts:
+            lines.append(f"{task} network vs {name} on '{split}' ({n}, paired): " + "; ".join(parts))
     return lines
 
 
