@@ -19,7 +19,15 @@ from monai_bone.utils.io import atomic_write_json
 
 from .variant_summary import FoldPrediction
 
-__all__ = ["FoldCache", "cv_splits", "file_sha256", "find_cohort_info", "has_finite", "resolve_datalist"]
+__all__ = [
+    "FoldCache",
+    "cv_splits",
+    "file_sha256",
+    "find_cohort_info",
+    "has_finite",
+    "resolve_datalist",
+    "synthetic_sidecars",
+]
 
 
 def resolve_datalist(data: str | os.PathLike) -> Path:
@@ -64,24 +72,28 @@ def cv_splits(folds: Sequence[int], k: int | None = None) -> list[list[int]]:
     return splits
 
 
-def find_cohort_info(datalist: Path, info: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The synthetic generator's ``cohort.json`` next to a synthetic datalist (or its source folder), if any."""
+def synthetic_sidecars(datalist: Path, info: Mapping[str, Any], name: str) -> list[Path]:
+    """Existing files called ``name`` next to a synthetic datalist or its source folder (nearest first)."""
     if not info.get("synthetic"):
-        return None
+        return []
     base = datalist.parent
-    candidates = [base / "cohort.json", base.parent / "cohort.json"]
+    candidates = [base / name, base.parent / name]
     src = info.get("source")
     if isinstance(src, str) and src:
         s = Path(src) if Path(src).is_absolute() else base / src
-        candidates += [s / "cohort.json", s.parent / "cohort.json"]
-    for c in candidates:
-        if c.is_file():
-            try:
-                cohort = json.loads(c.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
-            if cohort.get("synthetic") and cohort.get("task") in (None, info.get("task")):
-                return cohort
+        candidates += [s / name, s.parent / name]
+    return [c for c in candidates if c.is_file()]
+
+
+def find_cohort_info(datalist: Path, info: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The synthetic generator's ``cohort.json`` next to a synthetic datalist (or its source folder), if any."""
+    for c in synthetic_sidecars(datalist, info, "cohort.json"):
+        try:
+            cohort = json.loads(c.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if cohort.get("synthetic") and cohort.get("task") in (None, info.get("task")):
+            return cohort
     return None
 
 

@@ -15,20 +15,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .folds import synthetic_sidecars
+
 __all__ = ["find_landmarks_csv", "roi_fold_overrides", "roi_note"]
 
 
 def find_landmarks_csv(datalist: Path, info: Mapping[str, Any]) -> Path | None:
     """The synthetic generator's ``realism.csv`` (landmarks) next to a synthetic datalist or its source folder."""
-    if not info.get("synthetic"):
-        return None
-    base = datalist.parent
-    candidates = [base / "realism.csv", base.parent / "realism.csv"]
-    src = info.get("source")
-    if isinstance(src, str) and src:
-        s = Path(src) if Path(src).is_absolute() else base / src
-        candidates += [s / "realism.csv", s.parent / "realism.csv"]
-    return next((c for c in candidates if c.is_file()), None)
+    return next(iter(synthetic_sidecars(datalist, info, "realism.csv")), None)
 
 
 def roi_fold_overrides(
