@@ -84,7 +84,7 @@ def localise(recs: list[dict], data: Path, out: Path) -> LocateRoi:
 def crops(recs: list[dict], data: Path, out: Path, roi_mm: float, px: int) -> torch.Tensor:
     path = out / f"crops_{roi_mm:g}mm_{px}px.pt"
     if path.is_file():
-        return torch.load(path)
+        return torch.load(path, weights_only=True)
     locate, crop = localise(recs, data, out), RoiCrop(roi_mm, px)
     x = []
     for r in recs:
