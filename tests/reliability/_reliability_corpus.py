@@ -3,6 +3,7 @@ a hand-made model for inference, subprocess runs of the bundles, and a grep for 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -202,7 +203,9 @@ def write_model(bundle_dir: Path, records: Sequence[Mapping], spatial_size: int 
     models = bundle_dir / "models"
     models.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
-    net = XAttnBMD(spatial_dims=2, in_channels=1, out_channels=1, target_mean=0.85, target_std=0.13)
+    config = json.loads((bundle_dir / "configs" / "inference.json").read_text(encoding="utf-8"))
+    texture = {k: config[k] for k in ("texture_features", "texture_kernel_size") if k in config}  # the bundle's net
+    net = XAttnBMD(spatial_dims=2, in_channels=1, out_channels=1, target_mean=0.85, target_std=0.13, **texture)
     torch.save(net.state_dict(), models / "model.pt")
     ClinicalStats.fit(list(records)).save(models / "clinical_stats.json")
 
