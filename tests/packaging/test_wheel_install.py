@@ -33,7 +33,7 @@ from monai_bone.bundle import BUNDLE_FILES, BUNDLE_NAMES
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 REPO = Path(__file__).resolve().parents[2]
-SOURCES = ("monai_bone", "bundles", "pyproject.toml", "README.md")
+SOURCES = ("monai_bone", "bundles", "configs", "pyproject.toml", "README.md")
 SHIPPED = "monai_bone/bundle/shipped"
 
 
