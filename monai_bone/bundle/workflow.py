@@ -9,6 +9,7 @@ that keeps the per-study predictions of its last run (the out-of-fold prediction
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import logging
 import os
@@ -23,6 +24,7 @@ import torch
 __all__ = [
     "PredictionCollector",
     "bundle_workflow",
+    "close_summary_writers",
     "no_checkpoint_overrides",
     "quiet_engines",
     "train_and_predict",
@@ -67,6 +69,43 @@ def quiet_engines(enabled: bool = True) -> Iterator[None]:
             logging.getLogger(name).setLevel(level)
 
 
+def close_summary_writers(parser: Any) -> int:
+    """Close the TensorBoard writers that a parsed bundle config created.
+
+    MONAI's ``TensorBoardStatsHandler`` opens a ``SummaryWriter`` (an event file and a writer thread) and never closes
+    it; a process that runs many workflows (cross-validation, the demo, a test session) would keep all of them.
+
+    Args:
+        parser: the workflow's ``ConfigParser``.
+
+    Returns:
+        How many writers were closed.
+    """
+    from monai.handlers.tensorboard_handlers import TensorBoardHandler
+
+    resolved = getattr(getattr(parser, "ref_resolver", None), "resolved_content", {}) or {}
+    handlers = {id(h): h for h in resolved.values() if isinstance(h, TensorBoardHandler)}
+    for handler in handlers.values():
+        handler.close()
+    return len(handlers)
+
+
+@functools.lru_cache(maxsize=1)
+def _workflow_class() -> type:
+    from monai.bundle import ConfigWorkflow
+
+    class BundleWorkflow(ConfigWorkflow):
+        """``ConfigWorkflow`` whose ``finalize`` also closes the TensorBoard writers of the config."""
+
+        def finalize(self) -> Any:
+            try:
+                return super().finalize()
+            finally:
+                close_summary_writers(self.parser)
+
+    return BundleWorkflow
+
+
 def bundle_workflow(
     bundle_dir: str | os.PathLike,
     configs: Sequence[str] = ("train.json",),
@@ -83,13 +122,12 @@ def bundle_workflow(
         overrides: config ID → value (``val_fold=1``, ``epochs=2``, ``"loss": {...}``).
 
     Returns:
-        The (not yet initialised) ``monai.bundle.ConfigWorkflow``.
+        The (not yet initialised) ``monai.bundle.ConfigWorkflow``; its ``finalize()`` also closes the TensorBoard
+        writers of the config (:func:`close_summary_writers`), so callers finalize it in a ``finally``.
 
     Raises:
         FileNotFoundError: when a config file is missing.
     """
-    from monai.bundle import ConfigWorkflow
-
     root = Path(bundle_dir).resolve()
     files = [root / "configs" / c for c in configs]
     for f in files:
@@ -102,7 +140,7 @@ def bundle_workflow(
     level = wf_logger.level
     wf_logger.setLevel(logging.ERROR)
     try:
-        return ConfigWorkflow(
+        return _workflow_class()(
             config_file=[str(f) for f in files] if len(files) > 1 else str(files[0]),
             meta_file=str(root / "configs" / "metadata.json"),
             logging_file=False,

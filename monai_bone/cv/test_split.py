@@ -92,9 +92,11 @@ def evaluate_test_split(
     }
     with quiet_engines(quiet):
         wf = bundle_workflow(bundle, ("train.json", "evaluate.json"), "train", **params)
-        wf.initialize()
-        wf.run()
-        wf.finalize()
+        try:
+            wf.initialize()
+            wf.run()
+        finally:
+            wf.finalize()
     return json.loads((out / "metrics.json").read_text(encoding="utf-8"))
 
 

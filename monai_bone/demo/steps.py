@@ -91,13 +91,15 @@ def train_bundle(bundle: Path, task: str, ov: Mapping[str, Any], steps: Steps, q
     params = {**ov, "resume": False, **no_checkpoint_overrides(bundle, keep_best=True)}
     with quiet_engines(quiet):
         wf = bundle_workflow(bundle, ("train.json",), "train", **params)
-        wf.initialize()
-        trainer = wf.parser.get_parsed_content("train#trainer")
-        trainer.add_event_handler(
-            Events.EPOCH_COMPLETED, lambda e: steps.note(f"epoch {e.state.epoch}/{e.state.max_epochs}")
-        )
-        wf.run()
-        wf.finalize()
+        try:
+            wf.initialize()
+            trainer = wf.parser.get_parsed_content("train#trainer")
+            trainer.add_event_handler(
+                Events.EPOCH_COMPLETED, lambda e: steps.note(f"epoch {e.state.epoch}/{e.state.max_epochs}")
+            )
+            wf.run()
+        finally:
+            wf.finalize()
     if not (bundle / "models" / "model.pt").is_file():
         raise RuntimeError(f"{bundle}: training finished without writing models/model.pt")
 
@@ -115,9 +117,11 @@ THRESHOLD_REFERENCE_PART: str = "train"
 def _evaluate(bundle: Path, ov: Mapping[str, Any], out: Path, quiet: bool) -> dict[str, Any]:
     with quiet_engines(quiet):
         wf = bundle_workflow(bundle, ("train.json", "evaluate.json"), "train", **ov, output_dir=str(out))
-        wf.initialize()
-        wf.run()
-        wf.finalize()
+        try:
+            wf.initialize()
+            wf.run()
+        finally:
+            wf.finalize()
     return json.loads((out / "metrics.json").read_text(encoding="utf-8"))
 
 
