@@ -143,10 +143,19 @@ def _with_class_count(task: str, data: str, overrides: dict) -> dict:
     from monai_bone.data.folds import datalist_info
     from monai_bone.tasks import get_task
 
-    if "num_classes" in overrides or get_task(task).is_regression:
+    if get_task(task).is_regression:
         return overrides
-    labels = datalist_info(resolve_datalist(data)).get("labels")
-    return {**overrides, "num_classes": len(labels)} if labels else overrides
+    path = resolve_datalist(data)
+    labels = datalist_info(path).get("labels")
+    if "num_classes" not in overrides:
+        return {**overrides, "num_classes": len(labels)} if labels else overrides
+    given = overrides["num_classes"]
+    if labels and (not isinstance(given, int) or isinstance(given, bool) or given != len(labels)):
+        raise ValueError(
+            f"bad --set num_classes={given}: {path} has {len(labels)} classes ({', '.join(map(str, labels))}); "
+            f"leave num_classes out (it follows the datalist) or index the data with that many classes"
+        )
+    return overrides
 
 
 def _argument_error_line(err: BaseException) -> str | None:

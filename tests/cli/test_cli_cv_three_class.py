@@ -69,3 +69,18 @@ def test_three_class_test_split_thresholds_use_the_cv_reference(
     cut = choose_threshold(want[:, 0], want[:, 1].astype(bool), "youden")
     assert np.isfinite(cut) and target["youden"]["threshold"] == pytest.approx(cut, abs=1e-4)
     assert np.isfinite(target["sens90"]["threshold"])
+
+
+def test_a_class_count_that_contradicts_the_datalist_is_one_clear_line(
+    three_class: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture
+) -> None:
+    from monai_bone.cli import main
+
+    argv = ["cv", "--task", "knee", "--data", str(three_class), "--out", str(tmp_path / "cv"), "--no-progress"]
+    assert main([*argv, "--set", "num_classes=2"]) != 0
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "bad --set num_classes=2" in errors[0]
+    assert "3 classes (normal, osteopenia, osteoporosis)" in errors[0]
+    assert "Traceback" not in capsys.readouterr().err and not (tmp_path / "cv").exists()
+    # the count the datalist has is accepted as given
+    assert cv_cli._with_class_count("knee", str(three_class), {"num_classes": 3}) == {"num_classes": 3}
