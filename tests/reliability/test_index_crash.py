@@ -69,10 +69,11 @@ def _wait(proc, ready, what: str, timeout: float = 60.0) -> None:
         time.sleep(0.02)
 
 
-def _kill(proc) -> None:
+def _kill(proc, may_have_finished: bool = False) -> None:
     os.kill(proc.pid, signal.SIGKILL)
     proc.join(timeout=30)
-    assert proc.exitcode == -signal.SIGKILL
+    # a random moment can fall just after the index finished (alive when checked, exited before the signal)
+    assert proc.exitcode in ((-signal.SIGKILL, 0) if may_have_finished else (-signal.SIGKILL,))
 
 
 def _assert_one_run(out: Path) -> None:
@@ -136,6 +137,6 @@ def test_sigkill_at_random_moments(cohort, tmp_path):
         proc = _start(cohort, out)
         time.sleep(rng.uniform(0.05, 1.5))  # scan or commit, whichever it is in
         if proc.is_alive():
-            _kill(proc)
+            _kill(proc, may_have_finished=True)
         _assert_one_run(out)
     _complete(cohort, out)
