@@ -8,7 +8,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from monai_bone.networks.nets.linear_probe import collect_probe_data, fit_linear_skip
+from monai_bone.networks.nets.linear_probe import collect_probe_data, fit_linear_skip, fix_texture
 
 __all__ = ["LinearProbeStart"]
 
@@ -36,6 +36,8 @@ class LinearProbeStart:
         prepare_batch: the trainer's ``prepare_batch`` (``(image, target, args, kwargs)``).
         device: device the batches go to.
         enabled: False does nothing (the bundle's ``linear_probe`` setting).
+        freeze_texture: keep the texture filters and standardisation the skip was fitted on (see
+            :func:`~monai_bone.networks.nets.linear_probe.fit_linear_skip`).
 
     Raises:
         ValueError: when enabled on a network without a linear skip (``linear_skip: false``, or neither texture nor
@@ -49,6 +51,7 @@ class LinearProbeStart:
         prepare_batch: Any,
         device: str | torch.device = "cpu",
         enabled: bool = True,
+        freeze_texture: bool = True,
     ) -> None:
         self.network = network.module if isinstance(network, nn.parallel.DistributedDataParallel) else network
         if enabled and getattr(self.network, "skip", None) is None:
@@ -60,6 +63,7 @@ class LinearProbeStart:
         self.prepare_batch = prepare_batch
         self.device = torch.device(device)
         self.enabled = bool(enabled)
+        self.freeze_texture = bool(freeze_texture)
         self.summary: dict[str, Any] | None = None
 
     def attach(self, engine: Any) -> None:
@@ -75,13 +79,15 @@ class LinearProbeStart:
             yield image, target, args or (), kwargs or {}
 
     def __call__(self, engine: Any) -> None:
-        if engine.state.iteration > 0:
+        if engine.state.iteration > 0:  # resumed: the checkpoint holds the fitted skip and statistics
             logger.info("linear probe start skipped: resumed at iteration %d", engine.state.iteration)
+            if self.freeze_texture:
+                fix_texture(self.network)
             return
         was_training = self.network.training
         self.network.eval()
         try:
             data = _gather(collect_probe_data(self.network, self._batches()))
-            self.summary = fit_linear_skip(self.network, data)
+            self.summary = fit_linear_skip(self.network, data, self.freeze_texture)
         finally:
             self.network.train(was_training)

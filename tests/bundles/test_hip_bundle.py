@@ -245,7 +245,7 @@ def test_linear_probe_start_under_torchrun_then_inference(hip_datalist, tmp_path
     log = run_bundle(
         BUNDLE,
         ["train.json", "multi_gpu_train.json"],
-        {**overrides, "linear_skip": "true", "linear_probe": "true"},
+        {**overrides, "linear_skip": "true", "linear_probe": "true", "epochs": 2},
         nproc=2,
     )
     fits = [line for line in log.splitlines() if "linear probe start of the skip" in line]

@@ -30,6 +30,7 @@ def test_fresh_run_fits_the_skip_and_keeps_the_training_mode() -> None:
     engine.run([0], max_epochs=1)
     assert handler.summary is not None and handler.summary["n"] == 10 and handler.summary["features"] == 4 + 2
     assert net.training and float(net.skip.weight.detach().abs().sum()) > 0
+    assert net.texture.fixed_stats
 
 
 def test_resumed_disabled_or_skipless_runs_leave_the_network_alone() -> None:
@@ -38,6 +39,7 @@ def test_resumed_disabled_or_skipless_runs_leave_the_network_alone() -> None:
     engine.state.iteration = 7  # as a resumed checkpoint leaves it
     handler(engine)
     assert handler.summary is None and float(net.skip.weight.detach().abs().sum()) == 0
+    assert net.texture.fixed_stats  # fixed as when it was fitted
     net, handler = _setup(enabled=False, linear_skip=True)
     engine = Engine(lambda e, b: None)
     handler.attach(engine)

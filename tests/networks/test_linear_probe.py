@@ -8,7 +8,7 @@ import torch
 from sklearn.linear_model import Ridge
 
 from monai_bone.networks import XAttnBMD
-from monai_bone.networks.nets.linear_probe import ALPHAS, collect_probe_data, fit_linear_skip, gcv_ridge
+from monai_bone.networks.nets.linear_probe import ALPHAS, collect_probe_data, fit_linear_skip, fix_texture, gcv_ridge
 
 
 def test_gcv_ridge_matches_sklearn_at_the_chosen_penalty() -> None:
@@ -63,3 +63,25 @@ def test_image_only_network_probes_the_texture_alone_and_no_skip_is_refused() ->
         fit_linear_skip(_net(linear_skip=False), data)
     with pytest.raises(ValueError, match="at least 2"):
         fit_linear_skip(net, {"energy": data["energy"][:1], "target": data["target"][:1]})
+
+
+def test_freeze_texture_keeps_the_features_the_skip_was_fitted_on() -> None:
+    net = _net()
+    images, clinical = torch.rand(12, 1, 40, 40), torch.randn(12, 2)
+    batches = [(images, torch.rand(12), (clinical,), {})]
+    fit_linear_skip(net, collect_probe_data(net.eval(), batches), freeze_texture=True)
+    net.train()
+    out = net(images, clinical)
+    out.sum().backward()
+    # the skip reads the energies, so without the hook the filters would get a gradient through it
+    assert float(net.skip.weight.grad.abs().sum()) > 0
+    assert all(float(p.grad.abs().sum()) == 0 for p in net.texture.energy.parameters())
+    fix_texture(net)  # a second call (a resumed run) adds no second hook
+    assert len(net.texture.energy.filters.weight._backward_hooks or {}) <= 1
+    with torch.no_grad():
+        net.eval()
+        eval_z = net.texture(images)[1]
+        net.train()
+        train_z = net.texture(images)[1]  # running statistics in training too: the same standardisation
+    torch.testing.assert_close(train_z, eval_z)
+    assert fix_texture(_net(fusion="clinical")) is False  # no texture: nothing to fix

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-__all__ = ["collect_probe_data", "fit_linear_skip", "gcv_ridge", "probe_features"]
+__all__ = ["collect_probe_data", "fit_linear_skip", "fix_texture", "gcv_ridge", "probe_features"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +76,22 @@ def probe_features(network: nn.Module, image: torch.Tensor, *args: Any, **kwargs
     return out
 
 
+def fix_texture(network: nn.Module) -> bool:
+    """Keep the texture filters and their standardisation as they are, so a fitted skip's weights keep meaning the same
+    features: running statistics also in training, and a zero gradient for the filters (a hook, not
+    ``requires_grad=False``: DistributedDataParallel, already wrapped, expects a gradient for every parameter it saw;
+    with a zero gradient Adam's step is zero). Returns False without a texture."""
+    texture = getattr(network, "texture", None)
+    if texture is None:
+        return False
+    texture.fixed_stats = True
+    for param in texture.energy.parameters():
+        if not getattr(param, "_monai_bone_fixed", False):
+            param.register_hook(torch.zeros_like)
+            param._monai_bone_fixed = True
+    return True
+
+
 def _last_linear(module: nn.Module) -> nn.Linear:
     layers = [m for m in module.modules() if isinstance(m, nn.Linear)]
     if not layers:
@@ -104,13 +120,15 @@ def collect_probe_data(
 
 
 @torch.no_grad()
-def fit_linear_skip(network: nn.Module, data: ProbeData) -> dict[str, Any]:
+def fit_linear_skip(network: nn.Module, data: ProbeData, freeze_texture: bool = False) -> dict[str, Any]:
     """Fit ``network.skip`` by ridge regression on :func:`collect_probe_data` output and zero the head's last layer
     (see the module doc).
 
     Args:
         network: an ``XAttnBMD`` built with ``linear_skip=True`` (``target_mean``/``target_std`` already set).
         data: the training studies' skip inputs and targets.
+        freeze_texture: keep the texture filters and their standardisation as fitted (no gradient to the filters,
+            running statistics also in training), so the skip's weights keep meaning the same features.
 
     Returns:
         ``{"n", "features", "alpha", "gcv_mse", "train_r2"}`` (on the standardised target).
@@ -130,6 +148,8 @@ def fit_linear_skip(network: nn.Module, data: ProbeData) -> dict[str, Any]:
         mean, var = energy.mean(0), energy.var(0, unbiased=False)
         network.texture.running_mean.copy_(mean)
         network.texture.running_var.copy_(var)
+        if freeze_texture:
+            fix_texture(network)
         cols.append((energy - mean) / torch.sqrt(var + 1e-5))  # what the texture token's batch norm gives in eval
     if "values" in data:
         cols += [data["values"], data["present"]]
