@@ -18,6 +18,7 @@ from .epoch_seed import EpochSeedHandler
 from .explain import FieldAttentionHandler, GradCamSaver
 from .freeze import FreezeBackbone
 from .history import HISTORY_FORMAT, TrainingHistory
+from .linear_probe import LinearProbeStart
 from .metrics import R2, ClassificationTableMetric, ScreeningAUC, ScreeningMetric, as_batch_matrix
 from .prediction_writer import BonePredictionWriter
 from .report import OPTIMISTIC_LINE, BoneReportWriter
@@ -28,6 +29,7 @@ __all__ = [
     "EpochSeedHandler",
     "FieldAttentionHandler",
     "GradCamSaver",
+    "LinearProbeStart",
     "ResumableCheckpointSaver",
     "SafeCheckpointLoader",
     "atomic_torch_save",

@@ -236,3 +236,34 @@ def test_tracking_mlflow(hip_datalist, tmp_path):
     runs = client.search_runs([experiment.experiment_id])
     metrics = set().union(*(r.data.metrics for r in runs))
     assert {"train_loss", "val_r2"} <= metrics, metrics
+
+
+def test_linear_probe_start_under_torchrun_then_inference(hip_datalist, tmp_path):
+    """``linear_probe`` fits the skip on all ranks' training studies (8 = 2 ranks x 4), identically on each rank;
+    the checkpoint then serves with ``linear_skip: true``."""
+    overrides = {"bundle_root": tmp_path, "datalist": hip_datalist, "epochs": 1, **{**TINY, "batch_size": 2}}
+    log = run_bundle(
+        BUNDLE,
+        ["train.json", "multi_gpu_train.json"],
+        {**overrides, "linear_skip": "true", "linear_probe": "true", "epochs": 2},
+        nproc=2,
+    )
+    fits = [line for line in log.splitlines() if "linear probe start of the skip" in line]
+    assert len(fits) == 2 and all("'n': 8," in line for line in fits)
+    assert fits[0].split("{", 1)[1] == fits[1].split("{", 1)[1]  # the same ridge on both ranks
+    state = torch.load(tmp_path / "models" / "model.pt", map_location="cpu", weights_only=True)
+    assert state["skip.weight"].shape == (1, 16 + 2 * len(CLINICAL_FIELDS))
+    out = tmp_path / "infer"
+    run_bundle(
+        BUNDLE,
+        ["inference.json"],
+        {
+            "bundle_root": tmp_path,
+            "input": hip_datalist.parent / "dicom",
+            "clinical_csv": hip_datalist.parent / "clinical.csv",
+            "output_dir": out,
+            "linear_skip": "true",
+            **{k: v for k, v in TINY.items() if k != "val_batch_size"},
+        },
+    )
+    assert json.loads((out / "predictions.json").read_text())["n"] == 12

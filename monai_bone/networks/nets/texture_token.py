@@ -51,6 +51,8 @@ class TextureToken(nn.Module):
         self.register_buffer("running_var", torch.ones(num_features))
         self.norm_weight = nn.Parameter(torch.ones(num_features))
         self.norm_bias = nn.Parameter(torch.zeros(num_features))
+        #: True keeps the running statistics in training too (a linear-probe start fixed them on the training data)
+        self.fixed_stats = False
         self.proj = nn.Linear(num_features, hidden_size)
         self.embedding = nn.Parameter(torch.randn(1, 1, hidden_size) * 0.02)
 
@@ -58,7 +60,7 @@ class TextureToken(nn.Module):
         """The token ``(B, 1, d)`` and the standardised energies ``(B, K)``."""
         e = self.energy(image)
         # batch statistics in training (a batch of one study cannot give a variance: running statistics then)
-        batch_stats = self.training and e.shape[0] > 1
+        batch_stats = self.training and not self.fixed_stats and e.shape[0] > 1
         z = F.batch_norm(
             e, self.running_mean, self.running_var, self.norm_weight, self.norm_bias, batch_stats, self.momentum, 1e-5
         )
