@@ -355,7 +355,11 @@ def run_cv(
     paths.update(write_subgroups(task, results, records, out, synthetic))
     if test_eval:
         model_dirs = {r: cache.path(r, TEST_FIT_FOLD) / "models" for r in scored_rows(results)}
-        paths.update(score_test_split(task, bundle, datalist, model_dirs, paths["predictions"], row_ov, out, synthetic))
+        paths.update(
+            score_test_split(
+                task, bundle, datalist, model_dirs, paths["predictions"], row_ov, out, synthetic, quiet, seed, n_boot
+            )
+        )
     rows = json.loads(paths["json"].read_text(encoding="utf-8"))["rows"]
     logger.info("CV table written to %s", paths["markdown"])
     if repeats > 1:  # the same CV with other fold seeds (monai_bone.cv.repeats)

@@ -74,8 +74,8 @@ def score_baselines(
         fitted: the result of :func:`baseline_predictions` for these arguments, when the caller already has it.
 
     Returns:
-        ``{"split", "n_studies", "n_patients", "rows": {name: metrics}}`` where hip metrics are ``mae``, ``r2``,
-        ``auc`` (screening at 0.899 g/cm²) and knee metrics the Table I set with ``auc``.
+        ``{"split", "n_studies", "n_patients", "rows": {name: metrics}}`` where hip metrics are ``mse``, ``mae``,
+        ``r2``, ``auc`` (screening at 0.899 g/cm²) and knee metrics the Table I set with ``auc``.
     """
     spec = get_task(task)
     scored, t, preds, n_train = fitted or baseline_predictions(task, datalist, val_fold, seed)
@@ -83,7 +83,7 @@ def score_baselines(
     for name, pred in preds.items():
         if spec.is_regression:
             reg, scr = regression_metrics(pred, t), screening_metrics(pred, t, spec.screening_threshold)
-            rows[name] = {"mae": reg["mae"], "r2": reg["r2"], "auc": scr["auc"]}
+            rows[name] = {"mse": reg["mse"], "mae": reg["mae"], "r2": reg["r2"], "auc": scr["auc"]}
         else:
             tab = classification_table(np.clip(pred, 0.0, 1.0), t.astype(int))
             rows[name] = {k: float(tab[k]) for k in ("auc", "accuracy", "sensitivity", "specificity", "f1")}

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ from .comparisons import compare_pair
 from .split_baselines import baseline_predictions
 from .variant_summary import FoldPrediction, VariantResult
 
-__all__ = ["network_split_predictions", "paired_vs_baselines"]
+__all__ = ["network_split_predictions", "paired_lines", "paired_vs_baselines"]
 
 logger = logging.getLogger(__name__)
 
@@ -93,3 +95,26 @@ def paired_vs_baselines(
         base = _variant(name, np.asarray(pred, dtype=float)[keep], true[keep], kept_ids)
         rows += [r for r in compare_pair(task, network, base, n_boot=n_boot, seed=seed) if r["metric"] in wanted]
     return rows
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def paired_lines(task: str, rows: Sequence[Mapping[str, Any]], split: Any, subject: str = "network") -> list[str]:
+    """One line per baseline of :func:`paired_vs_baselines` rows: ``subject`` minus the baseline with its paired 95 %
+    CI and p, on the same studies of ``split``."""
+    lines = []
+    for name in dict.fromkeys(r["b"] for r in rows):
+        parts, n = [], ""
+        for r in (r for r in rows if r["b"] == name):
+            if not _finite(r.get("diff")):
+                continue
+            low, high = (f"{r[k]:+.3f}" if _finite(r.get(k)) else "n/a" for k in ("diff_low", "diff_high"))
+            p = f"{r['p_value']:.3g}" if _finite(r.get("p_value")) else "n/a"
+            metric = r["metric"].upper().replace("R2", "R²")
+            parts.append(f"Δ{metric} {r['diff']:+.3f} [{low}, {high}], p {p} ({r['test']})")
+            n = f"n {r.get('n_studies')} studies / {r.get('n_patients')} patients"
+        if parts:
+            lines.append(f"{task} {subject} vs {name} on '{split}' ({n}, paired): " + "; ".join(parts))
+    return lines

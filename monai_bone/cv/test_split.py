@@ -6,8 +6,13 @@ sensitivity) of its report are chosen on the row's pooled out-of-fold prediction
 ``threshold_variant`` = the row): training-split records only, each predicted by a fit that did not train on it.
 No test record enters a fit, a threshold or a selection; the report says ``selected_on_split: false``.
 
-Outputs: ``<out>/test/<row>/`` (the bundle report: ``metrics.json``, ``report.md``, ``predictions.csv``, plots) and
-``<out>/test_split.csv`` / ``.md`` (one line per row).
+The baselines (OST, clinical ridge, trivial image statistics; knee: the trivial logistic) are fitted on the same
+training folds as the fold-0 fit and scored on the same test studies; each network row is compared with each baseline,
+paired by study (:func:`~monai_bone.cv.split_paired.paired_vs_baselines`: patient bootstrap of R², DeLong for AUC).
+
+Outputs: ``<out>/test/<row>/`` (the bundle report: ``metrics.json``, ``report.md``, ``predictions.csv``, plots),
+``<out>/test_split.csv`` / ``.md`` (one line per row and baseline, then the paired lines) and
+``<out>/test_split_paired.csv``.
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ from monai_bone.constants import SYNTHETIC_NOTE
 from monai_bone.tasks import get_task
 from monai_bone.utils.io import atomic_write_csv, atomic_write_text
 from monai_bone.utils.numbers import format_number
+
+from .split_baselines import baseline_predictions, score_baselines
+from .split_paired import paired_lines, paired_vs_baselines
 
 __all__ = [
     "TEST_FIT_FOLD",
@@ -105,9 +113,16 @@ def _headline(task: str) -> tuple[str, ...]:
 
 
 def write_test_summary(
-    task: str, metrics: Mapping[str, Mapping[str, Any]], out_dir: Path, synthetic: bool
+    task: str,
+    metrics: Mapping[str, Mapping[str, Any]],
+    out_dir: Path,
+    synthetic: bool,
+    baselines: Mapping[str, Any] | None = None,
+    paired: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
 ) -> dict[str, Path]:
-    """``test_split.csv`` / ``test_split.md``: one line per row scored on the locked test split."""
+    """``test_split.csv`` / ``test_split.md``: one line per row scored on the locked test split, then one per baseline
+    (``baselines``: :func:`~.split_baselines.score_baselines`), then the paired lines of each row (``paired``: row →
+    :func:`~.split_paired.paired_vs_baselines` rows, also written to ``test_split_paired.csv``)."""
     keys = _headline(task)
     rows: list[dict[str, Any]] = []
     for row, m in metrics.items():
@@ -125,6 +140,7 @@ def write_test_summary(
                 "report": f"test/{row}/metrics.json",
             }
         )
+    rows += _baseline_rows(baselines, keys)
     columns = list(rows[0]) if rows else ["variant"]
     md = io.StringIO()
     md.write(f"# Locked test split ({task}){' — SYNTHETIC DATA' if synthetic else ''}\n\n")
@@ -141,13 +157,43 @@ def write_test_summary(
             f"| {r['variant']} | {r['split']} | {r['n_studies']} | {r['n_patients']} | {cells} | "
             f"{r['thresholds_chosen_on']} |\n"
         )
+    flat = [dict(r, row=row) for row, rs in (paired or {}).items() for r in rs]
+    if flat:
+        md.write("\nPaired on the same test studies (each network row vs each baseline fitted on the same folds):\n\n")
+        for row, rs in (paired or {}).items():
+            md.writelines(f"- {line}\n" for line in paired_lines(task, rs, "test", subject=row))
     if synthetic:
         md.write(f"\n{SYNTHETIC_NOTE}.\n")
     comment = SYNTHETIC_NOTE if synthetic else None
-    return {
+    out = {
         "test_split_csv": atomic_write_csv(out_dir / "test_split.csv", rows, columns, comment=comment),
         "test_split_md": atomic_write_text(out_dir / "test_split.md", md.getvalue()),
     }
+    if flat:
+        out["test_split_paired_csv"] = atomic_write_csv(
+            out_dir / "test_split_paired.csv", flat, list(flat[0]), comment=comment
+        )
+    return out
+
+
+def _baseline_rows(baselines: Mapping[str, Any] | None, keys: Sequence[str]) -> list[dict[str, Any]]:
+    """Summary rows of the baselines scored on the test split (fitted on the fold-0 fit's training folds)."""
+    if not baselines:
+        return []
+    return [
+        {
+            "variant": name,
+            "model": f"baseline, fitted on the CV fold-{TEST_FIT_FOLD} training folds",
+            "split": baselines.get("split"),
+            "n_studies": baselines.get("n_studies"),
+            "n_patients": baselines.get("n_patients"),
+            "selected_on_split": False,
+            **{k: m.get(k) for k in keys},
+            "thresholds_chosen_on": "-",
+            "report": "-",
+        }
+        for name, m in baselines.get("rows", {}).items()
+    ]
 
 
 def scored_rows(results: Sequence[Any]) -> list[str]:
@@ -165,8 +211,10 @@ def score_test_split(
     out_dir: Path,
     synthetic: bool,
     quiet: bool = True,
+    seed: int = 0,
+    n_boot: int = 1000,
 ) -> dict[str, Path]:
-    """Score every row of ``model_dirs`` on the locked test split and write the summary.
+    """Score every row of ``model_dirs`` and the baselines on the locked test split and write the summary.
 
     Args:
         task: the task.
@@ -178,9 +226,12 @@ def score_test_split(
         out_dir: the CV output folder (reports under ``test/<row>/``).
         synthetic: label the summary SYNTHETIC.
         quiet: mute engine logs.
+        seed: random state of the baselines and of the paired bootstrap.
+        n_boot: paired bootstrap resamples.
 
     Returns:
-        Written paths: ``test_<row>`` (each ``metrics.json``), ``test_split_csv``, ``test_split_md``.
+        Written paths: ``test_<row>`` (each ``metrics.json``), ``test_split_csv``, ``test_split_md``,
+        ``test_split_paired_csv``.
     """
     paths: dict[str, Path] = {}
     metrics: dict[str, dict[str, Any]] = {}
@@ -190,5 +241,12 @@ def score_test_split(
         metrics[row] = evaluate_test_split(bundle, datalist, row, model_dir, oof_csv, report, row_overrides[row], quiet)
         paths[f"test_{row}"] = report / "metrics.json"
     if metrics:
-        paths.update(write_test_summary(task, metrics, out_dir, synthetic))
+        fitted = baseline_predictions(task, datalist, TEST_FIT_FOLD, seed)
+        baselines = score_baselines(task, datalist, TEST_FIT_FOLD, seed, fitted)
+        paired = {
+            row: paired_vs_baselines(task, datalist, out_dir / "test" / row / "predictions.csv", TEST_FIT_FOLD,
+                                     seed, n_boot, fitted)
+            for row in metrics
+        }  # fmt: skip
+        paths.update(write_test_summary(task, metrics, out_dir, synthetic, baselines, paired))
     return paths

@@ -9,6 +9,7 @@ from typing import Any
 
 from monai_bone.constants import SYNTHETIC_NOTE
 from monai_bone.cv.split_baselines import TRIVIAL_LABEL
+from monai_bone.cv.split_paired import paired_lines
 from monai_bone.tasks import get_task, task_names
 
 __all__ = ["format_summary", "report_markdown"]
@@ -100,20 +101,7 @@ def _operating_point_lines(task: str, m: Mapping[str, Any]) -> list[str]:
 
 def _paired_lines(task: str, rows: list[Mapping[str, Any]], split: Any) -> list[str]:
     """One line per baseline: the network minus the baseline with its paired 95 % CI and p (same studies)."""
-    lines = []
-    for name in dict.fromkeys(r["b"] for r in rows):
-        parts, n = [], ""
-        for r in (r for r in rows if r["b"] == name):
-            if not _finite(r.get("diff")):
-                continue
-            low, high = (f"{r[k]:+.3f}" if _finite(r.get(k)) else "n/a" for k in ("diff_low", "diff_high"))
-            p = f"{r['p_value']:.3g}" if _finite(r.get("p_value")) else "n/a"
-            metric = r["metric"].upper().replace("R2", "R²")
-            parts.append(f"Δ{metric} {r['diff']:+.3f} [{low}, {high}], p {p} ({r['test']})")
-            n = f"n {r.get('n_studies')} studies / {r.get('n_patients')} patients"
-        if parts:
-            lines.append(f"{task} network vs {name} on '{split}' ({n}, paired): " + "; ".join(parts))
-    return lines
+    return paired_lines(task, rows, split)
 
 
 def _f_mm(x: Any) -> str:

@@ -92,7 +92,18 @@ def test_cv_scores_test_split_with_thresholds_from_out_of_fold_predictions(
     assert ops["targets"]["low_bmd"]["youden"]["threshold_bmd"] == pytest.approx(-cut)
 
     summary = _rows(result.paths["test_split_csv"])
-    assert [r["variant"] for r in summary] == ["image"] and summary[0]["split"] == "test"
-    assert "SYNTHETIC" in result.paths["test_split_md"].read_text()
+    baselines = ["OST index", "clinical-only ridge", "trivial image statistics + clinical ridge"]
+    assert [r["variant"] for r in summary] == ["image", *baselines] and {r["split"] for r in summary} == {"test"}
+    assert {r["n_studies"] for r in summary} == {str(len(test))} and {r["selected_on_split"] for r in summary} == {
+        "False"
+    }
+    md = result.paths["test_split_md"].read_text()
+    assert "SYNTHETIC" in md and "| OST index | test |" in md
+    paired = _rows(result.paths["test_split_paired_csv"])
+    assert {(r["row"], r["b"], r["metric"]) for r in paired} == {
+        ("image", b, m) for b in baselines for m in ("r2", "auc")
+    }
+    assert {r["n_studies"] for r in paired} == {str(len(test))}
+    assert f"hip image vs OST index on 'test' (n {len(test)} studies / {len(test)} patients, paired): ΔR²" in md
     assert (tmp_path / "cv" / "runs" / "image" / "fold0" / "models" / "model.pt").is_file()
     assert not (tmp_path / "cv" / "runs" / "image" / "fold1" / "models" / "model.pt").exists()
