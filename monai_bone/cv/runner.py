@@ -357,7 +357,18 @@ def run_cv(
         model_dirs = {r: cache.path(r, TEST_FIT_FOLD) / "models" for r in scored_rows(results)}
         paths.update(
             score_test_split(
-                task, bundle, datalist, model_dirs, paths["predictions"], row_ov, out, synthetic, quiet, seed, n_boot
+                task,
+                bundle,
+                datalist,
+                model_dirs,
+                paths["predictions"],
+                row_ov,
+                out,
+                synthetic,
+                quiet,
+                seed,
+                n_boot,
+                splits[TEST_FIT_FOLD],
             )
         )
     rows = json.loads(paths["json"].read_text(encoding="utf-8"))["rows"]

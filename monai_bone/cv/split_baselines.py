@@ -14,6 +14,7 @@ No baseline chooses anything on the scored split (``selected_on_split`` is False
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -32,7 +33,7 @@ TRIVIAL_LABEL: str = "trivial image statistics"
 
 
 def baseline_predictions(
-    task: str, datalist: str | os.PathLike, val_fold: int = 0, seed: int = 0
+    task: str, datalist: str | os.PathLike, val_fold: int | Sequence[int] = 0, seed: int = 0
 ) -> tuple[list[dict], np.ndarray, dict[str, np.ndarray], int]:
     """Fit the task's baselines on the training folds (all but ``val_fold``) and predict the evaluation split.
 
@@ -62,7 +63,11 @@ def baseline_predictions(
 
 
 def score_baselines(
-    task: str, datalist: str | os.PathLike, val_fold: int = 0, seed: int = 0, fitted: tuple | None = None
+    task: str,
+    datalist: str | os.PathLike,
+    val_fold: int | Sequence[int] = 0,
+    seed: int = 0,
+    fitted: tuple | None = None,
 ) -> dict[str, Any]:
     """Fit the task's baselines on the training folds (all but ``val_fold``) and score them on the evaluation split.
 

@@ -66,7 +66,7 @@ def paired_vs_baselines(
     task: str,
     datalist: str | os.PathLike,
     predictions_csv: str | os.PathLike,
-    val_fold: int = 0,
+    val_fold: int | Sequence[int] = 0,
     seed: int = 0,
     n_boot: int = 1000,
     fitted: tuple | None = None,

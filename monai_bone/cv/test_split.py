@@ -213,6 +213,7 @@ def score_test_split(
     quiet: bool = True,
     seed: int = 0,
     n_boot: int = 1000,
+    val_folds: Sequence[int] = (TEST_FIT_FOLD,),
 ) -> dict[str, Path]:
     """Score every row of ``model_dirs`` and the baselines on the locked test split and write the summary.
 
@@ -228,6 +229,7 @@ def score_test_split(
         quiet: mute engine logs.
         seed: random state of the baselines and of the paired bootstrap.
         n_boot: paired bootstrap resamples.
+        val_folds: the datalist folds the kept fit held out (its CV fold's group); the baselines train on the others.
 
     Returns:
         Written paths: ``test_<row>`` (each ``metrics.json``), ``test_split_csv``, ``test_split_md``,
@@ -241,10 +243,10 @@ def score_test_split(
         metrics[row] = evaluate_test_split(bundle, datalist, row, model_dir, oof_csv, report, row_overrides[row], quiet)
         paths[f"test_{row}"] = report / "metrics.json"
     if metrics:
-        fitted = baseline_predictions(task, datalist, TEST_FIT_FOLD, seed)
-        baselines = score_baselines(task, datalist, TEST_FIT_FOLD, seed, fitted)
+        fitted = baseline_predictions(task, datalist, list(val_folds), seed)
+        baselines = score_baselines(task, datalist, list(val_folds), seed, fitted)
         paired = {
-            row: paired_vs_baselines(task, datalist, out_dir / "test" / row / "predictions.csv", TEST_FIT_FOLD,
+            row: paired_vs_baselines(task, datalist, out_dir / "test" / row / "predictions.csv", list(val_folds),
                                      seed, n_boot, fitted)
             for row in metrics
         }  # fmt: skip

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from monai_bone.cv import run_cv
+from monai_bone.cv import test_split as test_split_mod
 from monai_bone.handlers import report as report_mod
 from monai_bone.metrics.operating_points import choose_threshold
 from monai_bone.metrics.screening import screening_positive
@@ -54,6 +55,14 @@ def test_cv_scores_test_split_with_thresholds_from_out_of_fold_predictions(
         return chosen_on[-1]
 
     monkeypatch.setattr(report_mod, "read_reference_predictions", spy)
+    held_out: list = []
+    fit_baselines = test_split_mod.baseline_predictions
+
+    def baselines_spy(task, datalist, val_fold, seed):
+        held_out.append(val_fold)
+        return fit_baselines(task, datalist, val_fold, seed)
+
+    monkeypatch.setattr(test_split_mod, "baseline_predictions", baselines_spy)
     settings = {"epochs": 1, "size": 64, "batch_size": 4, "num_workers": 0, "device": "cpu", "n_boot": 20}
     result = run_cv(
         "hip",
@@ -99,6 +108,7 @@ def test_cv_scores_test_split_with_thresholds_from_out_of_fold_predictions(
     }
     md = result.paths["test_split_md"].read_text()
     assert "SYNTHETIC" in md and "| OST index | test |" in md
+    assert held_out == [[0]]  # the baselines train on what the kept fold-0 fit trained on: all but datalist fold 0
     paired = _rows(result.paths["test_split_paired_csv"])
     assert {(r["row"], r["b"], r["metric"]) for r in paired} == {
         ("image", b, m) for b in baselines for m in ("r2", "auc")
