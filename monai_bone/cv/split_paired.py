@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from monai_bone.tasks import get_task
+from monai_bone.utils.numbers import is_finite_number
 
 from .comparisons import compare_pair
 from .split_baselines import baseline_predictions
@@ -97,10 +97,6 @@ def paired_vs_baselines(
     return rows
 
 
-def _finite(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
 def paired_lines(task: str, rows: Sequence[Mapping[str, Any]], split: Any, subject: str = "network") -> list[str]:
     """One line per baseline of :func:`paired_vs_baselines` rows: ``subject`` minus the baseline with its paired 95 %
     CI and p, on the same studies of ``split``."""
@@ -108,10 +104,10 @@ def paired_lines(task: str, rows: Sequence[Mapping[str, Any]], split: Any, subje
     for name in dict.fromkeys(r["b"] for r in rows):
         parts, n = [], ""
         for r in (r for r in rows if r["b"] == name):
-            if not _finite(r.get("diff")):
+            if not is_finite_number(r.get("diff")):
                 continue
-            low, high = (f"{r[k]:+.3f}" if _finite(r.get(k)) else "n/a" for k in ("diff_low", "diff_high"))
-            p = f"{r['p_value']:.3g}" if _finite(r.get("p_value")) else "n/a"
+            low, high = (f"{r[k]:+.3f}" if is_finite_number(r.get(k)) else "n/a" for k in ("diff_low", "diff_high"))
+            p = f"{r['p_value']:.3g}" if is_finite_number(r.get("p_value")) else "n/a"
             metric = r["metric"].upper().replace("R2", "R²")
             parts.append(f"Δ{metric} {r['diff']:+.3f} [{low}, {high}], p {p} ({r['test']})")
             n = f"n {r.get('n_studies')} studies / {r.get('n_patients')} patients"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -11,12 +10,9 @@ from monai_bone.constants import SYNTHETIC_NOTE
 from monai_bone.cv.split_baselines import TRIVIAL_LABEL
 from monai_bone.cv.split_paired import paired_lines
 from monai_bone.tasks import get_task, task_names
+from monai_bone.utils.numbers import is_finite_number
 
 __all__ = ["format_summary", "report_markdown"]
-
-
-def _finite(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def format_summary(summary: Mapping[str, Any]) -> str:
@@ -30,7 +26,7 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     ]
 
     def f(x: Any) -> str:
-        return f"{x:.3f}" if _finite(x) else "n/a"
+        return f"{x:.3f}" if is_finite_number(x) else "n/a"
 
     def scored(m: Mapping[str, Any]) -> str:
         return f"{m.get('split', '?')}: {m.get('n_studies', m.get('n'))} / {m.get('n_patients', '?')}"
@@ -60,7 +56,7 @@ def format_summary(summary: Mapping[str, Any]) -> str:
         what = f"{task}: scored split '{m.get('split')}', model selected on it: {m.get('selected_on_split')}"
         notes.append(f"{what} — {m['optimistic']}" if m.get("optimistic") else what)
         notes += _operating_point_lines(task, m)
-        notes += _paired_lines(task, entry.get("paired") or [], m.get("split"))
+        notes += paired_lines(task, entry.get("paired") or [], m.get("split"))
     lines += ["", *notes, "Baselines: fitted on the network's training folds, nothing selected on the scored split."]
     if any("DOES NOT BEAT" in line for line in lines):
         lines.append("DOES NOT BEAT: the network's point estimate is not better than the trivial image baseline's.")
@@ -89,7 +85,9 @@ def _operating_point_lines(task: str, m: Mapping[str, Any]) -> list[str]:
         for rule in ("youden", "sens90"):
             r = t.get(rule) or {}
             if r.get("rule"):
-                sens, spec = (f"{r[k]:.2f}" if _finite(r.get(k)) else "n/a" for k in ("sensitivity", "specificity"))
+                sens, spec = (
+                    f"{r[k]:.2f}" if is_finite_number(r.get(k)) else "n/a" for k in ("sensitivity", "specificity")
+                )
                 cuts.append(f"{rule} `{r['rule']}` sensitivity {sens} / specificity {spec}")
         if cuts:
             lines.append(
@@ -99,18 +97,13 @@ def _operating_point_lines(task: str, m: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def _paired_lines(task: str, rows: list[Mapping[str, Any]], split: Any) -> list[str]:
-    """One line per baseline: the network minus the baseline with its paired 95 % CI and p (same studies)."""
-    return paired_lines(task, rows, split)
-
-
 def _f_mm(x: Any) -> str:
-    return f"{x:.1f}" if _finite(x) else "n/a"
+    return f"{x:.1f}" if is_finite_number(x) else "n/a"
 
 
 def _trivial_flag(network: Any, trivial: Any) -> str:
     """`` — DOES NOT BEAT the trivial image baseline`` when the network's value (R², AUC) is not higher."""
-    if _finite(network) and _finite(trivial) and float(network) <= float(trivial):
+    if is_finite_number(network) and is_finite_number(trivial) and float(network) <= float(trivial):
         return " — DOES NOT BEAT the trivial image baseline"
     return ""
 
@@ -158,7 +151,7 @@ def report_markdown(summary: Mapping[str, Any], out: Path) -> str:
         keys = ["bmd", "t_score", "who_class"] if get_task(task).is_regression else ["class_name", "probability"]
         md += [f"### {task}", "", "| study | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
         for r in rows:
-            vals = [f"{r.get(k):.3f}" if _finite(r.get(k)) else str(r.get(k, "")) for k in keys]
+            vals = [f"{r.get(k):.3f}" if is_finite_number(r.get(k)) else str(r.get(k, "")) for k in keys]
             md.append(f"| {r.get('patient_id') or r.get('image', '')} | " + " | ".join(vals) + " |")
         md.append("")
     md += ["## Files", ""]

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["as_numbers", "format_number", "round_finite"]
+__all__ = ["as_numbers", "format_number", "is_finite_number", "round_finite"]
 
 
 def as_numbers(x: Any) -> np.ndarray:
@@ -31,6 +31,11 @@ def as_numbers(x: Any) -> np.ndarray:
         return np.asarray(x, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError) as e:
         raise ValueError(f"expected a number or numeric tensor per study, got {type(x).__name__} {x!r:.80}.") from e
+
+
+def is_finite_number(x: Any) -> bool:
+    """True for a finite Python ``int``/``float`` (not a bool); False for None, NaN, inf, text and other types."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def round_finite(x: float, digits: int = 6) -> float:

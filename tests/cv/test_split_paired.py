@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 
 from monai_bone.cv.split_baselines import baseline_predictions, score_baselines
-from monai_bone.cv.split_paired import network_split_predictions, paired_vs_baselines
+from monai_bone.cv.split_paired import network_split_predictions, paired_lines, paired_vs_baselines
 from monai_bone.data.datalist import build_datalist
-from monai_bone.demo.report import _paired_lines
 from monai_bone.synthetic.synth import synthesize
 
 
@@ -54,6 +53,6 @@ def test_paired_rows_match_studies_and_reuse_fitted_baselines(hip_datalist, tmp_
     assert score_baselines("hip", hip_datalist, 0, 0, fitted=fitted)["rows"][trivial]["r2"] == pytest.approx(
         score_baselines("hip", hip_datalist, 0, 0)["rows"][trivial]["r2"]
     )
-    lines = _paired_lines("hip", rows, "test")
+    lines = paired_lines("hip", rows, "test")
     assert len(lines) == len(baselines) and all("paired" in line and "ΔR²" in line for line in lines)
     assert f"n {len(records) - 1} studies" in lines[0]
