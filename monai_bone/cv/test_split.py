@@ -243,10 +243,11 @@ def score_test_split(
         metrics[row] = evaluate_test_split(bundle, datalist, row, model_dir, oof_csv, report, row_overrides[row], quiet)
         paths[f"test_{row}"] = report / "metrics.json"
     if metrics:
-        fitted = baseline_predictions(task, datalist, list(val_folds), seed)
-        baselines = score_baselines(task, datalist, list(val_folds), seed, fitted)
+        held_out = list(val_folds)
+        fitted = baseline_predictions(task, datalist, held_out, seed)
+        baselines = score_baselines(task, datalist, held_out, seed, fitted)
         paired = {
-            row: paired_vs_baselines(task, datalist, out_dir / "test" / row / "predictions.csv", list(val_folds),
+            row: paired_vs_baselines(task, datalist, out_dir / "test" / row / "predictions.csv", held_out,
                                      seed, n_boot, fitted)
             for row in metrics
         }  # fmt: skip
